@@ -1,0 +1,5 @@
+import sys
+
+from painterly.cli import main
+
+sys.exit(main())

@@ -1,0 +1,234 @@
+"""The command line: a thin shell around :func:`painterly.run`.
+
+Flags of ``stylize`` are built from the fields of :class:`painterly.config.Options`, so
+the CLI has no defaults of its own; a flag that is not given leaves the preset's value.
+``main(argv)`` returns the exit code: 0 done, 2 bad input, 130 interrupted (the latest
+image is saved first).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import tempfile
+import typing
+from pathlib import Path
+
+from painterly import __version__
+from painterly.config import PRESETS, Options, option_fields, preset
+from painterly.errors import OptionsError, PainterlyError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit code 2 (no usage dump)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        self.exit(EXIT_USAGE, f"painterly: error: {message} (see --help)\n")
+
+
+def _flag_type(type_name: str):
+    """argparse ``type`` for a dataclass field annotation (annotations are strings here)."""
+    if "tuple" in type_name:
+        return lambda s: tuple(part.strip() for part in s.split(",") if part.strip())
+    if "int" in type_name:
+        return int
+    if "float" in type_name:
+        return float
+    return str
+
+
+def _add_option_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = PRESETS["default"]
+    for f in option_fields():
+        flag = "--" + f.name.replace("_", "-")
+        value = getattr(defaults, f.name)
+        shown = ",".join(value) if isinstance(value, tuple) else value
+        help_text = f"{f.metadata.get('help', '')} (default: {shown})"
+        if f.type == "bool":
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                flag,
+                type=_flag_type(str(f.type)),
+                default=argparse.SUPPRESS,
+                help=help_text,
+                metavar=f.name.split("_")[-1].upper(),
+            )
+
+
+def parse_style(spec: str) -> tuple[str, float]:
+    """``painting.jpg:0.7`` -> (``painting.jpg``, 0.7); a bare path weighs 1."""
+    path, sep, weight = spec.rpartition(":")
+    if sep and path:
+        try:
+            return path, float(weight)
+        except ValueError:
+            pass  # a colon that is part of the path
+    return spec, 1.0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(prog="painterly", description="Neural style transfer.")
+    parser.add_argument("--version", action="version", version=f"painterly {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=_Parser)
+
+    st = sub.add_parser("stylize", help="paint a photo in the style of one or more paintings")
+    st.add_argument("content", help="the photo")
+    st.add_argument("styles", nargs="+", help="painting(s); PATH:WEIGHT blends several")
+    st.add_argument("-o", "--output", required=True, help="output image (.png .jpg .webp .tif)")
+    _add_option_flags(st)
+    st.add_argument(
+        "--save-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also save the image every N steps as OUTPUT_stepN.ext",
+    )
+    st.add_argument("--metrics", metavar="FILE.json", help="write timings and losses as JSON")
+    st.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    w = sub.add_parser("weights", help="list, fetch, import or locate pretrained weights")
+    wsub = w.add_subparsers(dest="action", required=True, parser_class=_Parser)
+    wsub.add_parser("list", help="known weight sets and whether they are cached")
+    fetch = wsub.add_parser("fetch", help="download a weight set into the cache")
+    fetch.add_argument("name")
+    imp = wsub.add_parser("import", help="copy a weights file you downloaded into the cache")
+    imp.add_argument("path")
+    imp.add_argument("--name", help="registry name it stands for (detected from the hash)")
+    wsub.add_parser("where", help="print the cache directory")
+
+    sub.add_parser("presets", help="list the presets and what they set")
+    return parser
+
+
+def _write_json_atomic(path: Path, data: dict) -> None:
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w") as fh:
+            json.dump(data, fh, indent=1)
+        os.replace(tmp, path)
+    except BaseException:
+        Path(tmp).unlink(missing_ok=True)
+        raise
+
+
+def _step_path(output: Path, step: int) -> Path:
+    return output.with_name(f"{output.stem}_step{step:05d}{output.suffix}")
+
+
+def _cmd_stylize(args: argparse.Namespace) -> int:
+    from painterly.api import run
+    from painterly.image import check_output_path, save_image
+    from painterly.progress import ProgressPrinter
+
+    given = {f.name: getattr(args, f.name) for f in option_fields() if hasattr(args, f.name)}
+    opts = preset(given.get("preset", "default")).replace(**given)
+    output = check_output_path(args.output)
+    metrics_path = Path(args.metrics) if args.metrics else None
+    if metrics_path and not (
+        metrics_path.parent.is_dir() and os.access(metrics_path.parent, os.W_OK)
+    ):
+        raise OptionsError(
+            f"cannot write metrics to {metrics_path}: its folder is missing or read-only"
+        )
+    if args.save_every < 0:
+        raise OptionsError("--save-every must be >= 0")
+
+    printer = ProgressPrinter(quiet=args.quiet)
+
+    def on_event(event) -> None:
+        printer(event)
+        if getattr(event, "image", None) is not None:
+            save_image(
+                event.image, _step_path(output, event.step), {"painterly:step": str(event.step)}
+            )
+
+    styles = [parse_style(s) for s in args.styles]
+    try:
+        result = run(args.content, styles, opts, callback=on_event, preview_every=args.save_every)
+    finally:
+        printer.close()
+    save_image(result.image, output, result.metadata)
+    if metrics_path:
+        _write_json_atomic(metrics_path, result.metrics)
+    if result.interrupted:
+        print(
+            f"painterly: interrupted after {result.metrics['steps']} steps; "
+            f"saved the latest image to {output}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    if not args.quiet:
+        print(
+            f"painterly: wrote {output} ({result.metrics['seconds']:.1f} s, "
+            f"{result.metrics['ms_per_step']:.0f} ms/step)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def _cmd_weights(args: argparse.Namespace) -> int:
+    from painterly.encoders import weights
+
+    if args.action == "where":
+        print(weights.cache_dir() / "weights")
+    elif args.action == "list":
+        for row in weights.describe():
+            state = row["path"] or "not cached"
+            print(f"{row['name']:<20} {row['arch']:<6} {row['size_mb']:>4} MB  {state}")
+            print(f"{'':<20} {row['description']} Licence: {row['licence']}")
+    elif args.action == "fetch":
+        if args.name not in weights.REGISTRY:
+            raise OptionsError(
+                f"unknown weights '{args.name}'; choose one of {', '.join(weights.REGISTRY)}"
+            )
+        ws = weights.REGISTRY[args.name]
+        path = weights.cached_path(ws)
+        if path:
+            weights.verify(path, ws)
+        else:
+            path = weights.download(ws)
+        print(path)
+    elif args.action == "import":
+        print(weights.import_file(args.path, args.name))
+    return EXIT_OK
+
+
+def _cmd_presets(args: argparse.Namespace) -> int:
+    base = Options()
+    for name, opts in PRESETS.items():
+        changed = {
+            f.name: getattr(opts, f.name)
+            for f in option_fields()
+            if f.name != "preset" and getattr(opts, f.name) != getattr(base, f.name)
+        }
+        desc = ", ".join(f"{k}={v}" for k, v in changed.items()) or "the defaults"
+        print(f"{name:<10} {desc}")
+    return EXIT_OK
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code instead of exiting."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return int(exc.code or 0)
+    commands = {"stylize": _cmd_stylize, "weights": _cmd_weights, "presets": _cmd_presets}
+    try:
+        return commands[args.command](args)
+    except PainterlyError as err:
+        print(f"painterly: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("painterly: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

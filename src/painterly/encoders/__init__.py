@@ -1,0 +1,112 @@
+"""Encoders: frozen networks that turn images into named feature maps.
+
+:func:`load_encoder` is the one entry point. It resolves a weights choice (``auto``, a
+registry name, a file path, or ``random``) to a network plus the preprocessing it expects.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from painterly.encoders import weights as weights_mod
+from painterly.encoders.preprocessing import BY_NAME, CAFFE, Preprocessing
+from painterly.encoders.random import random_vgg
+from painterly.encoders.vgg import VGG, layer_names, resolve_layer
+from painterly.errors import WeightsError
+
+WEIGHT_FILE_SUFFIXES = (".h5", ".hdf5", ".pth", ".pt", ".safetensors")
+
+
+@dataclass
+class Encoder:
+    """A frozen network and what it needs to be fed."""
+
+    net: nn.Module  # forward(x, layers) -> {name: (N, C, H, W)}
+    preprocessing: Preprocessing
+    name: str  # what the user would type to get this encoder again
+    arch: str
+
+    def features(self, x: torch.Tensor, layers) -> dict[str, torch.Tensor]:
+        return self.net(x, layers)
+
+
+def deepest(layers, arch: str = "vgg19") -> str:
+    """The deepest of ``layers``, so the network can be truncated after it."""
+    order = layer_names(arch)
+    return max((resolve_layer(n, arch) for n in layers), key=order.index)
+
+
+def _from_state(arch: str, state: dict, upto: str, pooling: str) -> VGG:
+    net = VGG(arch, upto=upto, pooling=pooling)
+    wanted = {k: v for k, v in state.items() if k.split(".")[0] in net.names}
+    net.load_state_dict(wanted, strict=True)
+    return net
+
+
+def _pretrained(name: str, upto: str, pooling: str, progress: bool, timeout: float) -> Encoder:
+    ws = weights_mod.REGISTRY[name]
+    path = weights_mod.cached_path(ws) or weights_mod.download(
+        ws, progress=progress, timeout=timeout
+    )
+    arch, state = weights_mod.load_state_dict(path, ws.arch)
+    net = _from_state(arch, state, deepest([upto], arch), pooling)
+    return Encoder(net, BY_NAME[ws.preprocessing], name, arch)
+
+
+def _from_file(path: Path, upto: str, pooling: str) -> Encoder:
+    if not path.is_file():
+        raise WeightsError(f"weights file {path} does not exist")
+    arch, state = weights_mod.load_state_dict(path)
+    # A .h5 file is Keras' layout and expects Caffe preprocessing; torch files expect
+    # torchvision's normalisation.
+    pre = CAFFE if path.suffix.lower() in (".h5", ".hdf5") else BY_NAME["torch"]
+    net = _from_state(arch, state, deepest([upto], arch), pooling)
+    return Encoder(net, pre, str(path), arch)
+
+
+def resolve_weights(weights: str, *, progress: bool = True) -> tuple[str, str | None]:
+    """Turn ``auto`` into a concrete choice: ``(name, why it fell back or None)``.
+
+    ``auto`` means the pretrained VGG19 if it is cached or can be downloaded now, and the
+    offline encoder otherwise. Every other choice is returned unchanged.
+    """
+    if weights != "auto":
+        return weights, None
+    ws = weights_mod.REGISTRY["vgg19"]
+    if weights_mod.cached_path(ws):
+        return "vgg19", None
+    try:
+        weights_mod.download(ws, progress=progress, timeout=10.0)
+    except WeightsError as err:
+        return "random", str(err)
+    return "vgg19", None
+
+
+def load_encoder(
+    weights: str,
+    *,
+    upto: str = "block5_conv4",
+    pooling: str = "max",
+    seed: int = 0,
+    device: torch.device | str = "cpu",
+    progress: bool = True,
+) -> Encoder:
+    """Load ``weights`` (a registry name, a file path or ``random``) as an :class:`Encoder`
+    on ``device``, truncated after ``upto``. Never falls back: it works or raises
+    :class:`WeightsError`. Use :func:`resolve_weights` first to handle ``auto``.
+    """
+    if weights == "random":
+        enc = Encoder(random_vgg(seed, deepest([upto]), pooling), CAFFE, "random", "vgg19")
+    elif weights in weights_mod.REGISTRY:
+        enc = _pretrained(weights, upto, pooling, progress, timeout=30.0)
+    elif weights.lower().endswith(WEIGHT_FILE_SUFFIXES) or Path(weights).exists():
+        enc = _from_file(Path(weights).expanduser(), upto, pooling)
+    else:
+        known = ", ".join(["auto", "random", *weights_mod.REGISTRY])
+        raise WeightsError(f"unknown weights '{weights}'; choose one of {known} or a file path")
+    enc.net.to(device)
+    return enc

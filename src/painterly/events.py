@@ -1,0 +1,51 @@
+"""What the core tells its callers while it works: small frozen dataclasses.
+
+The CLI's progress bar, the web app's live view and the report all subscribe to the same
+events through one callback; the core itself never prints.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from PIL import Image
+
+
+@dataclass(frozen=True)
+class Notice:
+    """Something the user should know (for example: fell back to the offline encoder)."""
+
+    message: str
+
+
+@dataclass(frozen=True)
+class Started:
+    total_steps: int
+    size: tuple[int, int]  # (w, h) of the output
+    encoder: str
+    device: str
+
+
+@dataclass(frozen=True)
+class Progress:
+    step: int  # 1-based, counts loss evaluations
+    total_steps: int
+    losses: dict[str, float]  # total, content, style, tv and style:<layer>
+    elapsed: float  # seconds since Started
+
+
+@dataclass(frozen=True)
+class Preview:
+    """The current image, sent every ``preview_every`` steps when asked for."""
+
+    step: int
+    image: Image.Image
+
+
+Event = Notice | Started | Progress | Preview
+Callback = Callable[[Event], None]
+
+
+def ignore(event: Event) -> None:
+    """The default callback: drop everything."""

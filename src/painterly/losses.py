@@ -1,0 +1,94 @@
+"""The three losses of neural style transfer, as pure functions.
+
+Two forms of each:
+
+* ``book``: Chollet's *Deep Learning with Python* (1st ed., 8.3), term for term, including
+  its quirks (a hard-coded 3 where the paper has the channel count, the *input* image's
+  pixel count in the style normaliser, TV raised to the power 1.25 on the preprocessed
+  image). The ``chollet`` preset uses these so that it reproduces the book.
+* ``relative``: every term divided by the size of its target, so that a weight means the
+  same at 256 px and at 4096 px, for pretrained and random encoders alike. Gram matrices
+  are averaged over positions (``F F^T / (H W)``, Gatys et al. normalise by layer size in
+  the same spirit), and a layer's error is measured relative to the energy of its target,
+  which also removes the 100x differences in activation scale between layers.
+
+Nothing here is about the network's weights: what is compared are the *activations* a
+fixed network computes for two different images.
+"""
+
+from __future__ import annotations
+
+import torch
+
+Tensor = torch.Tensor
+
+
+def _at_least_f32(t: Tensor) -> Tensor:
+    """Promote bf16/fp16 to float32; leave float32 and float64 as they are."""
+    return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+def gram(f: Tensor) -> Tensor:
+    """Unnormalised Gram matrix: (N, C, H, W) -> (N, C, C), ``F @ F.T`` per image."""
+    n, c, h, w = f.shape
+    f = f.reshape(n, c, h * w)
+    return f @ f.transpose(1, 2)
+
+
+def gram_mean(f: Tensor) -> Tensor:
+    """Gram matrix averaged over positions, computed in float32 whatever ``f`` is.
+
+    Accumulating C x C sums over up to millions of positions in bf16 loses the style, so
+    the product is always done in float32 (this is where the fast paths keep precision).
+    """
+    n, c, h, w = f.shape
+    f = _at_least_f32(f.reshape(n, c, h * w))
+    return (f @ f.transpose(1, 2)) / (h * w)
+
+
+# --- the book's forms ---------------------------------------------------------------
+
+
+def content_loss_book(gen: Tensor, target: Tensor) -> Tensor:
+    """``sum((comb - base)**2)``, no normalisation."""
+    return ((gen - target) ** 2).sum()
+
+
+def style_loss_book(gen: Tensor, target_gram: Tensor, input_pixels: int) -> Tensor:
+    """``sum((S - C)**2) / (4 * 3**2 * size**2)``; ``size`` is the input image's H*W.
+
+    The book hard-codes ``channels = 3`` and uses the input image's size rather than the
+    layer's (the paper divides by ``4 N_l**2 M_l**2``); kept here on purpose.
+    """
+    return ((target_gram - gram(gen)) ** 2).sum() / (4.0 * 3**2 * input_pixels**2)
+
+
+def tv_loss_book(x: Tensor) -> Tensor:
+    """``sum((a + b)**1.25)`` over neighbour differences of the (preprocessed) image."""
+    a = (x[:, :, :-1, :-1] - x[:, :, 1:, :-1]) ** 2
+    b = (x[:, :, :-1, :-1] - x[:, :, :-1, 1:]) ** 2
+    return ((a + b) ** 1.25).sum()
+
+
+# --- relative forms -----------------------------------------------------------------
+
+
+def content_loss_relative(gen: Tensor, target: Tensor) -> Tensor:
+    """``sum((F - P)**2) / sum(P**2)``: 1.0 means an error as large as the target."""
+    return ((_at_least_f32(gen) - target) ** 2).sum() / (target**2).sum().clamp_min(1e-12)
+
+
+def style_loss_relative(gen: Tensor, target_gram: Tensor) -> Tensor:
+    """Squared Gram error relative to the target Gram's energy, per layer."""
+    g = gram_mean(gen)
+    return ((g - target_gram) ** 2).sum() / (target_gram**2).sum().clamp_min(1e-12)
+
+
+def tv_loss_relative(rgb: Tensor) -> Tensor:
+    """Mean squared neighbour difference of an RGB image in 0..1.
+
+    A mean rather than a sum, so that pixel-level noise costs the same at any size.
+    """
+    dy = (rgb[:, :, 1:, :] - rgb[:, :, :-1, :]) ** 2
+    dx = (rgb[:, :, :, 1:] - rgb[:, :, :, :-1]) ** 2
+    return dy.mean() + dx.mean()

@@ -1,0 +1,54 @@
+"""Small synthetic images and a tiny stand-in encoder for the tests."""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from PIL import Image
+from torch import nn
+from torch.nn import functional as F
+
+from painterly.encoders import Encoder
+from painterly.encoders.preprocessing import CAFFE
+from painterly.encoders.vgg import layer_names
+
+
+def stripes(width: int = 96, height: int = 64, period: int = 8) -> Image.Image:
+    """Diagonal red/blue stripes: a style with strong, simple statistics."""
+    y, x = np.mgrid[0:height, 0:width]
+    on = ((x + y) // (period // 2)) % 2 == 0
+    arr = np.zeros((height, width, 3), np.uint8)
+    arr[on] = (220, 40, 30)
+    arr[~on] = (30, 60, 200)
+    return Image.fromarray(arr)
+
+
+def blob(width: int = 96, height: int = 64) -> Image.Image:
+    """A soft grey disc on a light background: a content image with one clear shape."""
+    y, x = np.mgrid[0:height, 0:width]
+    r = np.hypot((x - width / 2) / width, (y - height / 2) / height)
+    v = np.clip(230 - 150 * (r < 0.3) - 40 * r, 0, 255).astype(np.uint8)
+    return Image.fromarray(np.stack([v, v, v], -1))
+
+
+class TinyEncoder(nn.Module):
+    """One 1x1 conv per VGG19 layer name, applied at that layer's resolution."""
+
+    def __init__(self):
+        super().__init__()
+        gen = torch.Generator().manual_seed(0)
+        self.convs = nn.ModuleDict({n: nn.Conv2d(3, 4, 1) for n in layer_names("vgg19")})
+        for conv in self.convs.values():
+            conv.weight.data = torch.randn(conv.weight.shape, generator=gen) * 0.05
+        self.requires_grad_(False)
+
+    def forward(self, x, layers):
+        out = {}
+        for name in layers:
+            block = int(name[5])
+            out[name] = F.relu(self.convs[name](F.avg_pool2d(x, 2 ** (block - 1))))
+        return out
+
+
+def tiny_encoder() -> Encoder:
+    return Encoder(TinyEncoder(), CAFFE, "tiny", "vgg19")

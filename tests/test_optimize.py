@@ -1,0 +1,89 @@
+"""The optimisation loop on tiny stand-in networks: budgets, presets, interruption."""
+
+from __future__ import annotations
+
+import torch
+from synthetic import blob, stripes, tiny_encoder
+
+import painterly
+from painterly.config import PRESETS
+from painterly.events import Notice, Progress, Started
+
+
+def test_chollet_preset_is_twenty_rounds_of_at_most_twenty_evaluations(monkeypatch):
+    rounds: list[list[int]] = []
+    real_lbfgs = torch.optim.LBFGS
+
+    def counting_lbfgs(params, **kwargs):
+        rounds.append([])
+        return real_lbfgs(params, **kwargs)
+
+    monkeypatch.setattr(torch.optim, "LBFGS", counting_lbfgs)
+
+    def on_event(event):
+        if isinstance(event, Progress):
+            rounds[-1].append(event.step)
+
+    result = painterly.run(
+        blob(48, 32),
+        stripes(48, 32),
+        preset="chollet",
+        height=32,
+        encoder=tiny_encoder(),
+        callback=on_event,
+    )
+    assert len(rounds) == 20
+    assert all(1 <= len(r) <= 20 for r in rounds)
+    assert sum(len(r) for r in rounds) == result.metrics["steps"] == 400
+    assert result.image.size == (48, 32)  # the book's convention: height fixed, aspect kept
+
+
+def test_chollet_preset_matches_the_book():
+    o = PRESETS["chollet"]
+    assert (o.content_weight, o.style_weight, o.tv_weight) == (0.025, 1.0, 1e-4)
+    assert o.content_layer == "block5_conv2" and o.height == 400 and o.loss_form == "book"
+    assert o.style_layers == tuple(f"block{i}_conv1" for i in range(1, 6))
+    assert (o.steps, o.lbfgs_restart, o.init, o.style_stretch) == (400, 20, "content", True)
+
+
+def test_losses_fall_with_each_optimizer():
+    for optimizer in ("lbfgs", "adam"):
+        result = painterly.run(
+            blob(), stripes(), encoder=tiny_encoder(), size=64, steps=30, optimizer=optimizer
+        )
+        history = result.metrics["history"]
+        assert len(history) == 30
+        assert history[-1]["total"] < 0.5 * history[0]["total"], optimizer
+
+
+def test_ctrl_c_keeps_the_latest_image():
+    def interrupt(event):
+        if isinstance(event, Progress) and event.step == 5:
+            raise KeyboardInterrupt
+
+    result = painterly.run(
+        blob(), stripes(), encoder=tiny_encoder(), size=64, steps=50, callback=interrupt
+    )
+    assert result.interrupted and result.metrics["steps"] == 5
+    assert result.image.size == (64, 43)
+
+
+def test_events_arrive_in_order_and_the_core_prints_nothing(capsys):
+    events = []
+    painterly.run(
+        blob(), stripes(), encoder=tiny_encoder(), size=64, steps=4, callback=events.append
+    )
+    assert isinstance(events[0], Started) and events[0].total_steps == 4
+    assert [e.step for e in events if isinstance(e, Progress)] == [1, 2, 3, 4]
+    captured = capsys.readouterr()
+    assert captured.out == "" and captured.err == ""
+
+
+def test_auto_falls_back_to_the_offline_encoder_with_one_notice():
+    # conftest points every registry URL at a closed loopback port.
+    events = []
+    result = painterly.run(blob(), stripes(), size=48, steps=2, callback=events.append)
+    notices = [e for e in events if isinstance(e, Notice)]
+    assert len(notices) == 1 and "offline encoder" in notices[0].message
+    assert result.metrics["encoder"] == "random" and result.metrics["fallback_reason"]
+    assert result.metadata["painterly:weights"] == "random"
