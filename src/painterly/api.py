@@ -69,7 +69,7 @@ def make_options(
         raise OptionsError(f"unknown option '{sorted(unknown)[0]}'")
     name = overrides.get("preset", options.preset if options else "default")
     base = options or preset(name)
-    if weights_resolved == "random" and name == "default" and options is None:
+    if weights_resolved == "random" and "preset" not in overrides and options is None:
         base = preset("offline")
     return base.replace(**overrides) if overrides else base
 
@@ -137,6 +137,7 @@ def run(
     *,
     callback: Callback = ignore,
     preview_every: int = 0,
+    progress_every: int = 1,
     encoder: Encoder | None = None,
     **overrides,
 ) -> Result:
@@ -145,7 +146,8 @@ def run(
     ``style`` is an image, a path, a ``(image, weight)`` pair or a list of these; several
     styles are blended by their weights. ``options`` (or a ``preset=`` name) gives the
     defaults and keyword ``overrides`` change single fields. Pass a loaded ``encoder`` to
-    reuse it across calls.
+    reuse it across calls. Progress events come every ``progress_every`` steps (each one
+    reads the losses back from the device), previews every ``preview_every`` steps.
     """
     # Validate the options and read the images before anything slow (a download).
     weights = make_options(options, **overrides).weights
@@ -154,6 +156,7 @@ def run(
     fallback_reason = None
     if encoder is not None:
         weights = encoder.name
+        encoder.net.to(resolve_device(make_options(options, **overrides).device))
     else:
         weights, fallback_reason = resolve_weights(weights)
         if fallback_reason:
@@ -189,6 +192,7 @@ def run(
         opts,
         callback=callback,
         preview_every=preview_every,
+        progress_every=progress_every,
         device_name=str(device),
     )
     metrics = {

@@ -107,6 +107,34 @@ def build_parser() -> argparse.ArgumentParser:
     wsub.add_parser("where", help="print the cache directory")
 
     sub.add_parser("presets", help="list the presets and what they set")
+
+    # --- `painterly explain`: the HTML report (implemented in painterly.report) ---
+    from painterly import report
+
+    ex = sub.add_parser(
+        "explain",
+        help="write a self-contained HTML report that shows what each loss does",
+        conflict_handler="resolve",  # report.add_arguments replaces --size/--steps
+    )
+    _add_option_flags(ex)
+    report.add_arguments(ex)
+    # --- end explain ---
+
+    # --- `painterly serve`: the web app (implemented in painterly.web) ---
+    serve = sub.add_parser("serve", help="open the web page: upload, paint and watch it form")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, help="port to listen on (default: 8000; 0: any free)"
+    )
+    serve.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where uploads and results go (default: $PAINTERLY_DATA/web, else "
+        "~/.local/share/painterly/web)",
+    )
+    # --- end serve ---
     return parser
 
 
@@ -216,6 +244,19 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
+def _cmd_explain(args: argparse.Namespace) -> int:  # `painterly explain`, see report.py
+    from painterly.report import command
+
+    return command(args)
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:  # `painterly serve`, see web/app.py
+    from painterly.web import serve
+
+    serve(args.host, args.port, args.data_dir)
+    return EXIT_OK
+
+
 def main(argv: list[str] | None = None) -> int:
     """Run the CLI; returns the exit code instead of exiting."""
     parser = build_parser()
@@ -223,7 +264,13 @@ def main(argv: list[str] | None = None) -> int:
         args = parser.parse_args(argv)
     except SystemExit as exc:  # --help, --version and usage errors
         return int(exc.code or 0)
-    commands = {"stylize": _cmd_stylize, "weights": _cmd_weights, "presets": _cmd_presets}
+    commands = {
+        "stylize": _cmd_stylize,
+        "weights": _cmd_weights,
+        "presets": _cmd_presets,
+        "explain": _cmd_explain,
+        "serve": _cmd_serve,
+    }
     try:
         return commands[args.command](args)
     except PainterlyError as err:

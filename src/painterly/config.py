@@ -32,6 +32,13 @@ class Options:
         metadata={"help": "auto, random, vgg19, vgg19-torchvision, vgg16 or a weights file"},
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
+    precision: str = field(
+        default="auto",
+        metadata={"help": "auto (bf16 on GPUs, fp32 on CPUs), fp32, tf32 or bf16"},
+    )
+    cuda_graph: bool = field(
+        default=True, metadata={"help": "replay each step as a CUDA graph on GPUs"}
+    )
     seed: int = field(default=0, metadata={"help": "seed for noise and the offline encoder"})
     content_weight: float = field(default=1.0, metadata={"help": "weight of the content loss"})
     style_weight: float = field(default=1e4, metadata={"help": "weight of the style loss"})
@@ -75,6 +82,7 @@ def _check(o: Options) -> None:
         "optimizer": ("lbfgs", "adam"),
         "pooling": ("max", "avg"),
         "device": ("auto", "cpu", "cuda", "mps"),
+        "precision": ("auto", "fp32", "tf32", "bf16"),
     }
     for name, allowed in choices.items():
         if getattr(o, name) not in allowed:

@@ -43,6 +43,14 @@ class Preview:
     image: Image.Image
 
 
+class Stop(Exception):
+    """Raise from a callback (on Progress or Preview) to end the run early.
+
+    The core then returns the latest image with ``interrupted`` set, as it does on Ctrl-C;
+    this is how the web app's Cancel button stops a job running in a worker thread.
+    """
+
+
 Event = Notice | Started | Progress | Preview
 Callback = Callable[[Event], None]
 

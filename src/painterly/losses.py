@@ -29,21 +29,22 @@ def _at_least_f32(t: Tensor) -> Tensor:
 
 
 def gram(f: Tensor) -> Tensor:
-    """Unnormalised Gram matrix: (N, C, H, W) -> (N, C, C), ``F @ F.T`` per image."""
-    n, c, h, w = f.shape
-    f = f.reshape(n, c, h * w)
-    return f @ f.transpose(1, 2)
-
-
-def gram_mean(f: Tensor) -> Tensor:
-    """Gram matrix averaged over positions, computed in float32 whatever ``f`` is.
+    """Unnormalised Gram matrix: (N, C, H, W) -> (N, C, C), ``F @ F.T`` per image.
 
     Accumulating C x C sums over up to millions of positions in bf16 loses the style, so
-    the product is always done in float32 (this is where the fast paths keep precision).
+    the product is always done in at least float32, with autocast switched off (autocast
+    would otherwise cast the operands of ``@`` back to bf16). This is where the fast
+    paths keep their precision.
     """
     n, c, h, w = f.shape
     f = _at_least_f32(f.reshape(n, c, h * w))
-    return (f @ f.transpose(1, 2)) / (h * w)
+    with torch.autocast(f.device.type, enabled=False):
+        return f @ f.transpose(1, 2)
+
+
+def gram_mean(f: Tensor) -> Tensor:
+    """Gram matrix averaged over positions: ``F F^T / (H W)``."""
+    return gram(f) / (f.shape[-2] * f.shape[-1])
 
 
 # --- the book's forms ---------------------------------------------------------------

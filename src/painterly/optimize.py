@@ -8,9 +8,9 @@ loop never prints. Ctrl-C ends the loop early and the latest image is kept.
 
 from __future__ import annotations
 
-import math
+import contextlib
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -18,7 +18,7 @@ import torch
 from painterly import losses
 from painterly.config import Options
 from painterly.encoders import Encoder
-from painterly.events import Callback, Preview, Progress, Started, ignore
+from painterly.events import Callback, Preview, Progress, Started, Stop, ignore
 from painterly.image import to_image
 
 Tensor = torch.Tensor
@@ -99,6 +99,39 @@ class Objective:
         return total, parts
 
 
+def resolve_precision(precision: str, device: torch.device) -> str:
+    """``auto`` is bf16 on CUDA (Gram sums stay fp32, see losses.gram) and fp32 elsewhere."""
+    if precision == "auto":
+        return "bf16" if device.type == "cuda" else "fp32"
+    return precision
+
+
+@contextlib.contextmanager
+def numerics(precision: str, device: torch.device) -> Iterator[None]:
+    """Run the objective in ``precision``: autocast for bf16, TF32 switches for tf32/fp32.
+
+    The TF32 switches are process-wide, so they are restored afterwards. PyTorch lets
+    cuDNN use TF32 by default; ``fp32`` turns that off so that it means full precision.
+    """
+    if device.type != "cuda":
+        with torch.autocast(
+            device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False
+        ):
+            yield
+        return
+    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
+    tf32 = precision in ("tf32", "bf16")
+    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
+    try:
+        # No autocast weight cache: it would not survive CUDA-graph capture.
+        with torch.autocast(
+            "cuda", dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False
+        ):
+            yield
+    finally:
+        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
+
+
 def _floats(parts: dict[str, Tensor]) -> dict[str, float]:
     return {k: float(v.detach()) for k, v in parts.items()}
 
@@ -110,26 +143,52 @@ def optimize(
     *,
     callback: Callback = ignore,
     preview_every: int = 0,
+    progress_every: int = 1,
     device_name: str = "cpu",
 ) -> Outcome:
     """Run ``opts.steps`` loss evaluations from ``init_rgb`` and return the result."""
     pre = objective.encoder.preprocessing
-    x = pre.to_input(init_rgb).detach().clone().requires_grad_(True)
+    device = init_rgb.device
+    precision = resolve_precision(opts.precision, device)
+    x = pre.to_input(init_rgb).detach().clone()
+    if device.type == "cuda":
+        # cuDNN's fastest convolutions on tensor cores want NHWC; the 3-channel image
+        # itself stays NCHW (L-BFGS flattens its gradient with .view).
+        objective.encoder.net.to(memory_format=torch.channels_last)
+    x.requires_grad_(True)
     h, w = x.shape[-2:]
     callback(Started(opts.steps, (w, h), objective.encoder.name, device_name))
     history: list[dict[str, Tensor]] = []
     start = time.perf_counter()
 
+    evaluate = _graphed(objective, x, precision) if _use_graph(device, opts) else None
+    limit = [opts.steps]  # evaluations allowed so far; L-BFGS rounds lower it
+    # The image returned is the best one evaluated, not the last point an optimiser
+    # moved to: a line search may stop at an untried point, and a NaN never wins.
+    best_x = x.detach().clone()
+    best_loss = torch.tensor(float("inf"), device=device)
+
     def closure() -> Tensor:
-        if len(history) >= opts.steps:
-            # L-BFGS may ask once more at the end of a round; the budget is spent.
+        nonlocal best_loss
+        if len(history) >= limit[0]:
             raise _BudgetSpent
-        total, parts = objective(x)
-        x.grad = None
-        total.backward()
-        history.append({k: v.detach() for k, v in parts.items()})
+        if evaluate is not None:
+            total, parts = evaluate()  # refills x.grad in place
+        else:
+            with numerics(precision, device):
+                total, parts = objective(x)
+            x.grad = None
+            total.backward()
+        # Kept as device tensors (a graph's outputs are overwritten, hence the copy):
+        # reading them back every step would stall the GPU.
+        history.append({k: v.detach().clone() for k, v in parts.items()})
+        with torch.no_grad():  # on the device: no host synchronisation
+            better = total.detach() < best_loss
+            best_loss = torch.where(better, total.detach(), best_loss)
+            best_x.copy_(torch.where(better, x, best_x))
         step = len(history)
-        callback(Progress(step, opts.steps, _floats(parts), time.perf_counter() - start))
+        if step % progress_every == 0 or step == opts.steps:
+            callback(Progress(step, opts.steps, _floats(parts), time.perf_counter() - start))
         if preview_every and step % preview_every == 0 and step < opts.steps:
             callback(Preview(step, to_image(pre.to_rgb(x.detach()))))
         return total
@@ -137,16 +196,19 @@ def optimize(
     interrupted = False
     try:
         if opts.optimizer == "lbfgs":
-            _run_lbfgs(x, closure, opts)
+            _run_lbfgs(x, closure, opts, limit, restore=lambda: x.detach().copy_(best_x))
         else:
             _run_adam(x, closure, opts, pre)
     except _BudgetSpent:
         pass
-    except KeyboardInterrupt:
+    except (KeyboardInterrupt, Stop):  # Ctrl-C, or a callback that asked to stop
         interrupted = True
     seconds = time.perf_counter() - start
+    if history:
+        with torch.no_grad():
+            x.copy_(best_x)
 
-    with torch.no_grad():
+    with torch.no_grad(), numerics(precision, device):
         _, final = objective(x)
     rgb = pre.to_rgb(x.detach()).clamp(0, 1)
     return Outcome(
@@ -163,16 +225,20 @@ class _BudgetSpent(Exception):
     """Raised inside the closure when the step budget is used up."""
 
 
-def _run_lbfgs(x: Tensor, closure, opts: Options) -> None:
-    """L-BFGS without line search, so that every iteration costs exactly one evaluation.
+def _run_lbfgs(x: Tensor, closure, opts: Options, limit: list[int], restore) -> None:
+    """L-BFGS with a strong-Wolfe line search, spending exactly the step budget.
 
-    With ``lbfgs_restart = R`` the run is split into rounds of R evaluations, each with a
-    fresh optimiser (the book calls scipy's ``fmin_l_bfgs_b(maxfun=20)`` 20 times, each
-    call starting its curvature memory anew). Tolerances are disabled so a round never
-    stops early: the step budget is the budget.
+    With ``lbfgs_restart = R`` the run is split into rounds of at most R evaluations,
+    each with a fresh optimiser: the book calls scipy's ``fmin_l_bfgs_b(maxfun=20)`` 20
+    times, each call starting its curvature memory anew. The line search matters with
+    the relative losses: their gradients are small in 0..255 input units, and without it
+    L-BFGS's first step (at most 1 in total over all pixels) is lost in float32
+    rounding, after which it never builds curvature. Tolerances are disabled so a round
+    never stops early: the step budget is the budget.
     """
     round_len = opts.lbfgs_restart or opts.steps
-    for _ in range(math.ceil(opts.steps / round_len)):
+    for done in range(0, opts.steps, round_len):
+        limit[0] = min(opts.steps, done + round_len)
         opt = torch.optim.LBFGS(
             [x],
             lr=1.0,
@@ -180,16 +246,56 @@ def _run_lbfgs(x: Tensor, closure, opts: Options) -> None:
             max_eval=round_len,
             tolerance_grad=-1.0,
             tolerance_change=-1.0,
-            history_size=100,
+            history_size=10,  # scipy's default m, which the book's fmin_l_bfgs_b uses
+            line_search_fn="strong_wolfe",
         )
-        opt.step(closure)
+        try:
+            opt.step(closure)
+        except _BudgetSpent:
+            restore()  # spent inside a line search: go back to the best point evaluated
+    limit[0] = opts.steps
 
 
 def _run_adam(x: Tensor, closure, opts: Options, pre) -> None:
     # The learning rate is given in 0..1 pixel units; convert it to network-input units.
     std = sum(pre.std) / 3
-    opt = torch.optim.Adam([x], lr=opts.learning_rate * pre.scale / std)
+    fused = x.device.type == "cuda"  # one kernel for the whole update
+    opt = torch.optim.Adam([x], lr=opts.learning_rate * pre.scale / std, fused=fused)
     for _ in range(opts.steps):
-        opt.zero_grad(set_to_none=True)
         closure()
         opt.step()
+
+
+def _use_graph(device: torch.device, opts: Options) -> bool:
+    return device.type == "cuda" and opts.cuda_graph
+
+
+def _graphed(objective: Objective, x: Tensor, precision: str):
+    """Capture one loss-and-gradient evaluation at ``x`` as a CUDA graph.
+
+    At 512 px a step's arithmetic takes about 0.5 ms on a big GPU, but launching its few
+    hundred kernels one by one from Python takes longer; replaying a captured graph
+    launches them all at once. ``x`` must keep its storage (optimisers update it in
+    place); the graph reads it and rewrites ``x.grad``, the loss and its parts.
+    """
+    side = torch.cuda.Stream()
+    side.wait_stream(torch.cuda.current_stream())
+    with torch.cuda.stream(side):
+        for _ in range(2):  # warm up cuDNN's algorithm choice outside the capture
+            x.grad = None
+            with numerics(precision, x.device):
+                total, _ = objective(x)
+            total.backward()
+    torch.cuda.current_stream().wait_stream(side)
+    graph = torch.cuda.CUDAGraph()
+    x.grad = None
+    with torch.cuda.graph(graph):
+        with numerics(precision, x.device):
+            total, parts = objective(x)
+        total.backward()
+
+    def replay() -> tuple[Tensor, dict[str, Tensor]]:
+        graph.replay()
+        return total, parts
+
+    return replay

@@ -11,6 +11,8 @@ from dataclasses import dataclass
 
 import torch
 
+_STATS: dict[tuple, tuple[torch.Tensor, torch.Tensor]] = {}
+
 
 @dataclass(frozen=True)
 class Preprocessing:
@@ -21,9 +23,14 @@ class Preprocessing:
     std: tuple[float, float, float]  # divided after subtracting
 
     def _stats(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        mean = torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        std = torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1)
-        return mean, std
+        # Made once per device and dtype: a CUDA graph cannot copy from the host.
+        key = (self.name, x.device, x.dtype)
+        if key not in _STATS:
+            _STATS[key] = (
+                torch.tensor(self.mean, dtype=x.dtype, device=x.device).view(1, 3, 1, 1),
+                torch.tensor(self.std, dtype=x.dtype, device=x.device).view(1, 3, 1, 1),
+            )
+        return _STATS[key]
 
     def to_input(self, rgb: torch.Tensor) -> torch.Tensor:
         """(N, 3, H, W) RGB in 0..1 to network input."""

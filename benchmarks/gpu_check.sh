@@ -1,0 +1,15 @@
+#!/usr/bin/env bash
+# The prepared device check: step timings, whole-run quality/time, and the CUDA tests.
+# Run on a GPU machine from the repo root; results go to $OUT (or benchmarks/results).
+set -uo pipefail
+export PYTHONPATH=src PYTHONUNBUFFERED=1
+OUT=${OUT:-benchmarks/results}
+mkdir -p "$OUT"
+nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu_env.txt"
+python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda)" | tee -a "$OUT/gpu_env.txt"
+timeout 200 python3 benchmarks/bench_step.py --device cuda --sizes 512 1024 2048 \
+    --steps 30 --warmup 5 2>&1 | tee "$OUT/bench_step_h200.jsonl"
+timeout 150 python3 benchmarks/bench_quality.py --device cuda --size 512 --steps 300 \
+    2>&1 | tee "$OUT/bench_quality_h200.jsonl"
+timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_fast_paths.py --device cuda \
+    2>&1 | tee "$OUT/pytest_cuda.txt"

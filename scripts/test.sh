@@ -1,0 +1,10 @@
+#!/usr/bin/env bash
+# Set up, then lint and run the whole test suite (CPU only; a GPU is never needed).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+bash scripts/setup.sh
+[ ! -f .ci/install-browser.sh ] || bash .ci/install-browser.sh
+. .venv/bin/activate
+ruff check src tests benchmarks
+ruff format --check src tests benchmarks
+python -m pytest "$@"

@@ -1,0 +1,548 @@
+"""The HTTP side of ``painterly serve``: a FastAPI app around :func:`painterly.run`.
+
+Endpoints (JSON unless said otherwise; errors are ``{"detail": "one line"}``):
+
+=====================================  =====================================================
+``GET  /``                             the page (``static/index.html``)
+``GET  /static/{name}``                its script, style sheet and icon, by fixed name
+``GET  /api/options``                  the form: :class:`~painterly.config.Options` fields,
+                                       presets and the server's limits
+``POST /api/uploads?name=FILE``        an image as the raw request body -> its id
+``GET  /api/uploads/{id}/thumb``       a small JPEG of an upload
+``POST /api/jobs``                     ``{content, styles: [{id, weight}], preset,
+                                       options}`` -> the queued job
+``GET  /api/jobs``                     recent jobs, newest first
+``GET  /api/jobs/{id}``                one job, with its whole loss history
+``GET  /api/jobs/{id}/events``         server-sent events: the job each time it changes
+``GET  /api/jobs/{id}/preview``        the latest preview (JPEG) while it runs
+``GET  /api/jobs/{id}/result``         the result (PNG with the run's settings), to download
+``GET  /api/jobs/{id}/thumb``          a small JPEG of the result
+``POST /api/jobs/{id}/cancel``         take it out of line, or stop it keeping the latest image
+=====================================  =====================================================
+
+Uploads are raw bodies rather than multipart forms so that the size limit holds while the
+bytes arrive and nothing is spooled to a temporary file outside the data directory.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import re
+import socket
+import sys
+import time
+from contextlib import asynccontextmanager
+from dataclasses import asdict
+from importlib import resources
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlsplit
+
+import torch
+import uvicorn
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
+from pydantic import BaseModel, Field
+from starlette.concurrency import run_in_threadpool
+from starlette.datastructures import Headers, MutableHeaders
+from starlette.requests import ClientDisconnect
+from starlette.responses import PlainTextResponse, StreamingResponse
+
+import painterly
+from painterly.api import make_options, output_size, resolve_device
+from painterly.config import PRESETS, Options, option_fields
+from painterly.encoders.vgg import layer_names
+from painterly.encoders.weights import REGISTRY
+from painterly.errors import OptionsError
+from painterly.image import MIN_SIDE
+from painterly.web.jobs import TERMINAL, Job, JobManager, QueueFull, Runner
+from painterly.web.uploads import (
+    ACCEPT_MIME,
+    Limits,
+    UploadRejected,
+    UploadStore,
+    clean_name,
+    new_id,
+)
+
+MAIN_FIELDS = ("size", "steps", "style_weight", "content_weight", "tv_weight", "weights", "seed")
+"""Shown at once; every other field of Options goes under "More settings"."""
+
+LOOPBACK = {"127.0.0.1", "localhost", "::1"}
+EVENT_POLL_S = 0.1
+KEEP_ALIVE_S = 15.0
+STATIC = {"app.js": "text/javascript", "app.css": "text/css", "icon.svg": "image/svg+xml"}
+CSP = (
+    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
+    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
+)
+
+
+def default_data_dir() -> Path:
+    """$PAINTERLY_DATA/web, else $XDG_DATA_HOME/painterly/web, else
+    ~/.local/share/painterly/web."""
+    if os.environ.get("PAINTERLY_DATA"):
+        return Path(os.environ["PAINTERLY_DATA"]).expanduser() / "web"
+    if os.environ.get("XDG_DATA_HOME"):
+        return Path(os.environ["XDG_DATA_HOME"]).expanduser() / "painterly" / "web"
+    return Path.home() / ".local" / "share" / "painterly" / "web"
+
+
+# --------------------------------------------------------------------------- the form
+
+
+def _choices() -> dict[str, list[str]]:
+    """Values of the string-like fields the page offers, as menus.
+
+    A string field reaches the core only through one of these lists: ``weights`` and
+    ``init`` also take file paths in the CLI, and no path may come from a request. The
+    short lists repeat what :func:`painterly.config._check` allows; a field of type
+    ``str`` or ``tuple`` missing here is not offered by the page at all.
+    """
+    devices = ["auto", "cpu"]
+    devices += ["cuda"] if torch.cuda.is_available() else []
+    devices += ["mps"] if torch.backends.mps.is_available() else []
+    return {
+        "weights": ["auto", "random", *REGISTRY],
+        "init": ["content", "noise"],
+        "device": devices,
+        "content_layer": list(layer_names("vgg19")),
+        "style_layers": list(layer_names("vgg19")),
+        "loss_form": ["relative", "book"],
+        "optimizer": ["lbfgs", "adam"],
+        "pooling": ["avg", "max"],
+        "precision": ["auto", "fp32", "tf32", "bf16"],
+    }
+
+
+def _kind(f) -> str:
+    """bool, int, float, list or str, from the field's annotation (a string here)."""
+    t = str(f.type)
+    if t == "bool":
+        return "bool"
+    if "tuple" in t:
+        return "list"
+    if "int" in t:
+        return "int"
+    if "float" in t:
+        return "float"
+    return "str"
+
+
+_LABEL_WORDS = {"tv": "TV", "lbfgs": "L-BFGS"}
+
+
+def _label(name: str) -> str:
+    words = [_LABEL_WORDS.get(w, w) for w in name.split("_")]
+    return " ".join(words)[0].upper() + " ".join(words)[1:]
+
+
+def _web_fields() -> list:
+    choices = _choices()
+    return [
+        f
+        for f in option_fields()
+        if f.name != "preset" and (_kind(f) not in ("str", "list") or f.name in choices)
+    ]
+
+
+def options_schema(limits: Limits) -> dict:
+    """What the page builds its form from: fields, presets and limits."""
+    choices = _choices()
+    out = []
+    for f in _web_fields():
+        item = {
+            "name": f.name,
+            "label": _label(f.name),
+            "kind": _kind(f),
+            "nullable": "None" in str(f.type),
+            "help": f.metadata.get("help", ""),
+            "main": f.name in MAIN_FIELDS,
+        }
+        if f.name in choices:
+            item["choices"] = choices[f.name]
+        if f.name in ("size", "height"):
+            item.update(min=MIN_SIDE, max=limits.max_side)
+        elif f.name == "steps":
+            item.update(min=1, max=limits.max_steps)
+        out.append(item)
+    out.sort(key=lambda item: not item["main"])  # main fields first, in the dataclass order
+    return {
+        "fields": out,
+        "presets": {name: _jsonable(asdict(p)) for name, p in PRESETS.items()},
+        "default_preset": "default",
+        "limits": asdict(limits),
+        "accept": ACCEPT_MIME,
+        "version": painterly.__version__,
+    }
+
+
+def _jsonable(data: dict) -> dict:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
+
+
+def parse_options(raw: dict[str, Any], base: Options) -> dict[str, Any]:
+    """The fields of ``raw`` (JSON from the form) that differ from ``base``, typed.
+
+    OptionsError names the field as the page labels it.
+    """
+    by_name = {f.name: f for f in _web_fields()}
+    choices = _choices()
+    changed = {}
+    for name, value in raw.items():
+        f = by_name.get(name)
+        if f is None:
+            raise OptionsError(f"unknown option '{name}'")
+        label, kind = _label(name), _kind(f)
+        if value is None or value == "":
+            if "None" not in str(f.type):
+                raise OptionsError(f"{label} needs a value")
+            value = None
+        elif kind == "bool":
+            if not isinstance(value, bool):
+                raise OptionsError(f"{label} must be true or false")
+        elif kind in ("int", "float"):
+            if isinstance(value, bool) or not isinstance(value, int | float):
+                raise OptionsError(f"{label} must be a number")
+            if not math.isfinite(value):
+                raise OptionsError(f"{label} must be a finite number")
+            if kind == "int":
+                if value != int(value):
+                    raise OptionsError(f"{label} must be a whole number")
+                value = int(value)
+            else:
+                value = float(value)
+        elif kind == "list":
+            items = value.split(",") if isinstance(value, str) else value
+            if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
+                raise OptionsError(f"{label} must be a list of names")
+            value = tuple(v.strip() for v in items if v.strip())
+            bad = [v for v in value if v not in choices[name]]
+            if bad:
+                raise OptionsError(f"{label}: '{bad[0]}' is not one of {', '.join(choices[name])}")
+        elif not isinstance(value, str) or value not in choices[name]:
+            raise OptionsError(f"{label} must be one of {', '.join(choices[name])}")
+        if value != getattr(base, name):
+            changed[name] = value
+    return changed
+
+
+# --------------------------------------------------------------------------- requests
+
+
+class StyleRef(BaseModel):
+    id: str
+    weight: float = Field(default=1.0, ge=0, le=1000)
+
+
+class JobRequest(BaseModel):
+    content: str
+    styles: list[StyleRef] = Field(min_length=1)
+    preset: str = "default"
+    options: dict[str, Any] = Field(default_factory=dict)
+
+
+def _host_of(header: str) -> str:
+    """``127.0.0.1:8000`` -> ``127.0.0.1``; ``[::1]:8000`` -> ``::1``."""
+    if header.startswith("["):
+        return header[1 : header.find("]")]
+    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
+
+
+class Guard:
+    """Plain ASGI middleware: refuse requests for other host names (so that a web site
+    cannot reach a loopback server through DNS rebinding) and cross-site form posts, and
+    add headers that keep the page from loading anything from elsewhere."""
+
+    def __init__(self, app, hosts: set[str] | None):
+        self.app = app
+        self.hosts = hosts
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        headers = Headers(scope=scope)
+        host_header = headers.get("host", "")
+        if self.hosts is not None and _host_of(host_header).lower() not in self.hosts:
+            return await PlainTextResponse("unknown host name", 400)(scope, receive, send)
+        origin = headers.get("origin")
+        if scope["method"] not in ("GET", "HEAD") and origin and origin != "null":
+            if urlsplit(origin).netloc != host_header:
+                return await PlainTextResponse("cross-site request refused", 403)(
+                    scope, receive, send
+                )
+
+        async def send_with_headers(message):
+            if message["type"] == "http.response.start":
+                out = MutableHeaders(scope=message)
+                out.setdefault("Content-Security-Policy", CSP)
+                out.setdefault("X-Content-Type-Options", "nosniff")
+                out.setdefault("Referrer-Policy", "no-referrer")
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def _static(name: str) -> bytes:
+    return (resources.files("painterly.web") / "static" / name).read_bytes()
+
+
+def _download_name(job: Job) -> str:
+    stem = re.sub(r"[^A-Za-z0-9_-]+", "-", job.content["name"].rsplit(".", 1)[0]).strip("-")
+    return f"{stem[:40] or 'painterly'}-painterly-{job.id[:6]}.png"
+
+
+def create_app(
+    data_dir: str | os.PathLike,
+    *,
+    limits: Limits | None = None,
+    runner: Runner = painterly.run,
+    host: str = "127.0.0.1",
+) -> FastAPI:
+    """The app, keeping everything it writes under ``data_dir``.
+
+    ``runner`` is :func:`painterly.run` or a stand-in with its signature (the tests pass
+    one with a tiny encoder). ``host`` is the address it is served on: on a loopback
+    address, requests must name a loopback host.
+    """
+    limits = limits or Limits()
+    data = Path(data_dir)
+    uploads = UploadStore(data / "uploads", limits)
+    manager = JobManager(data / "jobs", uploads, limits, runner)
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        yield
+        await run_in_threadpool(manager.stop)
+
+    app = FastAPI(title="painterly", lifespan=lifespan, docs_url=None, redoc_url=None)
+    app.state.manager = manager
+    app.state.uploads = uploads
+    hosts = (LOOPBACK | {host.strip("[]")}) if host.strip("[]") in LOOPBACK else None
+    app.add_middleware(Guard, hosts=hosts)
+
+    @app.exception_handler(RequestValidationError)
+    async def bad_request(request: Request, exc: RequestValidationError):
+        first = exc.errors()[0] if exc.errors() else {}
+        where = ".".join(str(p) for p in first.get("loc", ()) if p != "body")
+        message = f"{where}: {first.get('msg', 'invalid')}" if where else "invalid request"
+        return JSONResponse({"detail": message}, status_code=422)
+
+    def _job(job_id: str) -> Job:
+        try:
+            return manager.get(job_id)
+        except KeyError:
+            raise HTTPException(404, "no such job") from None
+
+    @app.get("/", response_class=HTMLResponse)
+    def index() -> HTMLResponse:
+        return HTMLResponse(_static("index.html"), headers={"Cache-Control": "no-cache"})
+
+    @app.get("/static/{name}")
+    def static(name: str) -> Response:
+        if name not in STATIC:
+            raise HTTPException(404, "not found")
+        return Response(_static(name), media_type=STATIC[name])
+
+    @app.get("/api/options")
+    def get_options() -> dict:
+        return options_schema(limits)
+
+    @app.post("/api/uploads", status_code=201)
+    async def upload(request: Request, name: str = "image") -> dict:
+        label = clean_name(name)
+        length = request.headers.get("content-length")
+        try:
+            upload_id, part = await uploads.receive(
+                request.stream(), label, int(length) if length and length.isdigit() else None
+            )
+            return await run_in_threadpool(uploads.accept, upload_id, part, label)
+        except UploadRejected as err:
+            raise HTTPException(err.status, str(err)) from None
+        except ClientDisconnect:  # the page went away mid-upload; the part file is gone
+            return Response(status_code=400)
+
+    @app.get("/api/uploads/{upload_id}/thumb")
+    def upload_thumb(upload_id: str) -> FileResponse:
+        try:
+            return FileResponse(uploads.thumb(upload_id), media_type="image/jpeg")
+        except KeyError:
+            raise HTTPException(404, "no such upload") from None
+
+    @app.post("/api/jobs", status_code=201)
+    def create_job(req: JobRequest) -> dict:
+        if len(req.styles) > limits.max_styles:
+            raise HTTPException(422, f"use at most {limits.max_styles} paintings")
+        try:
+            content = uploads.info(req.content)
+            styles = [dict(uploads.info(s.id), weight=s.weight) for s in req.styles]
+        except KeyError:
+            raise HTTPException(
+                404, "an uploaded image is gone; add the photo and paintings again"
+            ) from None
+        if sum(s["weight"] for s in styles) <= 0:
+            raise HTTPException(422, "give at least one painting a weight above 0")
+        try:
+            if req.preset not in PRESETS:
+                raise OptionsError(
+                    f"unknown preset '{req.preset}'; choose one of {', '.join(PRESETS)}"
+                )
+            changed = parse_options(req.options, PRESETS[req.preset])
+            opts = make_options(preset=req.preset, **changed)
+            device = resolve_device(opts.device)
+        except OptionsError as err:
+            raise HTTPException(422, str(err)) from None
+        if opts.steps > limits.max_steps:
+            raise HTTPException(422, f"Steps: this server runs at most {limits.max_steps}")
+        w, h = output_size((content["width"], content["height"]), opts)
+        if max(w, h) > limits.max_side:
+            raise HTTPException(
+                422,
+                f"the result would be {w}x{h} px; this server makes at most "
+                f"{limits.max_side} px on the long side, so set a smaller Size",
+            )
+        job = Job(
+            id=new_id(),
+            device=str(device),
+            content={"id": content["id"], "name": content["name"]},
+            styles=[{"id": s["id"], "name": s["name"], "weight": s["weight"]} for s in styles],
+            options={"preset": req.preset, **changed},
+            total_steps=opts.steps,
+        )
+        try:
+            manager.submit(job)
+        except QueueFull as err:
+            raise HTTPException(503, str(err)) from None
+        return manager.snapshot(job)
+
+    @app.get("/api/jobs")
+    def list_jobs() -> list[dict]:
+        return manager.recent()
+
+    @app.get("/api/jobs/{job_id}")
+    def get_job(job_id: str) -> dict:
+        return manager.snapshot(_job(job_id))
+
+    @app.post("/api/jobs/{job_id}/cancel")
+    def cancel_job(job_id: str) -> dict:
+        job = _job(job_id)
+        manager.cancel(job)
+        return manager.snapshot(job)
+
+    @app.get("/api/jobs/{job_id}/events")
+    async def job_events(job_id: str, request: Request) -> StreamingResponse:
+        job = _job(job_id)
+
+        async def stream():
+            yield "retry: 1500\n\n"
+            sent, history_sent, beat = None, 0, time.monotonic()
+            while True:
+                mark = manager.mark(job)
+                if mark != sent:
+                    sent = mark
+                    snap = manager.snapshot(job, history_from=history_sent)
+                    history_sent += len(snap["history"])
+                    yield f"data: {json.dumps(snap)}\n\n"
+                    beat = time.monotonic()
+                    if snap["status"] in TERMINAL:
+                        return
+                elif time.monotonic() - beat > KEEP_ALIVE_S:
+                    yield ": still here\n\n"
+                    beat = time.monotonic()
+                if await request.is_disconnected():
+                    return
+                await asyncio.sleep(EVENT_POLL_S)
+
+        return StreamingResponse(
+            stream(),
+            media_type="text/event-stream",
+            headers={"Cache-Control": "no-cache", "X-Accel-Buffering": "no"},
+        )
+
+    @app.get("/api/jobs/{job_id}/preview")
+    def job_preview(job_id: str) -> Response:
+        data = _job(job_id).preview
+        if data is None:
+            raise HTTPException(404, "no preview yet")
+        return Response(data, media_type="image/jpeg", headers={"Cache-Control": "no-store"})
+
+    @app.get("/api/jobs/{job_id}/result")
+    def job_result(job_id: str) -> FileResponse:
+        job = _job(job_id)
+        if not job.has_result:
+            raise HTTPException(404, "this job has no result yet")
+        return FileResponse(
+            manager.result_path(job), media_type="image/png", filename=_download_name(job)
+        )
+
+    @app.get("/api/jobs/{job_id}/thumb")
+    def job_thumb(job_id: str) -> FileResponse:
+        job = _job(job_id)
+        if not job.has_result:
+            raise HTTPException(404, "this job has no result yet")
+        return FileResponse(manager.thumb_path(job), media_type="image/jpeg")
+
+    return app
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def listen(host: str, port: int) -> socket.socket:
+    """A listening socket on ``host``:``port`` (0: any free port), or OptionsError."""
+    if not 0 <= port <= 65535:
+        raise OptionsError(f"--port {port} is out of range; use 1 to 65535 (0: any free port)")
+    try:
+        info = socket.getaddrinfo(host, port, type=socket.SOCK_STREAM)[0]
+    except socket.gaierror as err:
+        raise OptionsError(f"--host {host} is not an address here ({err.strerror})") from None
+    sock = socket.socket(info[0], socket.SOCK_STREAM)
+    sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+    try:
+        sock.bind(info[4])
+        sock.listen(128)
+    except OSError as err:
+        sock.close()
+        raise OptionsError(
+            f"cannot listen on {host}:{port} ({err.strerror}); choose another --port"
+        ) from None
+    return sock
+
+
+def serve(host: str = "127.0.0.1", port: int = 8000, data_dir: str | None = None) -> None:
+    """Serve the page until Ctrl-C. Binds ``127.0.0.1`` unless told otherwise."""
+    data = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    sock = listen(host, port)
+    try:
+        data.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        sock.close()
+        raise OptionsError(
+            f"cannot use {data} for the web app's files ({err.strerror}); choose --data-dir"
+        ) from None
+    app = create_app(data, host=host)
+    shown = f"[{host}]" if ":" in host else host
+    print(
+        f"painterly: serving http://{shown}:{sock.getsockname()[1]}/ "
+        f"(files in {data}); press Ctrl-C to stop",
+        file=sys.stderr,
+    )
+    if host.strip("[]") not in LOOPBACK:
+        print(
+            f"painterly: warning: listening on {host}: anyone who can reach this machine can "
+            "use the page and see its pictures",
+            file=sys.stderr,
+        )
+    config = uvicorn.Config(
+        app, log_level="warning", access_log=False, timeout_graceful_shutdown=3, lifespan="on"
+    )
+    try:
+        uvicorn.Server(config).run(sockets=[sock])
+    except KeyboardInterrupt:  # uvicorn passes Ctrl-C on once it has shut down cleanly
+        pass
+    finally:
+        sock.close()

@@ -1,0 +1,404 @@
+"""`painterly serve`: the web app's endpoints over real HTTP on loopback.
+
+Jobs run the real painterly.run with the tiny stand-in encoder on small synthetic images,
+so each takes well under a second of compute; a paced runner keeps one going while a
+test cancels it or queues others behind it.
+"""
+
+from __future__ import annotations
+
+import http.client
+import io
+import json
+import os
+import re
+import signal
+import subprocess
+import sys
+from dataclasses import asdict
+
+import pytest
+from PIL import Image
+from synthetic import blob, stripes, tiny_encoder
+from webserver import PacedRun, Server, png_bytes
+
+import painterly
+from painterly.cli import build_parser
+from painterly.config import PRESETS, option_fields
+from painterly.errors import OptionsError
+from painterly.events import Progress, Stop
+from painterly.web import Limits
+from painterly.web.app import listen
+
+TERMINAL = ("done", "cancelled", "failed")
+FAST = {"size": 64, "steps": 5}
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def serve(data_dir):
+    """Start servers on loopback; all are stopped at the end of the test."""
+    servers = []
+
+    def start(runner=None, **kwargs) -> Server:
+        server = Server(data_dir, runner, **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()
+
+
+@pytest.fixture
+def images(serve):
+    """A server with a photo and a painting already uploaded: (server, photo id, style id)."""
+
+    def make(runner=None, **kwargs):
+        server = serve(runner, **kwargs)
+        status, photo = server.upload(png_bytes(blob()), "photo.png")
+        assert status == 201, photo
+        status, painting = server.upload(png_bytes(stripes()), "painting.png")
+        assert status == 201, painting
+        return server, photo["id"], painting["id"]
+
+    return make
+
+
+def files_under(path) -> set[str]:
+    return {os.path.relpath(os.path.join(d, f), path) for d, _, fs in os.walk(path) for f in fs}
+
+
+# --------------------------------------------------------------------------- the form
+
+
+def test_options_form_is_built_from_the_options_dataclass(serve):
+    server = serve()
+    status, schema = server.json("GET", "/api/options")
+    assert status == 200
+    fields = {f["name"]: f for f in schema["fields"]}
+    for f in option_fields():
+        if f.name in fields:
+            assert fields[f.name]["help"] == f.metadata["help"]
+        else:  # a text field is offered only with a menu of values that are not paths
+            assert f.name == "preset" or str(f.type) in ("str", "tuple[str, ...]"), f.name
+    assert {"init", "weights", "style_layers", "optimizer", "height"} <= set(fields)
+    assert {"size", "steps", "style_weight", "content_weight", "tv_weight", "seed"} <= {
+        name for name, f in fields.items() if f["main"]
+    }
+    assert schema["presets"] == json.loads(
+        json.dumps({name: asdict(p) for name, p in PRESETS.items()})
+    )
+    # String options reach the core only as menu choices, never as file paths.
+    assert "random" in fields["weights"]["choices"]
+    assert fields["init"]["choices"] == ["content", "noise"]
+    assert fields["size"]["max"] == schema["limits"]["max_side"]
+
+
+# --------------------------------------------------------------------------- a whole run
+
+
+def test_upload_start_follow_and_download(images):
+    server, photo, painting = images()
+    status, job = server.start(photo, [painting], **FAST, seed=3)
+    assert status == 201, job
+    assert job["status"] in ("queued", "running") and job["total_steps"] == 5
+
+    seen, steps, history = [], [], []
+    for snap in server.events(job["id"]):
+        seen.append(snap["status"])
+        steps.append(snap["step"])
+        assert snap["history_from"] == len(history)  # each event sends only new points
+        history += snap["history"]
+    assert seen[-1] == "done" and "running" in seen
+    assert steps == sorted(steps) and steps[-1] == 5
+    assert len(history) == 5 and set(history[0]) == {"total", "content", "style", "tv"}
+
+    status, headers, body = server.request("GET", f"/api/jobs/{job['id']}/result")
+    assert status == 200 and headers["content-type"] == "image/png"
+    assert re.search(
+        r'attachment; filename="photo-painterly-[0-9a-f]{6}\.png"', headers["content-disposition"]
+    )
+    img = Image.open(io.BytesIO(body))
+    assert img.size == (64, 43)
+    settings = json.loads(img.text["painterly:settings"])
+    assert settings["seed"] == 3 and settings["steps"] == 5
+
+    status, full = server.json("GET", f"/api/jobs/{job['id']}")
+    assert full["status"] == "done" and len(full["history"]) == 5
+    assert full["metrics"]["size"] == [64, 43]
+    status, recent = server.json("GET", "/api/jobs")
+    assert recent[0]["id"] == job["id"] and recent[0]["has_result"]
+    status, headers, _ = server.request("GET", f"/api/jobs/{job['id']}/thumb")
+    assert status == 200 and headers["content-type"] == "image/jpeg"
+
+
+def test_previews_while_running_then_cancel_keeps_the_latest_image(images):
+    server, photo, painting = images(PacedRun(pause=0.05))
+    _, job = server.start(photo, [painting], size=64, steps=2000)
+    snap = server.wait(job["id"], lambda s: s["preview_version"] >= 1 and s["step"] >= 3)
+    status, headers, body = server.request("GET", f"/api/jobs/{job['id']}/preview")
+    assert status == 200 and headers["content-type"] == "image/jpeg"
+    assert Image.open(io.BytesIO(body)).size == (64, 43)
+    assert snap["status"] == "running"
+
+    status, after = server.json("POST", f"/api/jobs/{job['id']}/cancel")
+    assert status == 200
+    final = server.wait(job["id"], lambda s: s["status"] in TERMINAL)
+    assert final["status"] == "cancelled" and final["has_result"]
+    assert 3 <= final["step"] < 2000
+    status, _, body = server.request("GET", f"/api/jobs/{job['id']}/result")
+    assert status == 200 and Image.open(io.BytesIO(body)).size == (64, 43)
+
+
+def test_one_job_at_a_time_with_queue_positions(images):
+    server, photo, painting = images(PacedRun(pause=0.05))
+    _, first = server.start(photo, [painting], size=64, steps=2000)
+    server.wait(first["id"], lambda s: s["status"] == "running")
+    _, second = server.start(photo, [painting], **FAST)
+    _, third = server.start(photo, [painting], **FAST)
+    assert (second["status"], second["position"]) == ("queued", 1)
+    assert (third["status"], third["position"]) == ("queued", 2)
+
+    _, cancelled = server.json("POST", f"/api/jobs/{second['id']}/cancel")
+    assert cancelled["status"] == "cancelled" and not cancelled["has_result"]
+    assert server.request("GET", f"/api/jobs/{second['id']}/result")[0] == 404
+    assert server.json("GET", f"/api/jobs/{third['id']}")[1]["position"] == 1
+
+    server.json("POST", f"/api/jobs/{first['id']}/cancel")
+    final = server.wait(third["id"], lambda s: s["status"] in TERMINAL)
+    assert final["status"] == "done"
+    _, first_now = server.json("GET", f"/api/jobs/{first['id']}")
+    assert first_now["status"] == "cancelled"
+    assert first_now["finished"] <= final["started"]  # never two at once
+
+
+def test_a_job_outlives_its_client_and_the_server(images, data_dir, serve):
+    server, photo, painting = images(PacedRun(pause=0.02))
+    _, job = server.start(photo, [painting], size=64, steps=15)
+    # A client that reads one event and hangs up must not disturb the run.
+    stream = server.events(job["id"])
+    next(stream)
+    stream.close()
+    final = server.wait(job["id"], lambda s: s["status"] in TERMINAL)
+    assert final["status"] == "done"
+    # A page that reloads asks for the job by id and gets its whole history.
+    _, again = server.json("GET", f"/api/jobs/{job['id']}")
+    assert again["history_from"] == 0 and len(again["history"]) == 15
+    server.stop()
+
+    restarted = serve()
+    _, recent = restarted.json("GET", "/api/jobs")
+    assert [j["id"] for j in recent] == [job["id"]] and recent[0]["status"] == "done"
+    assert restarted.request("GET", f"/api/jobs/{job['id']}/result")[0] == 200
+    _, loaded = restarted.json("GET", f"/api/jobs/{job['id']}")
+    assert len(loaded["history"]) == 15
+
+
+def test_a_failing_job_reports_why_and_the_worker_goes_on(images):
+    def broken(*args, callback, **kwargs):
+        raise OptionsError("unknown layer 'block9_conv9'")
+
+    server, photo, painting = images(broken)
+    _, job = server.start(photo, [painting], **FAST)
+    final = server.wait(job["id"], lambda s: s["status"] in TERMINAL)
+    assert final["status"] == "failed" and "block9_conv9" in final["error"]
+    _, second = server.start(photo, [painting], **FAST)
+    assert server.wait(second["id"], lambda s: s["status"] in TERMINAL)["status"] == "failed"
+
+
+# --------------------------------------------------------------------------- bad input
+
+
+def test_bad_uploads_are_refused_with_a_clear_message(serve, data_dir):
+    server = serve(limits=Limits(max_upload_bytes=60_000, max_pixels=40_000))
+    noise = Image.effect_noise((200, 200), 80).convert("RGB")  # about 120 kB as PNG
+    cases = [
+        (b"just some text\n", "notes.txt", 422, "notes.txt is not an image Pillow can read"),
+        (png_bytes(noise), "huge.png", 413, "huge.png is larger than the 59 KB"),
+        (
+            png_bytes(Image.new("RGB", (250, 200))),
+            "wide.png",
+            413,
+            "wide.png is 250x200 px (50,000 pixels); this page takes at most 40,000 pixels",
+        ),
+        (png_bytes(Image.new("RGB", (64, 64)), "GIF"), "anim.gif", 415, "anim.gif is a GIF"),
+        (png_bytes(blob())[:300], "cut.png", 422, "cut.png is truncated or corrupt"),
+        (png_bytes(Image.new("RGB", (8, 8))), "dot.png", 422, "needs at least 32 px"),
+        (b"", "empty.png", 422, "empty.png is empty"),
+    ]
+    for data, name, expected, message in cases:
+        status, err = server.upload(data, name)
+        assert status == expected, (name, err)
+        assert message in err["detail"], (name, err)
+        assert str(data_dir) not in err["detail"]  # our copy's path is not the user's business
+    assert "use a PNG, JPEG, WebP, TIFF or BMP file" in server.upload(b"x", "x.txt")[1]["detail"]
+    assert not files_under(data_dir / "uploads")  # nothing refused is kept
+
+
+def test_an_oversized_body_is_cut_off_while_it_arrives(serve, data_dir):
+    server = serve(limits=Limits(max_upload_bytes=10_000))
+
+    def chunks():
+        for _ in range(100):
+            yield b"\0" * 1000
+
+    # No Content-Length (chunked), so the server can only count as the bytes arrive.
+    status, _, raw = server.request("POST", "/api/uploads?name=stream.png", chunks())
+    assert status == 413 and "stream.png is larger than" in json.loads(raw)["detail"]
+    assert not files_under(data_dir / "uploads")
+
+
+def test_bad_job_requests(images):
+    server, photo, painting = images(limits=Limits(max_side=128))
+    cases = [
+        ({"size": 512}, "Size"),
+        ({"steps": 0}, "steps"),
+        ({"steps": True}, "Steps must be a number"),
+        ({"style_weight": "lots"}, "Style weight must be a number"),
+        ({"no_such_option": 1}, "unknown option 'no_such_option'"),
+        ({"optimizer": "sgd"}, "Optimizer must be one of lbfgs, adam"),
+    ]
+    for options, message in cases:
+        status, err = server.start(photo, [painting], **options)
+        assert status == 422, (options, err)
+        assert message in err["detail"], (options, err)
+    status, err = server.json(
+        "POST", "/api/jobs", {"content": photo, "styles": [{"id": painting}], "preset": "nope"}
+    )
+    assert status == 422 and "unknown preset 'nope'" in err["detail"]
+    status, err = server.json(
+        "POST", "/api/jobs", {"content": photo, "styles": [{"id": painting, "weight": 0}]}
+    )
+    assert status == 422 and "weight above 0" in err["detail"]
+    status, err = server.json("POST", "/api/jobs", {"content": photo, "styles": []})
+    assert status == 422
+
+
+def test_the_output_size_is_limited(serve):
+    server = serve(limits=Limits(max_side=80))
+    _, photo = server.upload(png_bytes(blob(120, 90)))
+    _, painting = server.upload(png_bytes(stripes()))
+    status, err = server.start(photo["id"], [painting["id"]], size=None, steps=2)
+    assert status == 422
+    assert "the result would be 120x90 px" in err["detail"] and "at most 80 px" in err["detail"]
+
+
+def test_no_path_from_a_request_reaches_the_file_system(images, data_dir, tmp_path):
+    secret = tmp_path / "secret.png"
+    blob().save(secret)
+    server, photo, painting = images()
+    before = files_under(tmp_path)
+
+    for path in [
+        "/api/jobs/..%2F..%2Fsecret.png/result",
+        "/api/jobs/../../secret.png",
+        f"/api/jobs/{photo}/result",  # an upload id is not a job id
+        "/api/jobs/0123456789ABCDEF",
+        "/api/uploads/..%2F..%2Fsecret.png/thumb",
+        "/api/uploads/%2e%2e/thumb",
+        "/static/..%2F__init__.py",
+        "/static/app.py",
+        "/static/%2e%2e%2fapp.py",
+    ]:
+        status, _, body = server.request("GET", path)
+        assert status == 404, (path, status, body[:200])
+
+    for bad in ["../../secret.png", str(secret), "0" * 16]:
+        status, err = server.start(bad, [painting], **FAST)
+        assert status == 404 and "uploaded image is gone" in err["detail"]
+        status, err = server.start(photo, [bad], **FAST)
+        assert status == 404
+
+    for options in ({"init": str(secret)}, {"weights": str(secret)}, {"weights": "../x.pth"}):
+        status, err = server.start(photo, [painting], **FAST, **options)
+        assert status == 422 and "must be one of" in err["detail"], err
+
+    status, info = server.upload(png_bytes(blob()), "..%2F..%2Fevil.png")
+    assert status == 201 and info["name"] == "evil.png"
+    assert re.fullmatch(r"[0-9a-f]{16}", info["id"])
+    after = files_under(tmp_path)
+    assert {f for f in after - before if not f.startswith("data/")} == set()
+
+
+def test_requests_for_other_host_names_and_cross_site_posts_are_refused(images):
+    server, photo, painting = images()
+    status, _, body = server.request("GET", "/", headers={"Host": "attacker.example"})
+    assert status == 400
+    status, _, _ = server.request("GET", "/", headers={"Host": f"localhost:{server.port}"})
+    assert status == 200
+    body = json.dumps({"content": photo, "styles": [{"id": painting}]})
+    status, _, _ = server.request(
+        "POST",
+        "/api/jobs",
+        body,
+        {"Content-Type": "application/json", "Origin": "http://attacker.example"},
+    )
+    assert status == 403
+    status, headers, page = server.request("GET", "/")
+    assert "default-src 'self'" in headers["content-security-policy"]
+    # The page loads nothing from elsewhere.
+    for name in ("/", "/static/app.js", "/static/app.css"):
+        text = server.request("GET", name)[2].decode()
+        assert not re.search(r"(src|href)=\"(https?:)?//|url\((https?:)?//|https?://", text)
+
+
+# --------------------------------------------------------------------------- serving
+
+
+def test_serve_binds_loopback_by_default_and_stops_on_ctrl_c(tmp_path):
+    args = build_parser().parse_args(["serve"])
+    assert (args.host, args.port) == ("127.0.0.1", 8000)
+
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "painterly", "serve", "--port", "0", "--data-dir", tmp_path],
+        stderr=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        line = proc.stderr.readline()
+        match = re.search(r"serving http://(127\.0\.0\.1):(\d+)/", line)
+        assert match, line
+        conn = http.client.HTTPConnection("127.0.0.1", int(match.group(2)), timeout=30)
+        conn.request("GET", "/")
+        assert conn.getresponse().status == 200
+        conn.close()
+        proc.send_signal(signal.SIGINT)
+        assert proc.wait(timeout=30) == 0
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+
+
+def test_a_busy_port_is_a_usage_error():
+    busy = listen("127.0.0.1", 0)
+    try:
+        with pytest.raises(OptionsError, match="choose another --port"):
+            listen("127.0.0.1", busy.getsockname()[1])
+    finally:
+        busy.close()
+
+
+# --------------------------------------------------------------------------- the core hook
+
+
+def test_a_callback_can_stop_a_run_and_keep_the_latest_image():
+    """events.Stop, raised by a callback, ends the run like Ctrl-C: the image is kept."""
+    seen = []
+
+    def stop_at_three(event):
+        if isinstance(event, Progress):
+            seen.append(event.step)
+            if event.step == 3:
+                raise Stop
+
+    result = painterly.run(
+        blob(), stripes(), encoder=tiny_encoder(), size=64, steps=50, callback=stop_at_three
+    )
+    assert result.interrupted and result.metrics["steps"] == 3 and seen == [1, 2, 3]
+    assert result.image.size == (64, 43)

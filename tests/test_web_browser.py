@@ -1,0 +1,139 @@
+"""The web page in a real headless Chromium (Debian's), driven by Playwright.
+
+Playwright's own browser downloads are not used: the test launches /usr/bin/chromium,
+which `.ci/install-browser.sh` installs. The page talks to a real server on loopback
+whose jobs use the tiny stand-in encoder, slowed down so that the test sees them run.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+
+import pytest
+from PIL import Image
+from synthetic import blob, stripes
+from webserver import PacedRun, Server
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+]
+
+pytestmark = pytest.mark.skipif(
+    not os.path.exists(CHROMIUM),
+    reason=f"no {CHROMIUM}: install Debian's chromium (bash .ci/install-browser.sh)",
+)
+
+
+@pytest.fixture(scope="module")
+def browser():
+    from playwright.sync_api import sync_playwright
+
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=CHROMIUM, args=CHROMIUM_ARGS)
+        yield browser
+        browser.close()
+
+
+@pytest.fixture
+def page(browser, tmp_path):
+    """A page on a fresh server; fails the test on any script error or console error."""
+    server = Server(tmp_path / "data", PacedRun(pause=0.05))
+    context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
+    page = context.new_page()
+    problems = []
+    page.on("pageerror", lambda err: problems.append(str(err)))
+    page.on("console", lambda msg: msg.type == "error" and problems.append(msg.text))
+    page.goto(server.base + "/")
+    page.server = server
+    yield page
+    context.close()
+    server.stop()
+    # Chromium logs every 4xx answer (the refused upload) as "Failed to load resource";
+    # script errors and refusals by the Content-Security-Policy are what count here.
+    assert not [p for p in problems if not p.startswith("Failed to load resource")], problems
+
+
+@pytest.fixture
+def pictures(tmp_path):
+    photo, painting = tmp_path / "photo.png", tmp_path / "painting.png"
+    blob().save(photo)
+    stripes().save(painting)
+    return str(photo), str(painting)
+
+
+def test_upload_paint_watch_reload_and_download(page, pictures, tmp_path):
+    from playwright.sync_api import expect
+
+    photo, painting = pictures
+    # A file that is not an image: the server's message is shown next to the drop zone.
+    page.set_input_files(
+        "#content-file",
+        files=[{"name": "notes.txt", "mimeType": "text/plain", "buffer": b"not a picture"}],
+    )
+    expect(page.locator("#content-error")).to_be_visible()
+    expect(page.locator("#content-error")).to_contain_text("notes.txt is not an image")
+    expect(page.locator("#start")).to_be_disabled()
+
+    page.set_input_files("#content-file", photo)
+    expect(page.locator("#content-list li")).to_have_count(1)
+    expect(page.locator("#content-error")).to_be_hidden()
+    page.set_input_files("#style-file", painting)
+    expect(page.locator("#style-list li")).to_have_count(1)
+    expect(page.locator("#content-list")).to_contain_text("96 × 64 px")
+
+    # The form is the Options dataclass: its fields, filled from the chosen preset.
+    expect(page.locator("#opt-steps")).to_have_value("300")
+    page.select_option("#opt-preset", "chollet")
+    expect(page.locator("#opt-steps")).to_have_value("400")
+    page.select_option("#opt-preset", "default")
+    page.fill("#opt-size", "64")
+    page.fill("#opt-steps", "60")
+    page.click("#start")
+
+    status = page.locator("#status")
+    expect(status).to_contain_text(re.compile(r"step \d+ of 60"), timeout=60_000)
+    expect(page.locator("#live")).to_be_visible(timeout=30_000)  # a preview arrived
+    expect(page.locator("#legend .value").first).not_to_have_text("")
+    assert re.search(r"\?job=[0-9a-f]{16}$", page.url)
+
+    # The job lives on the server: a reload finds it again, still running or done.
+    page.reload()
+    expect(status).to_contain_text(re.compile(r"step \d+ of 60|Done"), timeout=30_000)
+
+    expect(status).to_contain_text("Done", timeout=120_000)
+    expect(page.locator("#gallery li")).to_have_count(1)
+    with page.expect_download() as info:
+        page.click("#download")
+    download = info.value
+    assert re.fullmatch(r"photo-painterly-[0-9a-f]{6}\.png", download.suggested_filename)
+    saved = tmp_path / download.suggested_filename
+    download.save_as(saved)
+    with Image.open(saved) as img:
+        assert img.size == (64, 43) and "painterly:settings" in img.text
+
+
+def test_cancel_from_the_page_keeps_the_latest_image(page, pictures):
+    from playwright.sync_api import expect
+
+    photo, painting = pictures
+    page.set_input_files("#content-file", photo)
+    page.set_input_files("#style-file", painting)
+    expect(page.locator("#start")).to_be_enabled()
+    page.fill("#opt-size", "64")
+    page.fill("#opt-steps", "5000")
+    page.click("#start")
+    status = page.locator("#status")
+    expect(status).to_contain_text(re.compile(r"step \d+ of 5000"), timeout=60_000)
+    page.click("#cancel")
+    expect(status).to_contain_text("Stopped at step", timeout=30_000)
+    expect(page.locator("#download")).to_be_visible()
+    expect(page.locator("#cancel")).to_be_hidden()
