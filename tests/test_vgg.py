@@ -63,8 +63,8 @@ def test_asking_deeper_than_built_is_an_error():
 
 
 def test_random_encoder_is_deterministic(device):
-    a = load_encoder("random", upto="block3_conv1", seed=3, device=device)
-    b = load_encoder("random", upto="block3_conv1", seed=3, device=device)
+    a = load_encoder("random-vgg19", upto="block3_conv1", seed=3, device=device)
+    b = load_encoder("random-vgg19", upto="block3_conv1", seed=3, device=device)
     for (ka, va), (kb, vb) in zip(
         a.net.state_dict().items(), b.net.state_dict().items(), strict=True
     ):

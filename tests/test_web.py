@@ -85,7 +85,8 @@ def test_options_form_is_built_from_the_options_dataclass(serve):
         if f.name in fields:
             assert fields[f.name]["help"] == f.metadata["help"]
         else:  # a text field is offered only with a menu of values that are not paths
-            assert f.name == "preset" or str(f.type) in ("str", "tuple[str, ...]"), f.name
+            not_offered = ("str", "str | None", "tuple[str, ...]", "tuple[float, ...]")
+            assert f.name == "preset" or str(f.type) in not_offered, f.name
     assert {"init", "weights", "style_layers", "optimizer", "height"} <= set(fields)
     assert {"size", "steps", "style_weight", "content_weight", "tv_weight", "seed"} <= {
         name for name, f in fields.items() if f["main"]
@@ -95,7 +96,8 @@ def test_options_form_is_built_from_the_options_dataclass(serve):
     )
     # String options reach the core only as menu choices, never as file paths.
     assert "random" in fields["weights"]["choices"]
-    assert fields["init"]["choices"] == ["content", "noise"]
+    assert fields["init"]["choices"] == ["content", "noise", "style-colors"]
+    assert "mask" not in fields and "protect" not in fields  # paths
     assert fields["size"]["max"] == schema["limits"]["max_side"]
 
 

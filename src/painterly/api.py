@@ -7,21 +7,33 @@ runs the optimiser and returns a :class:`Result`. It writes nothing and prints n
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
 import torch
 from PIL import Image
+from torch.nn import functional as F
 
 from painterly import __version__
+from painterly.color import style_color_noise
 from painterly.config import Options, preset
-from painterly.encoders import Encoder, load_encoder, resolve_weights
-from painterly.encoders.vgg import layer_names, resolve_layer
+from painterly.controls import prepare as prepare_controls
+from painterly.encoders import (
+    Encoder,
+    arch_of,
+    canonical_layer,
+    deepest,
+    load_encoder,
+    resolve_weights,
+)
 from painterly.errors import OptionsError
 from painterly.events import Callback, Notice, ignore
 from painterly.image import MIN_SIDE, fit_size, load_image, resize, to_image, to_tensor
+from painterly.memory import available_bytes, parse_bytes, step_bytes
 from painterly.optimize import Objective, optimize
+from painterly.tiling import ALIGN, optimize_tiled, tiled_grams
 
 ImageLike = str | os.PathLike | Image.Image
 StyleSpec = ImageLike | tuple[ImageLike, float]
@@ -78,24 +90,118 @@ def _as_image(item: ImageLike) -> Image.Image:
     return item.convert("RGB") if isinstance(item, Image.Image) else load_image(item)
 
 
-def _style_list(style: StyleSpec | Sequence[StyleSpec]) -> list[tuple[Image.Image, float]]:
+def _style_list(style: StyleSpec | Sequence[StyleSpec]) -> list[tuple[ImageLike, float]]:
+    """(image, path or folder, weight) pairs; controls.prepare checks and loads them."""
     items = style if isinstance(style, list | tuple) and not _is_weighted(style) else [style]
-    out = []
-    for item in items:
-        img, weight = item if _is_weighted(item) else (item, 1.0)
-        if not weight >= 0:
-            raise OptionsError(f"style weight {weight} must be >= 0")
-        out.append((_as_image(img), float(weight)))
-    if not out or sum(w for _, w in out) <= 0:
-        raise OptionsError("at least one style image with a weight above 0 is needed")
-    return out
+    return [item if _is_weighted(item) else (item, 1.0) for item in items]
 
 
 def _is_weighted(item) -> bool:
     return isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], int | float)
 
 
-def _style_size(style: Image.Image, out_size: tuple[int, int], opts: Options) -> tuple[int, int]:
+def scale_plan(out_size: tuple[int, int], opts: Options) -> tuple[list[tuple[int, int]], list[int]]:
+    """Sizes (w, h) from coarse to fine, and the steps spent at each.
+
+    Coarse to fine by factors of sqrt(2) from ``min_size`` (long side) up to the output:
+    the coarse scales settle the large structures of the style cheaply, and each finer
+    scale starts from the upsampled result, so it only has to add detail. ``scales = 0``
+    chooses the count from the sizes; 1 is a single-scale run. Each scale gets 1/sqrt(2)
+    of the steps of the scale below it, so the budget goes mostly where steps are cheap.
+    """
+    long_side = max(out_size)
+    min_side = max(opts.min_size, MIN_SIDE)
+    if opts.scales == 0:
+        ratio = long_side / min_side
+        count = 1 + math.floor(math.log(ratio, math.sqrt(2)) + 0.25) if ratio > 1 else 1
+    else:
+        count = opts.scales
+    count = max(1, min(count, opts.steps))
+    # Long sides spaced geometrically from the smallest up to the output's.
+    first = max(min_side, round(long_side / math.sqrt(2) ** (count - 1)))
+    first = (
+        min(first, long_side)
+        if opts.scales == 0
+        else round(long_side / math.sqrt(2) ** (count - 1))
+    )
+    first = max(MIN_SIDE, first)
+    sizes = []
+    for i in range(count):
+        side = (
+            long_side if i == count - 1 else round(first * (long_side / first) ** (i / (count - 1)))
+        )
+        w, h = fit_size(*out_size, side)
+        grow = MIN_SIDE / min(w, h)
+        sizes.append((round(w * grow), round(h * grow)) if grow > 1 else (w, h))
+    shares = [math.sqrt(2) ** -i for i in range(count)]
+    steps = [max(1, int(opts.steps * sh / sum(shares))) for sh in shares]
+    steps[0] += opts.steps - sum(steps)
+    return sizes, steps
+
+
+def _optimize_scale(encoder, content_t, style_ts, init, opts, guide, tile: int, run_kwargs):
+    """One scale, whole or (``tile`` > 0) in tiles that match the whole style's Grams."""
+    if tile and guide is None:
+        w, h = content_t.shape[-1], content_t.shape[-2]
+        run_kwargs["callback"](
+            Notice(f"{w}x{h} does not fit in memory at once; tiles of {tile} px")
+        )
+        grams = tiled_grams(encoder, style_ts, opts.style_layers, tile)
+        return optimize_tiled(encoder, content_t, init, grams, opts, tile, **run_kwargs)
+    objective = Objective(encoder, content_t, style_ts, opts, guide)
+    return optimize(objective, init, opts, **run_kwargs)
+
+
+def _is_out_of_memory(err: Exception) -> bool:
+    text = str(err).lower()
+    return (
+        isinstance(err, torch.OutOfMemoryError)
+        or "out of memory" in text
+        or ("can't allocate memory" in text)
+    )
+
+
+def tile_side(encoder: Encoder, opts: Options, size: tuple[int, int], device) -> int:
+    """0 if a step at ``size`` fits the memory budget, else the tile side to use.
+
+    ``--tile`` forces tiles of that side (when the image is larger). Otherwise the
+    budget is ``--max-memory`` or most of the free memory, and the tile is the largest
+    that fits; if not even a 128 px tile fits, the run is refused before it starts.
+    """
+    layers = (opts.content_layer, *opts.style_layers)
+    if opts.tile:
+        tile = opts.tile if max(size) > opts.tile else 0
+    else:
+        budget = parse_bytes(opts.max_memory) or available_bytes(device)
+        tile = (
+            0
+            if step_bytes(encoder.net, layers, *size) <= budget
+            else _fitting_tile(encoder, layers, size, budget)
+        )
+    if tile and opts.loss_form == "book":
+        raise OptionsError(
+            "the book's losses depend on the image size, so they cannot be tiled; "
+            "use a smaller --size or the default preset for large images"
+        )
+    return tile
+
+
+def _fitting_tile(encoder: Encoder, layers, size: tuple[int, int], budget: int) -> int:
+    tile = min(max(size), 4096) // ALIGN * ALIGN
+    while tile >= 128:
+        if step_bytes(encoder.net, layers, tile, tile) <= budget:
+            return tile
+        tile = int(tile * 0.8) // ALIGN * ALIGN
+    need = step_bytes(encoder.net, layers, 128, 128) / 2**20
+    raise OptionsError(
+        f"not enough memory: even a 128 px tile needs about {need:.0f} MB and the budget is "
+        f"{budget / 2**20:.0f} MB; raise --max-memory or free some memory"
+    )
+
+
+def style_size(style: Image.Image, out_size: tuple[int, int], opts: Options) -> tuple[int, int]:
+    """Size of the style image for an output of ``out_size``: stretched to it (the book)
+    or its long side ``style_scale`` times the output's, aspect ratio kept."""
     if opts.style_stretch:
         return out_size
     w, h = fit_size(*style.size, round(max(out_size) * opts.style_scale))
@@ -112,9 +218,11 @@ def output_size(content_size: tuple[int, int], opts: Options) -> tuple[int, int]
     return content_size
 
 
-def _init_rgb(opts: Options, content: torch.Tensor, seed: int) -> torch.Tensor:
+def _init_rgb(opts: Options, content: torch.Tensor, seed: int, styles=()) -> torch.Tensor:
     if opts.init == "content":
         return content
+    if opts.init == "style-colors":
+        return style_color_noise(content.shape, styles, seed).to(content.device)
     if opts.init == "noise":
         gen = torch.Generator().manual_seed(seed)
         noise = torch.rand(content.shape, generator=gen).to(content.device)
@@ -123,10 +231,11 @@ def _init_rgb(opts: Options, content: torch.Tensor, seed: int) -> torch.Tensor:
     return to_tensor(img).to(content.device)
 
 
-def _canonical_layers(opts: Options) -> Options:
+def _canonical_layers(opts: Options, arch: str) -> Options:
+    """Layer names as ``arch`` spells them (the offline encoder has its own)."""
     return opts.replace(
-        content_layer=resolve_layer(opts.content_layer),
-        style_layers=tuple(resolve_layer(n) for n in opts.style_layers),
+        content_layer=canonical_layer(opts.content_layer, arch),
+        style_layers=tuple(canonical_layer(n, arch) for n in opts.style_layers),
     )
 
 
@@ -152,13 +261,18 @@ def run(
     # Validate the options and read the images before anything slow (a download).
     weights = make_options(options, **overrides).weights
     content_img = _as_image(content)
-    styles = _style_list(style)
+    content_img, styles, guide, finish = prepare_controls(
+        content_img, _style_list(style), make_options(options, **overrides)
+    )
     fallback_reason = None
     if encoder is not None:
         weights = encoder.name
         encoder.net.to(resolve_device(make_options(options, **overrides).device))
     else:
         weights, fallback_reason = resolve_weights(weights)
+        if fallback_reason and (options is not None or "preset" in overrides):
+            # A named preset (chollet, gatys, ...) names VGG's layers: keep them offline.
+            weights = "random-vgg19"
         if fallback_reason:
             callback(
                 Notice(
@@ -168,42 +282,81 @@ def run(
                 )
             )
     opts = make_options(options, weights_resolved=weights, **overrides).replace(weights=weights)
-    opts = _canonical_layers(opts)
+    opts = _canonical_layers(opts, encoder.arch if encoder is not None else arch_of(weights))
     device = resolve_device(opts.device)
     if encoder is None:
-        upto = max((opts.content_layer, *opts.style_layers), key=_layer_order)
+        upto = deepest((opts.content_layer, *opts.style_layers), arch_of(weights))
         encoder = load_encoder(
             weights, upto=upto, pooling=opts.pooling, seed=opts.seed, device=device
         )
 
     out_size = output_size(content_img.size, opts)
-    content_t = to_tensor(resize(content_img, out_size)).to(device)
-    style_ts = [
-        (to_tensor(resize(img, _style_size(img, out_size, opts))).to(device), w)
-        for img, w in styles
-    ]
-    init = _init_rgb(opts, content_t, opts.seed)
-
     torch.manual_seed(opts.seed)
-    objective = Objective(encoder, content_t, style_ts, opts)
-    outcome = optimize(
-        objective,
-        init,
-        opts,
-        callback=callback,
-        preview_every=preview_every,
-        progress_every=progress_every,
-        device_name=str(device),
-    )
+    outcomes = []
+    rgb = None
+    for size, steps in zip(*scale_plan(out_size, opts), strict=True):
+        content_t = to_tensor(resize(content_img, size)).to(device)
+        style_ts = [
+            (to_tensor(resize(img, style_size(img, size, opts))).to(device), w) for img, w in styles
+        ]
+        if rgb is None:
+            init = _init_rgb(opts, content_t, opts.seed, style_ts)
+        else:  # each scale starts from the previous result, upsampled
+            init = F.interpolate(rgb, size=(size[1], size[0]), mode="bicubic").clamp(0, 1)
+        run_kwargs = dict(
+            callback=callback,
+            preview_every=preview_every,
+            progress_every=progress_every,
+            device_name=str(device),
+        )
+        tile = tile_side(encoder, opts, size, device)
+        while True:
+            try:
+                outcome = _optimize_scale(
+                    encoder,
+                    content_t,
+                    style_ts,
+                    init,
+                    opts.replace(steps=steps),
+                    guide,
+                    tile,
+                    run_kwargs,
+                )
+                break
+            except (torch.OutOfMemoryError, RuntimeError) as err:
+                if not _is_out_of_memory(err):
+                    raise
+                # The estimate was wrong for this device: the scales already done are kept
+                # and this one is redone in smaller tiles.
+                tile = (tile or max(size)) // 2 // ALIGN * ALIGN
+                if tile < 128:
+                    raise OptionsError(
+                        f"out of memory at {size[0]}x{size[1]} even in 128 px tiles; "
+                        "use a smaller --size or free some memory"
+                    ) from None
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                callback(
+                    Notice(f"out of memory at {size[0]}x{size[1]}; retrying in {tile} px tiles")
+                )
+        outcomes.append(outcome)
+        rgb = outcome.rgb
+        if outcome.interrupted:
+            break
+    outcome = outcomes[-1]
+    steps_done = sum(o.steps for o in outcomes)
+    seconds = sum(o.seconds for o in outcomes)
+    history = [{**h, "scale": i} for i, o in enumerate(outcomes) for h in o.history]
     metrics = {
         "encoder": encoder.name,
         "device": str(device),
         "size": list(out_size),
-        "steps": outcome.steps,
-        "seconds": round(outcome.seconds, 3),
-        "ms_per_step": round(1000 * outcome.seconds / max(outcome.steps, 1), 2),
+        "steps": steps_done,
+        "seconds": round(seconds, 3),
+        "ms_per_step": round(1000 * seconds / max(steps_done, 1), 2),
         "losses": {k: outcome.final[k] for k in ("content", "style", "tv", "total")},
-        "history": outcome.history,
+        "history": history,
+        "scales": [list(o.rgb.shape[-1:-3:-1]) for o in outcomes],
         "interrupted": outcome.interrupted,
         "fallback_reason": fallback_reason,
         "version": __version__,
@@ -216,11 +369,9 @@ def run(
         "painterly:seed": str(opts.seed),
         "painterly:version": __version__,
     }
-    return Result(to_image(outcome.rgb), metrics, metadata, outcome.interrupted)
-
-
-def _layer_order(name: str) -> int:
-    return layer_names("vgg19").index(name)
+    if rgb.shape[-2:] != (out_size[1], out_size[0]):  # interrupted at a coarse scale
+        rgb = F.interpolate(rgb, size=(out_size[1], out_size[0]), mode="bicubic").clamp(0, 1)
+    return Result(to_image(finish(rgb)), metrics, metadata, outcome.interrupted)
 
 
 def stylize(

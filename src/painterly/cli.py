@@ -159,7 +159,9 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     from painterly.progress import ProgressPrinter
 
     given = {f.name: getattr(args, f.name) for f in option_fields() if hasattr(args, f.name)}
-    opts = preset(given.get("preset", "default")).replace(**given)
+    # Checked now, before anything slow; run() gets the flags themselves, so that the
+    # default preset can give way to the offline one when there are no weights.
+    preset(given.get("preset", "default")).replace(**given)
     output = check_output_path(args.output)
     metrics_path = Path(args.metrics) if args.metrics else None
     if metrics_path and not (
@@ -182,7 +184,9 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
 
     styles = [parse_style(s) for s in args.styles]
     try:
-        result = run(args.content, styles, opts, callback=on_event, preview_every=args.save_every)
+        result = run(
+            args.content, styles, callback=on_event, preview_every=args.save_every, **given
+        )
     finally:
         printer.close()
     save_image(result.image, output, result.metadata)
@@ -240,7 +244,7 @@ def _cmd_presets(args: argparse.Namespace) -> int:
             if f.name != "preset" and getattr(opts, f.name) != getattr(base, f.name)
         }
         desc = ", ".join(f"{k}={v}" for k, v in changed.items()) or "the defaults"
-        print(f"{name:<10} {desc}")
+        print(f"{name:<12} {desc}")
     return EXIT_OK
 
 

@@ -26,7 +26,21 @@ class Options:
     height: int | None = field(
         default=None, metadata={"help": "output height in px instead of --size (the book's way)"}
     )
-    steps: int = field(default=300, metadata={"help": "loss evaluations (optimisation steps)"})
+    steps: int = field(
+        default=300, metadata={"help": "loss evaluations (optimisation steps), all scales"}
+    )
+    scales: int = field(
+        default=0, metadata={"help": "coarse-to-fine scales (0: from --min-size up; 1: single)"}
+    )
+    min_size: int = field(default=256, metadata={"help": "long side of the coarsest scale in px"})
+    max_memory: str = field(
+        default="auto",
+        metadata={"help": "memory a step may use, e.g. 8G (auto: most of what is free)"},
+    )
+    tile: int = field(
+        default=0,
+        metadata={"help": "tile side in px for scales beyond memory (0: chosen from --max-memory)"},
+    )
     weights: str = field(
         default="auto",
         metadata={"help": "auto, random, vgg19, vgg19-torchvision, vgg16 or a weights file"},
@@ -58,13 +72,42 @@ class Options:
     lbfgs_restart: int = field(
         default=0, metadata={"help": "fresh L-BFGS state every N steps (0: never; the book: 20)"}
     )
-    init: str = field(default="content", metadata={"help": "content, noise or an image path"})
+    init: str = field(
+        default="content",
+        metadata={"help": "content, noise, style-colors (noise in the style's colours) or a path"},
+    )
     pooling: str = field(default="avg", metadata={"help": "max or avg pooling in the encoder"})
     style_stretch: bool = field(
         default=False, metadata={"help": "resize the style to exactly the output size (the book)"}
     )
     style_scale: float = field(
         default=1.0, metadata={"help": "style image's long side relative to the output's"}
+    )
+    strength: float = field(
+        default=0.5,
+        metadata={"help": "0..1: how strongly the style is applied (0.5: the preset's balance)"},
+    )
+    style_layer_weights: tuple[float, ...] = field(
+        default=(), metadata={"help": "comma-separated weight per style layer (empty: all equal)"}
+    )
+    style_blend: tuple[float, ...] = field(
+        default=(), metadata={"help": "comma-separated weight per style (empty: PATH:WEIGHT or 1)"}
+    )
+    preserve_color: str = field(
+        default="none",
+        metadata={"help": "none, luminance (keep the photo's colours) or histogram"},
+    )
+    color_only: bool = field(
+        default=False, metadata={"help": "take only the painting's colours, keep the photo's"}
+    )
+    mask: str | None = field(
+        default=None, metadata={"help": "image whose colours choose a style per region"}
+    )
+    mask_styles: str | None = field(
+        default=None, metadata={"help": "mask colour to style index, e.g. '#ff0000=0,#0000ff=1'"}
+    )
+    protect: str | None = field(
+        default=None, metadata={"help": "grey image: white keeps the photo (faces, text)"}
     )
     preset: str = field(default="default", metadata={"help": "named set of defaults"})
 
@@ -98,16 +141,56 @@ def _check(o: Options) -> None:
             raise OptionsError(f"--{name.replace('_', '-')} must be a number >= 0")
     if not 0.05 <= o.style_scale <= 8:
         raise OptionsError("--style-scale must be between 0.05 and 8")
+    if not 0 <= o.scales <= 12:
+        raise OptionsError("--scales must be between 0 (automatic) and 12")
+    if not 32 <= o.min_size <= MAX_SIDE:
+        raise OptionsError(f"--min-size must be between 32 and {MAX_SIDE}")
+    from painterly.memory import parse_bytes
+
+    parse_bytes(o.max_memory)  # raises OptionsError for a malformed size
+    if o.tile and not 64 <= o.tile <= MAX_SIDE:
+        raise OptionsError(f"--tile must be 0 (automatic) or between 64 and {MAX_SIDE}")
     if o.lbfgs_restart < 0:
         raise OptionsError("--lbfgs-restart must be >= 0")
     if not o.style_layers:
         raise OptionsError("--style-layers needs at least one layer")
+    _check_controls(o)
+
+
+def _check_controls(o: Options) -> None:
+    """The artistic controls (issue 6); see color.py, controls.py and masks.py."""
+    from painterly.controls import parse_floats
+
+    if o.preserve_color not in ("none", "luminance", "histogram"):
+        raise OptionsError("--preserve-color must be one of none, luminance, histogram")
+    if o.color_only and o.preserve_color == "luminance":
+        raise OptionsError(
+            "--color-only with --preserve-color luminance would return the photo; pick one"
+        )
+    if not 0 <= o.strength <= 1:  # also catches NaN
+        raise OptionsError(f"--strength {o.strength} is out of range; use 0 to 1")
+    for name in ("style_layer_weights", "style_blend"):
+        flag = "--" + name.replace("_", "-")
+        object.__setattr__(o, name, parse_floats(getattr(o, name), flag))
+    if o.style_layer_weights and len(o.style_layer_weights) != len(o.style_layers):
+        raise OptionsError(
+            f"--style-layer-weights has {len(o.style_layer_weights)} weights for "
+            f"{len(o.style_layers)} style layers; give one per layer"
+        )
+    if o.style_layer_weights and not sum(o.style_layer_weights) > 0:
+        raise OptionsError("--style-layer-weights needs at least one weight above 0")
+    if (o.mask or o.protect) and o.loss_form == "book":
+        raise OptionsError("--mask and --protect need --loss-form relative")
 
 
 PRESETS: dict[str, Options] = {
     # Our default: the paper's layers with size-independent (relative) losses, average
     # pooling and L-BFGS. See README "Presets" for why.
     "default": Options(),
+    # For people, not papers: the default with one control turned (issue 6).
+    "subtle": Options(strength=0.3, preset="subtle"),  # style weight x0.15: a light touch
+    "bold": Options(strength=0.75, preset="bold"),  # style weight x10: the painting takes over
+    "keep-colors": Options(preserve_color="luminance", preset="keep-colors"),  # photo's colours
     # Chollet, Deep Learning with Python, 1st ed., 8.3, exactly: 400 px high, style
     # stretched to the content's size, weights 0.025 / 1.0 / 1e-4 on the book's loss
     # forms, max pooling, 20 rounds of L-BFGS of at most 20 evaluations, each round with a
@@ -116,6 +199,7 @@ PRESETS: dict[str, Options] = {
         size=None,
         height=400,
         steps=400,
+        scales=1,
         lbfgs_restart=20,
         content_weight=0.025,
         style_weight=1.0,
@@ -132,11 +216,22 @@ PRESETS: dict[str, Options] = {
         content_layer="block4_conv2",
         tv_weight=0.0,
         steps=500,
+        scales=1,
         pooling="avg",
         preset="gatys",
     ),
-    # The default for machines without pretrained weights: tuned for the offline encoder.
-    "offline": Options(weights="random", preset="offline"),
+    # The default for machines without pretrained weights: tuned for the offline encoder
+    # (encoders/random.py, docs/offline-encoder.md). Its own layers: style from all five
+    # levels, content from the colour-blind luminance branch at half size, which lets the
+    # painting's palette in; 1e3 balances the two at 256 to 1024 px.
+    "offline": Options(
+        weights="random",
+        content_layer="luma2",
+        style_layers=("level1", "level2", "level3", "level4", "level5"),
+        style_weight=1e3,
+        steps=200,
+        preset="offline",
+    ),
 }
 
 

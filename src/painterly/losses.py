@@ -85,6 +85,18 @@ def style_loss_relative(gen: Tensor, target_gram: Tensor) -> Tensor:
     return ((g - target_gram) ** 2).sum() / (target_gram**2).sum().clamp_min(1e-12)
 
 
+def style_loss_relative_sums(gen: Tensor, rest: tuple[Tensor, int], target_gram: Tensor) -> Tensor:
+    """:func:`style_loss_relative` of a whole image of which ``gen`` is one part.
+
+    ``rest`` is (sum of F F^T, number of positions) over the rest of the image, so that
+    a tile is pulled toward the target *together with* the rest, not on its own: a tile
+    of sky does not have to hold every colour of the painting.
+    """
+    g_sum, count = rest
+    g = (g_sum + gram(gen)) / (count + gen.shape[-2] * gen.shape[-1])
+    return ((g - target_gram) ** 2).sum() / (target_gram**2).sum().clamp_min(1e-12)
+
+
 def tv_loss_relative(rgb: Tensor) -> Tensor:
     """Mean squared neighbour difference of an RGB image in 0..1.
 

@@ -15,7 +15,7 @@ from dataclasses import dataclass
 
 import torch
 
-from painterly import losses
+from painterly import controls, losses, masks
 from painterly.config import Options
 from painterly.encoders import Encoder
 from painterly.events import Callback, Preview, Progress, Started, Stop, ignore
@@ -45,8 +45,15 @@ class Objective:
         content_rgb: Tensor,
         styles: Sequence[tuple[Tensor, float]],
         opts: Options,
+        guide: masks.Guide | None = None,
+        *,
+        grams: dict[str, Tensor] | None = None,
+        rest: dict[str, tuple[Tensor, int]] | None = None,
     ):
         self.encoder = encoder
+        # For a tile: Gram sums and position counts of the rest of the image, so the style
+        # loss compares the whole image's statistics with the target (tiling.py).
+        self.rest = rest
         self.opts = opts
         self.book = opts.loss_form == "book"
         self.content_layer = opts.content_layer
@@ -58,7 +65,14 @@ class Objective:
             self.content_target = encoder.features(pre.to_input(content_rgb), [self.content_layer])[
                 self.content_layer
             ]
-            self.grams = self._blend_grams(styles)
+            # Precomputed Grams (a tiled run's global targets) replace the styles.
+            self.grams = grams if grams is not None else self._blend_grams(styles)
+            self.masked = None
+            if guide is not None:  # per-region styles and protected regions (masks.py)
+                feats = encoder.features(pre.to_input(content_rgb), self.style_layers)
+                self.masked = masks.MaskedStyle(
+                    guide, content_rgb, feats, styles, self._blend_grams
+                )
 
     def _blend_grams(self, styles: Sequence[tuple[Tensor, float]]) -> dict[str, Tensor]:
         """Blend several styles by averaging their Gram matrices with the given weights."""
@@ -86,14 +100,25 @@ class Objective:
             tv = losses.tv_loss_book(x)
         else:
             content = losses.content_loss_relative(feats[self.content_layer], self.content_target)
-            per_layer = {
-                n: losses.style_loss_relative(feats[n], self.grams[n]) for n in self.style_layers
-            }
+            if self.masked:
+                per_layer = self.masked(feats)
+            elif self.rest is not None:  # a tile: the whole image's Gram, this tile's part live
+                per_layer = {
+                    n: losses.style_loss_relative_sums(feats[n], self.rest[n], self.grams[n])
+                    for n in self.style_layers
+                }
+            else:
+                per_layer = {
+                    n: losses.style_loss_relative(feats[n], self.grams[n])
+                    for n in self.style_layers
+                }
             tv = losses.tv_loss_relative(self.encoder.preprocessing.to_rgb(x))
-        # Each style layer weighs 1/L, as in the book's `style_weight / len(style_layers)`.
-        style = sum(per_layer.values()) / len(per_layer)
+        # Each style layer weighs 1/L, as in the book's `style_weight / len(style_layers)`,
+        # unless --style-layer-weights says otherwise; --strength scales the style weight.
         o = self.opts
-        total = o.content_weight * content + o.style_weight * style + o.tv_weight * tv
+        style = controls.layer_mean(per_layer, o.style_layer_weights)
+        style_weight = o.style_weight * controls.style_factor(o.strength)
+        total = o.content_weight * content + style_weight * style + o.tv_weight * tv
         parts = {"total": total, "content": content, "style": style, "tv": tv}
         parts.update({f"style:{n}": v for n, v in per_layer.items()})
         return total, parts

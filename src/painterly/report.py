@@ -39,10 +39,10 @@ from PIL import Image
 from painterly import __version__
 from painterly.api import (
     ImageLike,
-    _style_size,
     make_options,
     resolve_device,
     run,
+    style_size,
 )
 from painterly.config import MAX_SIDE, Options
 from painterly.encoders import Encoder, deepest, load_encoder, resolve_weights
@@ -169,6 +169,10 @@ def explain(
             )
     else:
         weights = encoder.name
+    if weights == "random":
+        # The report explains VGG's layers (Gatys et al.'s figures), so offline it uses
+        # VGG19 with random weights rather than the offline encoder's own layers.
+        weights = "random-vgg19"
     opts = make_options(None, weights_resolved=weights, **overrides).replace(weights=weights)
     # Layer names come from the options (the encoder may name its layers differently
     # one day); the report reads every style layer and the content layer.
@@ -586,7 +590,7 @@ class _Page:
 
     @property
     def offline(self) -> bool:
-        return self.encoder.name == "random"
+        return self.encoder.name in ("random", "random-vgg19")
 
     def encoder_words(self) -> str:
         if self.offline:
@@ -688,7 +692,7 @@ Total = {o.content_weight:g} × content + {o.style_weight:g} × style + {o.tv_we
         pics = [
             _Picture(resize(self.content_img, out_size), f"photo: {self.content_name}"),
             _Picture(
-                resize(self.style_img, _style_size(self.style_img, out_size, self.opts)),
+                resize(self.style_img, style_size(self.style_img, out_size, self.opts)),
                 f"painting: {self.style_name}",
             ),
             _Picture(self.main.image, "result"),
@@ -801,11 +805,11 @@ Total = {o.content_weight:g} × content + {o.style_weight:g} × style + {o.tv_we
     def _gram(self) -> str:
         layer = self.style_layers[len(self.style_layers) // 2]
         out_size = tuple(self.main.metrics["size"])
-        style_size = _style_size(self.style_img, out_size, self.opts)
+        styled = style_size(self.style_img, out_size, self.opts)
         grams = {}
         for key, img, size in (
             ("photo", self.content_img, out_size),
-            ("painting", self.style_img, style_size),
+            ("painting", self.style_img, styled),
             ("result", self.main.image, out_size),
         ):
             grams[key] = gram_mean(_features(self.encoder, img, size, [layer])[layer])[0]

@@ -12,9 +12,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from painterly.encoders import random as offline
 from painterly.encoders import weights as weights_mod
 from painterly.encoders.preprocessing import BY_NAME, CAFFE, Preprocessing
-from painterly.encoders.random import random_vgg
 from painterly.encoders.vgg import VGG, layer_names, resolve_layer
 from painterly.errors import WeightsError
 
@@ -34,10 +34,29 @@ class Encoder:
         return self.net(x, layers)
 
 
+def arch_of(weights: str) -> str:
+    """The architecture whose layer names a weights choice uses, before it is loaded.
+
+    The offline encoder (``random``) names its own layers; everything else uses VGG19's
+    Keras names (a VGG16 file is caught once loaded, see ``Encoder.arch``).
+    """
+    return offline.ARCH if weights == "random" else "vgg19"
+
+
+def layer_order(arch: str) -> tuple[str, ...]:
+    """Every layer name of ``arch`` in forward order."""
+    return offline.LAYER_NAMES if arch == offline.ARCH else layer_names(arch)
+
+
+def canonical_layer(name: str, arch: str = "vgg19") -> str:
+    """The canonical name of layer ``name`` in ``arch``; OptionsError if it has none."""
+    return offline.resolve_layer(name) if arch == offline.ARCH else resolve_layer(name, arch)
+
+
 def deepest(layers, arch: str = "vgg19") -> str:
     """The deepest of ``layers``, so the network can be truncated after it."""
-    order = layer_names(arch)
-    return max((resolve_layer(n, arch) for n in layers), key=order.index)
+    order = layer_order(arch)
+    return max((canonical_layer(n, arch) for n in layers), key=order.index)
 
 
 def _from_state(arch: str, state: dict, upto: str, pooling: str) -> VGG:
@@ -89,24 +108,36 @@ def resolve_weights(weights: str, *, progress: bool = True) -> tuple[str, str | 
 def load_encoder(
     weights: str,
     *,
-    upto: str = "block5_conv4",
+    upto: str | None = None,
     pooling: str = "max",
     seed: int = 0,
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> Encoder:
     """Load ``weights`` (a registry name, a file path or ``random``) as an :class:`Encoder`
-    on ``device``, truncated after ``upto``. Never falls back: it works or raises
-    :class:`WeightsError`. Use :func:`resolve_weights` first to handle ``auto``.
+    on ``device``, truncated after ``upto`` (default: the whole network). Never falls
+    back: it works or raises :class:`WeightsError`. Use :func:`resolve_weights` first to
+    handle ``auto``. ``random`` is the offline encoder (:mod:`painterly.encoders.random`):
+    its layers are ``luma1..luma3`` and ``level1..level5``, it is drawn from ``seed`` and
+    it has no pooling choice (``pooling`` is ignored for it).
     """
+    if weights == "random-vgg19":
+        # Plain VGG19 with He-scaled random weights: VGG's layer names and cost, nothing
+        # downloaded. The report uses it, and the benchmarks time VGG19 with it.
+        net = offline.random_vgg(seed, deepest([upto or "block5_conv4"]), pooling)
+        return Encoder(net.to(device), CAFFE, "random-vgg19", "vgg19")
     if weights == "random":
-        enc = Encoder(random_vgg(seed, deepest([upto]), pooling), CAFFE, "random", "vgg19")
-    elif weights in weights_mod.REGISTRY:
+        net = offline.OfflineNet(seed, deepest([upto or offline.LAYER_NAMES[-1]], offline.ARCH))
+        enc = Encoder(net, offline.PREPROCESSING, "random", offline.ARCH)
+        enc.net.to(device)
+        return enc
+    upto = upto or "block5_conv4"
+    if weights in weights_mod.REGISTRY:
         enc = _pretrained(weights, upto, pooling, progress, timeout=30.0)
     elif weights.lower().endswith(WEIGHT_FILE_SUFFIXES) or Path(weights).exists():
         enc = _from_file(Path(weights).expanduser(), upto, pooling)
     else:
-        known = ", ".join(["auto", "random", *weights_mod.REGISTRY])
+        known = ", ".join(["auto", "random", "random-vgg19", *weights_mod.REGISTRY])
         raise WeightsError(f"unknown weights '{weights}'; choose one of {known} or a file path")
     enc.net.to(device)
     return enc

@@ -108,7 +108,8 @@ def _choices() -> dict[str, list[str]]:
     devices += ["mps"] if torch.backends.mps.is_available() else []
     return {
         "weights": ["auto", "random", *REGISTRY],
-        "init": ["content", "noise"],
+        "init": ["content", "noise", "style-colors"],
+        "preserve_color": ["none", "luminance", "histogram"],
         "device": devices,
         "content_layer": list(layer_names("vgg19")),
         "style_layers": list(layer_names("vgg19")),

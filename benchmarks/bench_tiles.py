@@ -1,0 +1,107 @@
+"""Seams and memory of tiled high-resolution runs.
+
+Runs a stylisation whose finer scales are optimised in tiles, then measures the seam:
+the mean gradient energy of pixel pairs that straddle a tile edge, divided by the mean
+over all pixel pairs (1.0: the edges are invisible to this measure). Also saves a 100 %
+crop across a tile corner and reports peak memory. One JSON line.
+
+    python benchmarks/bench_tiles.py --size 768 --tile 256 --crop docs/tile_seam_crop.png
+    python benchmarks/bench_tiles.py --size 4096 --max-memory 6G      # tiles chosen by memory
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import resource
+import time
+from pathlib import Path
+
+import numpy as np
+
+import painterly
+from painterly.events import Notice
+from painterly.tiling import tile_grid
+
+EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+
+
+def seam_ratio(rgb: np.ndarray, tile: int) -> float:
+    """Gradient energy across tile edges / everywhere, for the grid painterly used."""
+    h, w = rgb.shape[:2]
+    g = rgb.astype(np.float64) / 255
+    dx = ((g[:, 1:] - g[:, :-1]) ** 2).sum(-1)  # pair (x-1, x) stored at x-1
+    dy = ((g[1:] - g[:-1]) ** 2).sum(-1)
+    overlap = max(16, tile // 4 // 16 * 16)
+    tiles = tile_grid(h, w, tile, overlap)
+    xs = sorted({t.x0 for t in tiles if t.x0 > 0} | {t.x1 for t in tiles if t.x1 < w})
+    ys = sorted({t.y0 for t in tiles if t.y0 > 0} | {t.y1 for t in tiles if t.y1 < h})
+    edge = [dx[:, x - 1] for x in xs] + [dy[y - 1, :] for y in ys]
+    if not edge:
+        return 1.0
+    return float(np.concatenate(edge).mean() / np.concatenate([dx.ravel(), dy.ravel()]).mean())
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--size", type=int, default=768)
+    parser.add_argument("--tile", type=int, default=0, help="0: chosen from --max-memory")
+    parser.add_argument("--max-memory", default="auto")
+    parser.add_argument("--steps", type=int, default=200)
+    parser.add_argument("--weights", default="random")
+    parser.add_argument("--device", default="auto")
+    parser.add_argument("--output", default="out/tiled.png")
+    parser.add_argument("--crop", help="save a 100 %% crop across a tile corner here")
+    args = parser.parse_args()
+    tiles_used = []
+
+    def on_event(event):
+        if isinstance(event, Notice) and "tiles of" in event.message:
+            tiles_used.append(int(event.message.rsplit("tiles of ", 1)[1].split()[0]))
+
+    start = time.perf_counter()
+    result = painterly.run(
+        EXAMPLES / "content" / "tubingen_neckarfront.jpg",
+        EXAMPLES / "style" / "van_gogh_starry_night.jpg",
+        size=args.size,
+        steps=args.steps,
+        tile=args.tile,
+        max_memory=args.max_memory,
+        weights=args.weights,
+        device=args.device,
+        callback=on_event,
+    )
+    seconds = time.perf_counter() - start
+    Path(args.output).parent.mkdir(parents=True, exist_ok=True)
+    result.image.save(args.output)
+    rgb = np.asarray(result.image)
+    tile = tiles_used[-1] if tiles_used else 0
+    if args.crop and tile:
+        t = [
+            t
+            for t in tile_grid(*rgb.shape[:2], tile, max(16, tile // 4 // 16 * 16))
+            if t.x0 and t.y0
+        ][0]
+        y, x = max(0, t.y0 - 128), max(0, t.x0 - 128)
+        painterly.image.save_image(
+            painterly.image.Image.fromarray(rgb[y : y + 256, x : x + 256]), args.crop
+        )
+    print(
+        json.dumps(
+            {
+                "size": result.metrics["size"],
+                "tile": tile,
+                "scales": len(result.metrics["scales"]),
+                "steps": result.metrics["steps"],
+                "seconds": round(seconds, 1),
+                "seam_ratio": round(seam_ratio(rgb, tile), 3) if tile else None,
+                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+                "encoder": result.metrics["encoder"],
+                "device": result.metrics["device"],
+            }
+        )
+    )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,116 @@
+"""Artistic controls that are not about colour or masks: strength, per-layer weights,
+style folders and blend weights."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping, Sequence
+from pathlib import Path
+
+import torch
+from PIL import Image
+
+from painterly.errors import OptionsError
+from painterly.image import OUTPUT_FORMATS, load_image
+
+STYLE_SUFFIXES = (*OUTPUT_FORMATS, ".bmp", ".gif")
+
+
+def style_factor(strength: float) -> float:
+    """What ``--strength`` multiplies the style weight by: ``(10**(4 s) - 1) / 99``.
+
+    0 -> 0 (no style: the photo comes back), 0.5 -> exactly 1 (the preset's balance),
+    1 -> about 101. Each step of 0.25 changes the style/content ratio about tenfold, which
+    is how the look changes (a linear knob would do all its work near 0). The content
+    weight is left alone, so it is the balance that moves, not the pixels that are blended.
+    """
+    return (10 ** (4 * strength) - 1) / 99
+
+
+def layer_mean(per_layer: Mapping[str, torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
+    """Style loss over layers: the plain mean (the book's 1/L each), or the mean weighted
+    by ``--style-layer-weights`` (normalised, so --style-weight keeps its meaning)."""
+    if not weights:
+        return sum(per_layer.values()) / len(per_layer)
+    return sum(w * v for w, v in zip(weights, per_layer.values(), strict=True)) / sum(weights)
+
+
+def style_folder(path: Path) -> list[Image.Image]:
+    """Every image in ``path`` (sorted by name, not recursive), for one style."""
+    files = sorted(p for p in path.iterdir() if p.suffix.lower() in STYLE_SUFFIXES)
+    if not files:
+        raise OptionsError(
+            f"style folder {path} has no images; put .png/.jpg/.webp/.tif files in it"
+        )
+    return [load_image(p) for p in files]
+
+
+def expand_styles(
+    items: list[tuple[object, float]], blend: Sequence[float]
+) -> tuple[list[tuple[Image.Image, float]], list[int]]:
+    """Flatten (image-or-path-or-folder, weight) pairs into (image, weight) pairs.
+
+    A folder is one style: its images share its weight equally. ``blend`` (from
+    --style-blend) replaces the weights, one per style as given. Returns the pairs and,
+    for each, the index of the style it came from (the masks refer to these indices).
+    """
+    if blend:
+        if len(blend) != len(items):
+            raise OptionsError(
+                f"--style-blend has {len(blend)} weights for {len(items)} styles; give one each"
+            )
+        items = [(img, w) for (img, _), w in zip(items, blend, strict=True)]
+    out: list[tuple[Image.Image, float]] = []
+    groups: list[int] = []
+    for index, (item, weight) in enumerate(items):
+        if not weight >= 0:
+            raise OptionsError(f"style weight {weight} must be a number >= 0")
+        if isinstance(item, Image.Image):
+            images = [item.convert("RGB")]
+        elif os.path.isdir(item):
+            images = style_folder(Path(item))
+        else:
+            images = [load_image(item)]
+        out += [(img, float(weight) / len(images)) for img in images]
+        groups += [index] * len(images)
+    if not out or sum(w for _, w in out) <= 0:
+        raise OptionsError("at least one style image with a weight above 0 is needed")
+    return out, groups
+
+
+def parse_floats(text: str | Sequence, flag: str) -> tuple[float, ...]:
+    """``"1,0.5"`` (or a sequence) -> (1.0, 0.5); OptionsError naming ``flag`` otherwise."""
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    try:
+        values = tuple(float(p) for p in parts if str(p).strip())
+    except ValueError:
+        raise OptionsError(f"{flag} takes comma-separated numbers, got '{text}'") from None
+    if any(not v >= 0 for v in values):
+        raise OptionsError(f"{flag} weights must be numbers >= 0, got '{text}'")
+    return values
+
+
+def prepare(content: Image.Image, style_items: list[tuple[object, float]], opts):
+    """Everything the artistic controls do before the optimiser starts.
+
+    Returns the content and (image, weight) styles as the optimiser should see them, the
+    masks (a :class:`masks.Guide` or None) and ``finish``, which turns the optimiser's
+    result (1, 3, H, W) into the output: colours put back, protected regions copied.
+    """
+    from painterly import color, masks
+    from painterly.image import resize, to_tensor
+
+    styles, groups = expand_styles(style_items, opts.style_blend)
+    guide = masks.load_guide(opts.mask, opts.mask_styles, opts.protect, content, groups)
+    photo = content
+    content, styles, recolour = color.prepare(content, styles, opts.preserve_color, opts.color_only)
+    if guide is None or guide.protect is None:
+        return content, styles, guide, recolour
+
+    def finish(rgb: torch.Tensor) -> torch.Tensor:
+        size = (rgb.shape[-1], rgb.shape[-2])
+        keep = guide.protect_at(size).to(rgb.device)
+        original = to_tensor(resize(photo, size)).to(rgb.device)
+        return keep * original + (1 - keep) * recolour(rgb)
+
+    return content, styles, guide, finish

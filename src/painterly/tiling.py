@@ -1,0 +1,172 @@
+"""Tiles, for images whose optimisation does not fit in memory at once.
+
+At a scale too large for the memory budget, the image is optimised tile by tile, in
+raster order, each tile overlapping its neighbours. Every tile matches the *global*
+style statistics: the Gram targets come from the whole style image (computed tile by
+tile too, summing F F^T over tile interiors, so they equal the whole-image Grams), never
+from the part of the style under the tile. Each tile starts from the current whole image,
+so it sees the tiles already done in its overlap, and is written back with a linear
+cross-fade over the overlap it shares with them: no seam, no drift in colour.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from painterly import losses
+
+Tensor = torch.Tensor
+ALIGN = 16  # tile corners on multiples of 16 keep VGG's four poolings aligned
+
+
+@dataclass(frozen=True)
+class Tile:
+    y0: int
+    y1: int
+    x0: int
+    x1: int
+
+    def crop(self, t: Tensor) -> Tensor:
+        return t[..., self.y0 : self.y1, self.x0 : self.x1]
+
+
+def _starts(length: int, tile: int, overlap: int) -> list[int]:
+    if length <= tile:
+        return [0]
+    stride = max(ALIGN, (tile - overlap) // ALIGN * ALIGN)
+    starts = list(range(0, length - tile, stride))
+    last = length - tile  # the last tile ends exactly at the edge
+    return starts + [last] if not starts or starts[-1] != last else starts
+
+
+def _partition(height: int, width: int, tile: int) -> list[Tile]:
+    """Non-overlapping tiles: every position belongs to exactly one."""
+    return [
+        Tile(y, min(y + tile, height), x, min(x + tile, width))
+        for y in range(0, height, tile)
+        for x in range(0, width, tile)
+    ]
+
+
+def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
+    """Overlapping tiles of side ``tile`` (at most) covering the image, raster order."""
+    return [
+        Tile(y, min(y + tile, height), x, min(x + tile, width))
+        for y in _starts(height, tile, overlap)
+        for x in _starts(width, tile, overlap)
+    ]
+
+
+def blend_weights(tile: Tile, done: Tensor) -> Tensor:
+    """(1, 1, h, w) weights for writing ``tile`` back: ramps from 0 to 1 across the part
+    of the tile already covered by earlier tiles (``done``), 1 elsewhere."""
+    covered = tile.crop(done)[0, 0]
+    h, w = covered.shape
+    weight = torch.ones(h, w, device=done.device)
+    rows = covered.all(dim=1).nonzero()  # top rows fully covered: overlap with tile above
+    cols = covered.all(dim=0).nonzero()  # left columns fully covered
+    if len(rows) and rows[-1] < h - 1:
+        n = int(rows[-1]) + 1
+        weight[:n] *= torch.linspace(0, 1, n + 2, device=done.device)[1:-1, None]
+    if len(cols) and cols[-1] < w - 1:
+        n = int(cols[-1]) + 1
+        weight[:, :n] *= torch.linspace(0, 1, n + 2, device=done.device)[None, 1:-1]
+    return weight[None, None]
+
+
+def gram_sums(
+    encoder, rgb: Tensor, layers: Sequence[str], tile: int, halo: int = 64
+) -> dict[str, tuple[Tensor, int]]:
+    """Per layer: (sum over positions of F F^T, number of positions) of a whole image,
+    computed tile by tile with ``halo`` px of context, every position counted once."""
+    pre = encoder.preprocessing
+    h, w = rgb.shape[-2:]
+    out: dict[str, tuple[Tensor, int]] = {}
+    for t in _partition(h, w, tile):
+        y0, x0 = max(0, t.y0 - halo), max(0, t.x0 - halo)
+        y1, x1 = min(h, t.y1 + halo), min(w, t.x1 + halo)
+        with torch.no_grad():
+            feats = encoder.features(pre.to_input(rgb[..., y0:y1, x0:x1]), layers)
+        for name, f in feats.items():
+            sy, sx = (y1 - y0) / f.shape[-2], (x1 - x0) / f.shape[-1]
+            inner = f[
+                ...,
+                round((t.y0 - y0) / sy) : round((t.y1 - y0) / sy),
+                round((t.x0 - x0) / sx) : round((t.x1 - x0) / sx),
+            ]
+            g, n = losses.gram(inner), inner.shape[-2] * inner.shape[-1]
+            out[name] = (out[name][0] + g, out[name][1] + n) if name in out else (g, n)
+    return out
+
+
+def tiled_grams(
+    encoder,
+    styles: Sequence[tuple[Tensor, float]],
+    layers: Sequence[str],
+    tile: int,
+    halo: int = 64,
+) -> dict[str, Tensor]:
+    """Position-averaged Gram matrices of the weighted styles, computed tile by tile;
+    they equal the whole-image Grams up to the context lost beyond ``halo``."""
+    total_weight = sum(w for _, w in styles)
+    blended: dict[str, Tensor] = {}
+    for rgb, weight in styles:
+        for name, (g, n) in gram_sums(encoder, rgb, layers, tile, halo).items():
+            g = g / n * (weight / total_weight)
+            blended[name] = blended[name] + g if name in blended else g
+    return blended
+
+
+def _crop_sums(encoder, rgb: Tensor, layers) -> dict[str, tuple[Tensor, int]]:
+    with torch.no_grad():
+        feats = encoder.features(encoder.preprocessing.to_input(rgb), layers)
+    return {n: (losses.gram(f), f.shape[-2] * f.shape[-1]) for n, f in feats.items()}
+
+
+def optimize_tiled(
+    encoder,
+    content_rgb: Tensor,
+    init_rgb: Tensor,
+    grams: dict[str, Tensor],
+    opts,
+    tile: int,
+    **optimize_kwargs,
+):
+    """Optimise ``init_rgb`` tile by tile, ``opts.steps`` steps per tile (about the work
+    of the same steps on the whole image); returns an Outcome for the whole image."""
+    from painterly.optimize import Objective, Outcome, optimize
+
+    h, w = content_rgb.shape[-2:]
+    overlap = max(ALIGN, tile // 4 // ALIGN * ALIGN)
+    image = init_rgb.clone()
+    done = torch.zeros(1, 1, h, w, dtype=torch.bool, device=image.device)
+    outcomes = []
+    layers = tuple(grams)
+    # Gram sums of the whole current image, kept up to date as tiles are written back.
+    total = gram_sums(encoder, image, layers, tile)
+    for t in tile_grid(h, w, tile, overlap):
+        before = _crop_sums(encoder, t.crop(image), layers)
+        rest = {n: (total[n][0] - before[n][0], total[n][1] - before[n][1]) for n in layers}
+        objective = Objective(encoder, t.crop(content_rgb), [], opts, grams=grams, rest=rest)
+        out = optimize(objective, t.crop(image), opts, **optimize_kwargs)
+        weight = blend_weights(t, done)
+        region = t.crop(image)
+        region.copy_(region * (1 - weight) + out.rgb * weight)
+        t.crop(done).fill_(True)
+        after = _crop_sums(encoder, region, layers)
+        total = {n: (rest[n][0] + after[n][0], rest[n][1] + after[n][1]) for n in layers}
+        outcomes.append(out)
+        if out.interrupted:
+            break
+    finals = [o.final for o in outcomes]
+    return Outcome(
+        rgb=image,
+        steps=sum(o.steps for o in outcomes),
+        seconds=sum(o.seconds for o in outcomes),
+        history=[{**hh, "tile": i} for i, o in enumerate(outcomes) for hh in o.history],
+        final={k: sum(f[k] for f in finals) / len(finals) for k in finals[0]},
+        interrupted=outcomes[-1].interrupted,
+    )
