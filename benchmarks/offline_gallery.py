@@ -3,8 +3,8 @@
 For each content x style pair it runs two stylisations that need no download:
 
 * ``random VGG19``: the old offline encoder, VGG19 with Kaiming-normal weights
-  (:func:`painterly.encoders.random.random_vgg`), with the default preset's layers and
-  weights (as ``--weights random`` behaved before the offline encoder);
+  (``--weights random-vgg19``, :func:`painterly.encoders.random.random_vgg`), with the
+  default preset's layers and weights (as ``--weights random`` behaved before);
 * ``offline``: the offline encoder (:class:`painterly.encoders.random.OfflineNet`) with
   the ``offline`` preset, as ``painterly stylize`` uses it when the pretrained weights are
   not available.
@@ -27,10 +27,8 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 from painterly.api import run
-from painterly.config import PRESETS
+from painterly.config import PRESETS, Options
 from painterly.encoders import Encoder, load_encoder
-from painterly.encoders.preprocessing import CAFFE
-from painterly.encoders.random import random_vgg
 from painterly.image import load_image, resize
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -40,14 +38,14 @@ ENCODERS = ("random-vgg19", "offline")
 LABELS = {"random-vgg19": "random VGG19 (before)", "offline": "offline encoder (now)"}
 
 
-def encoders(seed: int, device: str) -> dict[str, tuple[Encoder, object]]:
+def encoders(seed: int, device: str) -> dict[str, tuple[Encoder, Options]]:
     """name -> (encoder, options) for the two contenders."""
-    vgg = random_vgg(seed, "block5_conv1", PRESETS["default"].pooling).to(device)
+    default = PRESETS["default"]
+    vgg = load_encoder(
+        "random-vgg19", upto="block5_conv1", pooling=default.pooling, seed=seed, device=device
+    )
     return {
-        "random-vgg19": (
-            Encoder(vgg, CAFFE, "random-vgg19", "vgg19"),
-            PRESETS["default"].replace(weights="random"),
-        ),
+        "random-vgg19": (vgg, default.replace(weights="random-vgg19")),
         "offline": (load_encoder("random", seed=seed, device=device), PRESETS["offline"]),
     }
 

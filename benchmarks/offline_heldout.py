@@ -31,8 +31,7 @@ from torch.nn import functional as F
 from painterly import losses
 from painterly.config import BOOK_STYLE_LAYERS
 from painterly.encoders import Encoder, load_encoder
-from painterly.encoders.preprocessing import CAFFE
-from painterly.encoders.random import STYLE_LAYERS, random_vgg
+from painterly.encoders.random import STYLE_LAYERS
 from painterly.image import fit_size, load_image, resize, to_tensor
 
 try:  # run as a script from the repository root or from benchmarks/
@@ -45,17 +44,17 @@ JUDGE_SEEDS = (1001, 1002, 1003)
 
 def judges(device: str) -> dict[str, list[tuple[Encoder, tuple[str, ...]]]]:
     """Family name -> independently seeded encoders with the style layers they are read at."""
+
+    def vgg(seed: int) -> Encoder:
+        return load_encoder(
+            "random-vgg19", upto="block5_conv1", pooling="avg", seed=seed, device=device
+        )
+
     return {
         "offline": [
             (load_encoder("random", seed=s, device=device), STYLE_LAYERS) for s in JUDGE_SEEDS
         ],
-        "random VGG19": [
-            (
-                Encoder(random_vgg(s, "block5_conv1", "avg").to(device), CAFFE, "vgg", "vgg19"),
-                BOOK_STYLE_LAYERS,
-            )
-            for s in JUDGE_SEEDS
-        ],
+        "random VGG19": [(vgg(s), BOOK_STYLE_LAYERS) for s in JUDGE_SEEDS],
     }
 
 
@@ -123,12 +122,12 @@ def table(rows: list[dict]) -> str:
     head = ["photo", "painting", "encoder", *(f"style ratio, {f} judges" for f in families)]
     lines = ["| " + " | ".join([*head, "edges"]) + " |", "|" + "---|" * (len(head) + 1)]
     for r in rows:
-        cells = [r["photo"], r["painting"], r["encoder"], *(f"{r[f]:.3f}" for f in families)]
+        cells = [r["photo"], r["painting"], r["encoder"], *(f"{r[f]:.4f}" for f in families)]
         lines.append("| " + " | ".join([*cells, f"{r['edges']:.2f}"]) + " |")
     for name in dict.fromkeys(r["encoder"] for r in rows):
         mine = [r for r in rows if r["encoder"] == name]
         cells = [f"**all {len(mine)}**", "(geometric mean)", f"**{name}**"]
-        cells += [f"**{_geomean(r[f] for r in mine):.3f}**" for f in families]
+        cells += [f"**{_geomean(r[f] for r in mine):.4f}**" for f in families]
         edges = sum(r["edges"] for r in mine) / len(mine)
         lines.append("| " + " | ".join([*cells, f"**{edges:.2f}** (mean)"]) + " |")
     return "\n".join(lines)

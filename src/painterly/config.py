@@ -221,13 +221,15 @@ PRESETS: dict[str, Options] = {
         preset="gatys",
     ),
     # The default for machines without pretrained weights: tuned for the offline encoder
-    # (encoders/random.py, docs/offline-encoder.md). Its own layers: style from all five
-    # levels, content from the colour-blind luminance branch at half size, which lets the
-    # painting's palette in; 1e3 balances the two at 256 to 1024 px.
+    # (encoders/random.py, docs/offline-encoder.md). Style from its five levels; content
+    # from its colour-blind luminance branch at full size, which lets the painting's
+    # palette in while keeping edges; content 3 : style 1e3 keeps the photo readable even
+    # for a painting far from it (a night photo as Hokusai's bright Great Wave).
     "offline": Options(
         weights="random",
-        content_layer="luma2",
+        content_layer="luma1",
         style_layers=("level1", "level2", "level3", "level4", "level5"),
+        content_weight=3.0,
         style_weight=1e3,
         steps=200,
         preset="offline",

@@ -4,19 +4,20 @@ Nothing is downloaded or shipped. The weights are drawn at run time on the CPU f
 ``torch.Generator().manual_seed(seed)``, so a seed gives the same weights on every machine;
 they are then moved to the run's device.
 
-Why not simply a random VGG19 (:func:`random_vgg`, kept for comparison)? It is slow on a
-CPU (about 300 GFLOP per step at 512 px) and its stylisation is mild, and a random VGG's
-deep layers answer as much to the photo's colours as to its shapes, so the content loss
-fights the painting's palette. :class:`OfflineNet` is built from what the literature and
-our measurements (docs/offline-encoder.md) say a random network needs to carry style:
+Why not simply a random VGG19 (:func:`random_vgg`, ``--weights random-vgg19``)? It is slow
+on a CPU (305 GFLOP per step at 512 px), and its deep layers answer as much to the photo's
+colours as to its shapes, so its content loss fights the painting's palette and the style
+wins by repainting the photo (edge correlation with the photo 0.37 in the gallery, against
+0.84 here). :class:`OfflineNet` is built from what the literature and our measurements
+(docs/offline-encoder.md) say a random network needs to carry style:
 
 * **Opponent-colour whitening in front** (a fixed 3x3 map to luminance, red-green and
   blue-yellow, each scaled to unit spread for typical photos). Photo RGB channels are
   ~90% correlated, so random filters on raw RGB see mostly luminance; whitened input lets
   the Gram matrices carry the painting's palette as strongly as its strokes.
 * **One 3x3 convolution per scale, five scales, widths 32-64-128-256-256**, like VGG's
-  block structure with one convolution per block: the deep layers reach 70-100 px at a
-  tenth of VGG19's cost (about 20 GFLOP per step at 512 px). Ustyuzhaninov et al. (ICLR
+  block structure with one convolution per block: ``level5`` sees about 110 px, at a
+  fifteenth of VGG19's cost (about 20 GFLOP per step at 512 px). Ustyuzhaninov et al. (ICLR
   2017) show that random filters carry texture if they cover many scales; here the scales
   come from the pyramid instead of 3-55 px kernels, which are too slow on a CPU.
 * **Anti-aliased downsampling** (a [1, 3, 3, 1] binomial blur with stride 2, as in Zhang,
@@ -25,11 +26,11 @@ our measurements (docs/offline-encoder.md) say a random network needs to carry s
   image, because the gradient of a 2x2 block average is constant over the block.
 * **Each channel calibrated** so that its pre-activation has zero mean and unit variance on
   seeded 1/f ("pink") noise, which has the spectrum of natural images. With Kaiming
-  weights and zero biases the channels drift (some are almost always on, some always off)
-  and the relative Gram loss is then dominated by channel means; centred channels are
-  half on, half off, where the ReLU is most informative (the aim Wang et al., CVPR 2021,
-  reach with a softmax on peaky ResNet activations). It also keeps every layer at the
-  same scale at any input size (see the tests).
+  weights and zero biases, 8-11% of the channels of levels 2-5 never fire on a photo and
+  6-21% fire almost everywhere (Tübingen, 256 px): dead or linear, they add little to the
+  Gram matrices. Calibrated: 1-2% and 5-9%. Centred channels are about half on, where
+  the ReLU is most informative (the aim Wang et al., CVPR 2021, reach with a softmax on
+  peaky ResNet activations). It also keeps every layer at one scale at any input size.
 * **A separate content branch, ``luma1..luma3``**: the luminance alone, standardised per
   image (zero mean, unit variance), blurred down 0, 1 or 2 times and passed through two
   calibrated random 3x3 layers. A random net's colour features change completely when
@@ -65,14 +66,12 @@ WIDTHS = (32, 64, 128, 256, 256)  # channels of level1..level5
 LUMA_WIDTHS = (32, 32)  # channels of the two layers of the content branch
 STYLE_LAYERS = tuple(f"level{i + 1}" for i in range(len(WIDTHS)))
 LUMA_LAYERS = ("luma1", "luma2", "luma3")  # the content branch at full, 1/2 and 1/4 size
-CONTENT_LAYER = "luma2"
 # Forward order, used to truncate the network after the deepest layer a run asks for.
 # The content branch is cheap and always built, so it counts as the shallowest.
 LAYER_NAMES = LUMA_LAYERS + STYLE_LAYERS
 
 # RGB in 0..1 centred on mid grey; the net does its own colour whitening.
-_GREY = 0.45
-PREPROCESSING = Preprocessing("offline", False, 1.0, (_GREY, _GREY, _GREY), (1.0, 1.0, 1.0))
+PREPROCESSING = Preprocessing("offline", False, 1.0, (0.45, 0.45, 0.45), (1.0, 1.0, 1.0))
 
 # Luminance, red-green, blue-yellow, each divided by its typical spread in photos and
 # paintings (standard deviations measured on the bundled examples: 0.13-0.22, 0.02-0.08
@@ -94,7 +93,7 @@ def resolve_layer(name: str) -> str:
 
     VGG names are accepted for the level at the same scale (``block4_conv2`` -> ``level4``)
     so that options written for VGG19 still run; the ``offline`` preset's own layers, with
-    content from the colour-blind ``luma2``, are what it is designed for.
+    content from the colour-blind ``luma1``, are what it is designed for.
     """
     if name in LAYER_NAMES:
         return name
@@ -221,11 +220,6 @@ class OfflineNet(nn.Module):
             conv.float()
 
     def _whiten(self, x: torch.Tensor) -> torch.Tensor:
-        # See only what can be saved: the optimiser is free to push pixels beyond 0..1
-        # (the output is clipped afterwards), and with the chroma channels amplified by the
-        # whitening it would otherwise match the painting's colour statistics with colours
-        # no image file can hold, and the clipped result would lose them.
-        x = x.clamp(-_GREY, 1 - _GREY)
         return F.conv2d(x, self.opponent.to(x.dtype))
 
     def forward(self, x: torch.Tensor, layers: Iterable[str]) -> dict[str, torch.Tensor]:
