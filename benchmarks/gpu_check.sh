@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# The prepared device check: step timings, whole-run quality/time, and the CUDA tests.
+# The prepared device check: step timings, whole-run quality/time, batch throughput and the
+# CUDA tests.
 # Run on a GPU machine from the repo root; results go to $OUT (or benchmarks/results).
 set -uo pipefail
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -11,5 +12,7 @@ timeout 200 python3 benchmarks/bench_step.py --device cuda --sizes 512 1024 2048
     --steps 30 --warmup 5 2>&1 | tee "$OUT/bench_step_h200.jsonl"
 timeout 150 python3 benchmarks/bench_quality.py --device cuda --size 512 --steps 300 \
     2>&1 | tee "$OUT/bench_quality_h200.jsonl"
+timeout 90 python3 benchmarks/bench_batch.py --device cuda --size 512 --batches 1 4 16 \
+    --steps 30 --weights random-vgg19 2>&1 | tee "$OUT/bench_batch_h200.jsonl"
 timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_fast_paths.py --device cuda \
     2>&1 | tee "$OUT/pytest_cuda.txt"

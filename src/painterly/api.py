@@ -32,7 +32,7 @@ from painterly.errors import OptionsError
 from painterly.events import Callback, Notice, ignore
 from painterly.image import MIN_SIDE, fit_size, load_image, resize, to_image, to_tensor
 from painterly.memory import available_bytes, parse_bytes, step_bytes
-from painterly.optimize import Objective, optimize
+from painterly.optimize import Objective, Outcome, optimize
 from painterly.tiling import ALIGN, optimize_tiled, tiled_grams
 
 ImageLike = str | os.PathLike | Image.Image
@@ -100,6 +100,12 @@ def _is_weighted(item) -> bool:
     return isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], int | float)
 
 
+def prepare_inputs(content: ImageLike, style: StyleSpec | Sequence[StyleSpec], opts: Options):
+    """Read the content and styles and apply the artistic controls (controls.prepare):
+    the content and (image, weight) styles the optimiser sees, the masks and ``finish``."""
+    return prepare_controls(_as_image(content), _style_list(style), opts)
+
+
 def scale_plan(out_size: tuple[int, int], opts: Options) -> tuple[list[tuple[int, int]], list[int]]:
     """Sizes (w, h) from coarse to fine, and the steps spent at each.
 
@@ -152,7 +158,7 @@ def _optimize_scale(encoder, content_t, style_ts, init, opts, guide, tile: int, 
     return optimize(objective, init, opts, **run_kwargs)
 
 
-def _is_out_of_memory(err: Exception) -> bool:
+def is_out_of_memory(err: Exception) -> bool:
     text = str(err).lower()
     return (
         isinstance(err, torch.OutOfMemoryError)
@@ -172,7 +178,7 @@ def tile_side(encoder: Encoder, opts: Options, size: tuple[int, int], device) ->
     if opts.tile:
         tile = opts.tile if max(size) > opts.tile else 0
     else:
-        budget = parse_bytes(opts.max_memory) or available_bytes(device)
+        budget = memory_budget(opts, device)
         tile = (
             0
             if step_bytes(encoder.net, layers, *size) <= budget
@@ -184,6 +190,11 @@ def tile_side(encoder: Encoder, opts: Options, size: tuple[int, int], device) ->
             "use a smaller --size or the default preset for large images"
         )
     return tile
+
+
+def memory_budget(opts: Options, device: torch.device) -> int:
+    """Bytes a step may use: ``--max-memory``, or most of the free memory."""
+    return parse_bytes(opts.max_memory) or available_bytes(device)
 
 
 def _fitting_tile(encoder: Encoder, layers, size: tuple[int, int], budget: int) -> int:
@@ -259,11 +270,68 @@ def run(
     reads the losses back from the device), previews every ``preview_every`` steps.
     """
     # Validate the options and read the images before anything slow (a download).
-    weights = make_options(options, **overrides).weights
-    content_img = _as_image(content)
-    content_img, styles, guide, finish = prepare_controls(
-        content_img, _style_list(style), make_options(options, **overrides)
+    content_img, styles, guide, finish = prepare_inputs(
+        content, style, make_options(options, **overrides)
     )
+    opts, encoder, device, fallback_reason = resolve_run(options, overrides, callback, encoder)
+    out_size = output_size(content_img.size, opts)
+    torch.manual_seed(opts.seed)
+    outcomes = []
+    rgb = None
+    for size, steps in zip(*scale_plan(out_size, opts), strict=True):
+        content_t, style_ts, init = scale_inputs(content_img, styles, size, opts, device, rgb)
+        run_kwargs = dict(
+            callback=callback,
+            preview_every=preview_every,
+            progress_every=progress_every,
+            device_name=str(device),
+        )
+        tile = tile_side(encoder, opts, size, device)
+        while True:
+            try:
+                outcome = _optimize_scale(
+                    encoder,
+                    content_t,
+                    style_ts,
+                    init,
+                    opts.replace(steps=steps),
+                    guide,
+                    tile,
+                    run_kwargs,
+                )
+                break
+            except (torch.OutOfMemoryError, RuntimeError) as err:
+                if not is_out_of_memory(err):
+                    raise
+                # The estimate was wrong for this device: the scales already done are kept
+                # and this one is redone in smaller tiles.
+                tile = (tile or max(size)) // 2 // ALIGN * ALIGN
+                if tile < 128:
+                    raise OptionsError(
+                        f"out of memory at {size[0]}x{size[1]} even in 128 px tiles; "
+                        "use a smaller --size or free some memory"
+                    ) from None
+                if device.type == "cuda":
+                    torch.cuda.empty_cache()
+                callback(
+                    Notice(f"out of memory at {size[0]}x{size[1]}; retrying in {tile} px tiles")
+                )
+        outcomes.append(outcome)
+        rgb = outcome.rgb
+        if outcome.interrupted:
+            break
+    return make_result(outcomes, opts, encoder, device, out_size, finish, fallback_reason)
+
+
+def resolve_run(
+    options: Options | None, overrides: dict, callback: Callback, encoder: Encoder | None
+) -> tuple[Options, Encoder, torch.device, str | None]:
+    """The options, encoder and device of a run, and why ``auto`` fell back (or None).
+
+    ``auto`` weights that cannot be had fall back to the offline encoder, with one
+    Notice; with a named preset, to a random VGG19, whose layer names the preset uses.
+    """
+    weights = make_options(options, **overrides).weights
     fallback_reason = None
     if encoder is not None:
         weights = encoder.name
@@ -289,60 +357,44 @@ def run(
         encoder = load_encoder(
             weights, upto=upto, pooling=opts.pooling, seed=opts.seed, device=device
         )
+    return opts, encoder, device, fallback_reason
 
-    out_size = output_size(content_img.size, opts)
-    torch.manual_seed(opts.seed)
-    outcomes = []
-    rgb = None
-    for size, steps in zip(*scale_plan(out_size, opts), strict=True):
-        content_t = to_tensor(resize(content_img, size)).to(device)
-        style_ts = [
-            (to_tensor(resize(img, style_size(img, size, opts))).to(device), w) for img, w in styles
-        ]
-        if rgb is None:
-            init = _init_rgb(opts, content_t, opts.seed, style_ts)
-        else:  # each scale starts from the previous result, upsampled
-            init = F.interpolate(rgb, size=(size[1], size[0]), mode="bicubic").clamp(0, 1)
-        run_kwargs = dict(
-            callback=callback,
-            preview_every=preview_every,
-            progress_every=progress_every,
-            device_name=str(device),
-        )
-        tile = tile_side(encoder, opts, size, device)
-        while True:
-            try:
-                outcome = _optimize_scale(
-                    encoder,
-                    content_t,
-                    style_ts,
-                    init,
-                    opts.replace(steps=steps),
-                    guide,
-                    tile,
-                    run_kwargs,
-                )
-                break
-            except (torch.OutOfMemoryError, RuntimeError) as err:
-                if not _is_out_of_memory(err):
-                    raise
-                # The estimate was wrong for this device: the scales already done are kept
-                # and this one is redone in smaller tiles.
-                tile = (tile or max(size)) // 2 // ALIGN * ALIGN
-                if tile < 128:
-                    raise OptionsError(
-                        f"out of memory at {size[0]}x{size[1]} even in 128 px tiles; "
-                        "use a smaller --size or free some memory"
-                    ) from None
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                callback(
-                    Notice(f"out of memory at {size[0]}x{size[1]}; retrying in {tile} px tiles")
-                )
-        outcomes.append(outcome)
-        rgb = outcome.rgb
-        if outcome.interrupted:
-            break
+
+def scale_inputs(
+    content: Image.Image,
+    styles: Sequence[tuple[Image.Image, float]],
+    size: tuple[int, int],
+    opts: Options,
+    device: torch.device,
+    previous: torch.Tensor | None,
+) -> tuple[torch.Tensor, list[tuple[torch.Tensor, float]], torch.Tensor]:
+    """Content, styles and starting image of one scale (w, h) as (1, 3, H, W) tensors.
+
+    The first scale starts as ``--init`` says; each later one from ``previous``, the
+    result of the scale below, upsampled.
+    """
+    content_t = to_tensor(resize(content, size)).to(device)
+    style_ts = [
+        (to_tensor(resize(img, style_size(img, size, opts))).to(device), w) for img, w in styles
+    ]
+    if previous is None:
+        init = _init_rgb(opts, content_t, opts.seed, style_ts)
+    else:
+        init = F.interpolate(previous, size=(size[1], size[0]), mode="bicubic").clamp(0, 1)
+    return content_t, style_ts, init
+
+
+def make_result(
+    outcomes: Sequence[Outcome],
+    opts: Options,
+    encoder: Encoder,
+    device: torch.device,
+    out_size: tuple[int, int],
+    finish,
+    fallback_reason: str | None,
+) -> Result:
+    """The :class:`Result` of one image from the outcomes of its scales, coarse to fine;
+    ``finish`` (from controls.prepare) turns the last one's pixels into the output."""
     outcome = outcomes[-1]
     steps_done = sum(o.steps for o in outcomes)
     seconds = sum(o.seconds for o in outcomes)
@@ -369,6 +421,7 @@ def run(
         "painterly:seed": str(opts.seed),
         "painterly:version": __version__,
     }
+    rgb = outcome.rgb
     if rgb.shape[-2:] != (out_size[1], out_size[0]):  # interrupted at a coarse scale
         rgb = F.interpolate(rgb, size=(out_size[1], out_size[0]), mode="bicubic").clamp(0, 1)
     return Result(to_image(finish(rgb)), metrics, metadata, outcome.interrupted)

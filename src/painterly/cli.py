@@ -13,6 +13,7 @@ import json
 import os
 import sys
 import tempfile
+import time
 import typing
 from pathlib import Path
 
@@ -96,6 +97,41 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--metrics", metavar="FILE.json", help="write timings and losses as JSON")
     st.add_argument("--quiet", action="store_true", help="no progress bar")
 
+    ba = sub.add_parser(
+        "batch",
+        help="paint several photos (and/or with several styles) at once, batched for speed",
+        description="Stylise every CONTENT with every --style; photos whose outputs have "
+        "the same size go through the network together. Writes OUTDIR/CONTENT_STYLE.EXT "
+        "(never over an existing file unless --overwrite) and reports images per second.",
+    )
+    ba.add_argument("contents", nargs="+", metavar="CONTENT", help="the photos")
+    ba.add_argument(
+        "--style",
+        dest="styles",
+        nargs="+",
+        action="append",
+        required=True,
+        metavar="PAINTING",
+        help="one style: painting(s), PATH:WEIGHT blends several; repeat for more styles",
+    )
+    ba.add_argument("-o", "--output-dir", required=True, metavar="OUTDIR", help="existing folder")
+    ba.add_argument(
+        "--overwrite", action="store_true", help="replace output files that already exist"
+    )
+    ba.add_argument(
+        "--format", default="png", choices=("png", "jpg", "webp", "tif"), help="(default: png)"
+    )
+    ba.add_argument(
+        "--batch-size",
+        type=int,
+        default=0,
+        metavar="N",
+        help="at most N images at once (default 0: as many as fit in memory)",
+    )
+    _add_option_flags(ba)
+    ba.add_argument("--metrics", metavar="FILE.json", help="write timings and losses as JSON")
+    ba.add_argument("--quiet", action="store_true", help="no progress bar")
+
     w = sub.add_parser("weights", help="list, fetch, import or locate pretrained weights")
     wsub = w.add_subparsers(dest="action", required=True, parser_class=_Parser)
     wsub.add_parser("list", help="known weight sets and whether they are cached")
@@ -153,16 +189,18 @@ def _step_path(output: Path, step: int) -> Path:
     return output.with_name(f"{output.stem}_step{step:05d}{output.suffix}")
 
 
-def _cmd_stylize(args: argparse.Namespace) -> int:
-    from painterly.api import run
-    from painterly.image import check_output_path, save_image
-    from painterly.progress import ProgressPrinter
+def _given_options(args: argparse.Namespace) -> dict:
+    """The option flags given on the command line, checked now, before anything slow.
 
+    The core gets the flags themselves rather than a full Options, so that the default
+    preset can give way to the offline one when there are no weights.
+    """
     given = {f.name: getattr(args, f.name) for f in option_fields() if hasattr(args, f.name)}
-    # Checked now, before anything slow; run() gets the flags themselves, so that the
-    # default preset can give way to the offline one when there are no weights.
     preset(given.get("preset", "default")).replace(**given)
-    output = check_output_path(args.output)
+    return given
+
+
+def _metrics_path(args: argparse.Namespace) -> Path | None:
     metrics_path = Path(args.metrics) if args.metrics else None
     if metrics_path and not (
         metrics_path.parent.is_dir() and os.access(metrics_path.parent, os.W_OK)
@@ -170,6 +208,17 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
         raise OptionsError(
             f"cannot write metrics to {metrics_path}: its folder is missing or read-only"
         )
+    return metrics_path
+
+
+def _cmd_stylize(args: argparse.Namespace) -> int:
+    from painterly.api import run
+    from painterly.image import check_output_path, save_image
+    from painterly.progress import ProgressPrinter
+
+    given = _given_options(args)
+    output = check_output_path(args.output)
+    metrics_path = _metrics_path(args)
     if args.save_every < 0:
         raise OptionsError("--save-every must be >= 0")
 
@@ -203,6 +252,76 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
         print(
             f"painterly: wrote {output} ({result.metrics['seconds']:.1f} s, "
             f"{result.metrics['ms_per_step']:.0f} ms/step)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def _style_label(specs: list[tuple[str, float]]) -> str:
+    """``a.jpg:0.7 b.jpg:0.3`` -> ``a+b``: a style's part of an output name."""
+    return "+".join(Path(path.rstrip("/\\")).stem or "style" for path, _ in specs)
+
+
+def _cmd_batch(args: argparse.Namespace) -> int:
+    from painterly.batch import run_batch
+    from painterly.image import check_output_path, save_image
+    from painterly.progress import ProgressPrinter
+
+    given = _given_options(args)
+    metrics_path = _metrics_path(args)
+    outdir = Path(args.output_dir)
+    if not outdir.is_dir():
+        raise OptionsError(f"output folder {outdir} does not exist; create it first")
+    if args.batch_size < 0:
+        raise OptionsError("--batch-size must be 0 (as many as fit) or more")
+    styles = [[parse_style(s) for s in specs] for specs in args.styles]
+    items, outputs = [], []
+    for content in args.contents:
+        for specs in styles:
+            name = f"{Path(content).stem}_{_style_label(specs)}.{args.format}"
+            output = check_output_path(outdir / name)
+            if output.exists() and not args.overwrite:
+                raise OptionsError(f"{output} exists; pass --overwrite to replace it")
+            if output in outputs:
+                raise OptionsError(
+                    f"two items would both write {output}; give the inputs different file names"
+                )
+            items.append((content, specs))
+            outputs.append(output)
+
+    printer = ProgressPrinter(quiet=args.quiet)
+    start = time.perf_counter()
+    try:
+        results = run_batch(items, callback=printer, max_batch=args.batch_size, **given)
+    finally:
+        printer.close()
+    seconds = time.perf_counter() - start
+    done = [(item, out, r) for item, out, r in zip(items, outputs, results, strict=True) if r]
+    for _, output, result in done:
+        save_image(result.image, output, result.metadata)
+    if metrics_path:
+        _write_json_atomic(
+            metrics_path,
+            {
+                "images": len(done),
+                "seconds": round(seconds, 3),
+                "images_per_s": round(len(done) / seconds, 4),
+                "items": [
+                    {"content": c, "style": s, "output": str(o), **r.metrics}
+                    for (c, s), o, r in done
+                ],
+            },
+        )
+    if any(r.interrupted for _, _, r in done):
+        print(
+            f"painterly: interrupted; saved {len(done)} of {len(items)} images to {outdir}",
+            file=sys.stderr,
+        )
+        return EXIT_INTERRUPTED
+    if not args.quiet:
+        print(
+            f"painterly: wrote {len(done)} image{'s' * (len(done) != 1)} to {outdir} "
+            f"({seconds:.1f} s, {len(done) / seconds:.3g} images/s)",
             file=sys.stderr,
         )
     return EXIT_OK
@@ -270,6 +389,7 @@ def main(argv: list[str] | None = None) -> int:
         return int(exc.code or 0)
     commands = {
         "stylize": _cmd_stylize,
+        "batch": _cmd_batch,
         "weights": _cmd_weights,
         "presets": _cmd_presets,
         "explain": _cmd_explain,

@@ -12,6 +12,9 @@ Two forms of each:
   the same spirit), and a layer's error is measured relative to the energy of its target,
   which also removes the 100x differences in activation scale between layers.
 
+Every loss is one value per image, shape (N,): a batch is a stack of independent images
+(batch.py optimises the sum), never one pooled image.
+
 Nothing here is about the network's weights: what is compared are the *activations* a
 fixed network computes for two different images.
 """
@@ -26,6 +29,11 @@ Tensor = torch.Tensor
 def _at_least_f32(t: Tensor) -> Tensor:
     """Promote bf16/fp16 to float32; leave float32 and float64 as they are."""
     return t.to(torch.promote_types(t.dtype, torch.float32))
+
+
+def _each(t: Tensor) -> Tensor:
+    """Sum over all but the batch dimension: (N, ...) -> (N,)."""
+    return t.flatten(1).sum(1)
 
 
 def gram(f: Tensor) -> Tensor:
@@ -52,7 +60,7 @@ def gram_mean(f: Tensor) -> Tensor:
 
 def content_loss_book(gen: Tensor, target: Tensor) -> Tensor:
     """``sum((comb - base)**2)``, no normalisation."""
-    return ((gen - target) ** 2).sum()
+    return _each((gen - target) ** 2)
 
 
 def style_loss_book(gen: Tensor, target_gram: Tensor, input_pixels: int) -> Tensor:
@@ -61,14 +69,14 @@ def style_loss_book(gen: Tensor, target_gram: Tensor, input_pixels: int) -> Tens
     The book hard-codes ``channels = 3`` and uses the input image's size rather than the
     layer's (the paper divides by ``4 N_l**2 M_l**2``); kept here on purpose.
     """
-    return ((target_gram - gram(gen)) ** 2).sum() / (4.0 * 3**2 * input_pixels**2)
+    return _each((target_gram - gram(gen)) ** 2) / (4.0 * 3**2 * input_pixels**2)
 
 
 def tv_loss_book(x: Tensor) -> Tensor:
     """``sum((a + b)**1.25)`` over neighbour differences of the (preprocessed) image."""
     a = (x[:, :, :-1, :-1] - x[:, :, 1:, :-1]) ** 2
     b = (x[:, :, :-1, :-1] - x[:, :, :-1, 1:]) ** 2
-    return ((a + b) ** 1.25).sum()
+    return _each((a + b) ** 1.25)
 
 
 # --- relative forms -----------------------------------------------------------------
@@ -76,13 +84,13 @@ def tv_loss_book(x: Tensor) -> Tensor:
 
 def content_loss_relative(gen: Tensor, target: Tensor) -> Tensor:
     """``sum((F - P)**2) / sum(P**2)``: 1.0 means an error as large as the target."""
-    return ((_at_least_f32(gen) - target) ** 2).sum() / (target**2).sum().clamp_min(1e-12)
+    return _each((_at_least_f32(gen) - target) ** 2) / _each(target**2).clamp_min(1e-12)
 
 
 def style_loss_relative(gen: Tensor, target_gram: Tensor) -> Tensor:
     """Squared Gram error relative to the target Gram's energy, per layer."""
     g = gram_mean(gen)
-    return ((g - target_gram) ** 2).sum() / (target_gram**2).sum().clamp_min(1e-12)
+    return _each((g - target_gram) ** 2) / _each(target_gram**2).clamp_min(1e-12)
 
 
 def style_loss_relative_sums(gen: Tensor, rest: tuple[Tensor, int], target_gram: Tensor) -> Tensor:
@@ -94,7 +102,7 @@ def style_loss_relative_sums(gen: Tensor, rest: tuple[Tensor, int], target_gram:
     """
     g_sum, count = rest
     g = (g_sum + gram(gen)) / (count + gen.shape[-2] * gen.shape[-1])
-    return ((g - target_gram) ** 2).sum() / (target_gram**2).sum().clamp_min(1e-12)
+    return _each((g - target_gram) ** 2) / _each(target_gram**2).clamp_min(1e-12)
 
 
 def tv_loss_relative(rgb: Tensor) -> Tensor:
@@ -104,4 +112,4 @@ def tv_loss_relative(rgb: Tensor) -> Tensor:
     """
     dy = (rgb[:, :, 1:, :] - rgb[:, :, :-1, :]) ** 2
     dx = (rgb[:, :, :, 1:] - rgb[:, :, :, :-1]) ** 2
-    return dy.mean() + dx.mean()
+    return dy.flatten(1).mean(1) + dx.flatten(1).mean(1)

@@ -19,7 +19,8 @@ from painterly.errors import OptionsError
 # backward pass (conv inputs, ReLU outputs), gradients flowing back, the Gram products.
 # Measured on the CPU with VGG19 (peak RSS growth during one step / counted bytes): 2.57
 # at 256 px, 1.12 at 384 px, 1.55 at 512 px, 1.43 at 1024 px. 2.0 keeps the estimate
-# within 0.5x to 2x of all of them, erring on the safe side for large images.
+# within 0.5x to 2.5x of the measured peak (2.07x once at 384 px with one thread, which
+# keeps fewer buffers), erring on the safe side for large images.
 STEP_FACTOR = 2.0
 _PROBE = 64  # side of the probe image used to count activations
 

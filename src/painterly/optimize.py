@@ -11,7 +11,7 @@ from __future__ import annotations
 import contextlib
 import time
 from collections.abc import Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -28,16 +28,32 @@ Tensor = torch.Tensor
 class Outcome:
     """What one optimisation produced."""
 
-    rgb: Tensor  # (1, 3, H, W) in 0..1, clipped
+    rgb: Tensor  # (N, 3, H, W) in 0..1, clipped; N > 1 for a batch (batch.py)
     steps: int  # loss evaluations actually made
     seconds: float
-    history: list[dict[str, float]]  # losses at every step
-    final: dict[str, float]  # losses of the returned image
+    history: list[dict[str, float]]  # losses at every step (a batch's: summed over images)
+    final: dict[str, float]  # losses of the returned image (a batch's: summed)
     interrupted: bool
+    each: list[tuple[list[dict[str, float]], dict[str, float]]] = field(default_factory=list)
+    # ^ a batch's (history, final) of each image; empty for a single image
+
+    def split(self) -> list[Outcome]:
+        """One Outcome per image, each with its own losses (a single image: itself)."""
+        if not self.each:
+            return [self]
+        return [
+            Outcome(self.rgb[i : i + 1], self.steps, self.seconds, history, final, self.interrupted)
+            for i, (history, final) in enumerate(self.each)
+        ]
 
 
 class Objective:
-    """The weighted sum of content, style and TV losses for fixed targets."""
+    """The weighted sum of content, style and TV losses for fixed targets.
+
+    ``content_rgb`` may be a batch (N, 3, H, W) with ``grams`` of N targets (N, C, C)
+    per layer (batch.py): each image is then scored against its own targets and the
+    objective is the sum of the images' own objectives.
+    """
 
     def __init__(
         self,
@@ -65,7 +81,7 @@ class Objective:
             self.content_target = encoder.features(pre.to_input(content_rgb), [self.content_layer])[
                 self.content_layer
             ]
-            # Precomputed Grams (a tiled run's global targets) replace the styles.
+            # Precomputed Grams (a tiled run's global targets, a batch's) replace the styles.
             self.grams = grams if grams is not None else self._blend_grams(styles)
             self.masked = None
             if guide is not None:  # per-region styles and protected regions (masks.py)
@@ -75,21 +91,11 @@ class Objective:
                 )
 
     def _blend_grams(self, styles: Sequence[tuple[Tensor, float]]) -> dict[str, Tensor]:
-        """Blend several styles by averaging their Gram matrices with the given weights."""
-        gram = losses.gram if self.book else losses.gram_mean
-        total = sum(w for _, w in styles)
-        blended: dict[str, Tensor] = {}
-        for rgb, weight in styles:
-            feats = self.encoder.features(
-                self.encoder.preprocessing.to_input(rgb), self.style_layers
-            )
-            for name in self.style_layers:
-                g = gram(feats[name]) * (weight / total)
-                blended[name] = blended[name] + g if name in blended else g
-        return blended
+        return style_targets(self.encoder, styles, self.style_layers, self.book)
 
     def __call__(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
-        """Total loss and its parts (unweighted) for the network input ``x``."""
+        """Total loss (summed over a batch) and its parts, unweighted, one per image (N,),
+        for the network input ``x``."""
         feats = self.encoder.features(x, self.layers)
         if self.book:
             content = losses.content_loss_book(feats[self.content_layer], self.content_target)
@@ -121,7 +127,24 @@ class Objective:
         total = o.content_weight * content + style_weight * style + o.tv_weight * tv
         parts = {"total": total, "content": content, "style": style, "tv": tv}
         parts.update({f"style:{n}": v for n, v in per_layer.items()})
-        return total, parts
+        return total.sum(), parts
+
+
+@torch.no_grad()
+def style_targets(
+    encoder: Encoder, styles: Sequence[tuple[Tensor, float]], layers: Sequence[str], book: bool
+) -> dict[str, Tensor]:
+    """Blend several styles by averaging their Gram matrices with the given weights:
+    ``{layer: (1, C, C)}``, position-averaged unless ``book``."""
+    gram = losses.gram if book else losses.gram_mean
+    total = sum(w for _, w in styles)
+    blended: dict[str, Tensor] = {}
+    for rgb, weight in styles:
+        feats = encoder.features(encoder.preprocessing.to_input(rgb), layers)
+        for name in layers:
+            g = gram(feats[name]) * (weight / total)
+            blended[name] = blended[name] + g if name in blended else g
+    return blended
 
 
 def resolve_precision(precision: str, device: torch.device) -> str:
@@ -158,7 +181,18 @@ def numerics(precision: str, device: torch.device) -> Iterator[None]:
 
 
 def _floats(parts: dict[str, Tensor]) -> dict[str, float]:
-    return {k: float(v.detach()) for k, v in parts.items()}
+    """The losses as numbers; a batch's summed over its images (what is minimised)."""
+    return {k: float(v.detach().sum()) for k, v in parts.items()}
+
+
+def _per_image(steps: list[dict[str, Tensor]], n: int) -> list[list[dict[str, float]]]:
+    """Per image, the losses at each step as numbers (one read-back per loss name)."""
+    if not steps:
+        return [[] for _ in range(n)]
+    table = {k: torch.stack([p[k].detach().expand(n) for p in steps]).tolist() for k in steps[0]}
+    return [
+        [{k: rows[s][i] for k, rows in table.items()} for s in range(len(steps))] for i in range(n)
+    ]
 
 
 def optimize(
@@ -189,9 +223,10 @@ def optimize(
     evaluate = _graphed(objective, x, precision) if _use_graph(device, opts) else None
     limit = [opts.steps]  # evaluations allowed so far; L-BFGS rounds lower it
     # The image returned is the best one evaluated, not the last point an optimiser
-    # moved to: a line search may stop at an untried point, and a NaN never wins.
+    # moved to: a line search may stop at an untried point, and a NaN never wins. Each
+    # image of a batch keeps its own best.
     best_x = x.detach().clone()
-    best_loss = torch.tensor(float("inf"), device=device)
+    best_loss = torch.full((x.shape[0],), float("inf"), device=device)
 
     def closure() -> Tensor:
         nonlocal best_loss
@@ -208,9 +243,10 @@ def optimize(
         # reading them back every step would stall the GPU.
         history.append({k: v.detach().clone() for k, v in parts.items()})
         with torch.no_grad():  # on the device: no host synchronisation
-            better = total.detach() < best_loss
-            best_loss = torch.where(better, total.detach(), best_loss)
-            best_x.copy_(torch.where(better, x, best_x))
+            each = parts["total"].detach()
+            better = each < best_loss
+            best_loss = torch.where(better, each, best_loss)
+            best_x.copy_(torch.where(better.view(-1, 1, 1, 1), x, best_x))
         step = len(history)
         if step % progress_every == 0 or step == opts.steps:
             callback(Progress(step, opts.steps, _floats(parts), time.perf_counter() - start))
@@ -236,6 +272,10 @@ def optimize(
     with torch.no_grad(), numerics(precision, device):
         _, final = objective(x)
     rgb = pre.to_rgb(x.detach()).clamp(0, 1)
+    n, each = x.shape[0], []
+    if n > 1:  # a batch: each image's own losses too
+        finals = [f[0] for f in _per_image([final], n)]
+        each = list(zip(_per_image(history, n), finals, strict=True))
     return Outcome(
         rgb=rgb,
         steps=len(history),
@@ -243,6 +283,7 @@ def optimize(
         history=[_floats(p) for p in history],
         final=_floats(final),
         interrupted=interrupted,
+        each=each,
     )
 
 

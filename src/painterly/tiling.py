@@ -4,9 +4,21 @@ At a scale too large for the memory budget, the image is optimised tile by tile,
 raster order, each tile overlapping its neighbours. Every tile matches the *global*
 style statistics: the Gram targets come from the whole style image (computed tile by
 tile too, summing F F^T over tile interiors, so they equal the whole-image Grams), never
-from the part of the style under the tile. Each tile starts from the current whole image,
-so it sees the tiles already done in its overlap, and is written back with a linear
-cross-fade over the overlap it shares with them: no seam, no drift in colour.
+from the part of the style under the tile, and a tile's style loss is measured on the
+Gram of the whole current image with only the tile's part live.
+
+The network sees each tile inside a margin of the current image around it (a
+:class:`Window`), frozen, and only the features over the tile are scored. Cut out on
+its own, a tile would be seen with zero padding at its borders and the optimiser would
+paint a frame along every tile edge, which at the next, finer scale shows as a line.
+Each tile starts from the current whole image, so it sees the tiles already done, and is
+written back with a linear cross-fade over the overlap it shares with them.
+
+Tiles work best at the finer scales of a multi-scale run (the default), where the
+coarser scale has already laid the style out over the whole image and the tiles add
+detail. A single-scale tiled run from the photo is a block-by-block optimisation of one
+objective: the first tiles overshoot to pull the whole image's statistics toward the
+painting, and the tiles come out unequal.
 """
 
 from __future__ import annotations
@@ -120,9 +132,49 @@ def tiled_grams(
     return blended
 
 
-def _crop_sums(encoder, rgb: Tensor, layers) -> dict[str, tuple[Tensor, int]]:
+class Window:
+    """The encoder as one tile sees it: the tile inside a margin of its surroundings.
+
+    A tile cut out on its own would be seen by the network with zero padding at its
+    borders, and the optimiser would paint against that: a dark or bright frame along
+    every tile edge. Here the network sees the tile in ``context`` (the current image
+    around it, frozen), and only the features over the tile itself are scored.
+    """
+
+    def __init__(self, encoder, context: Tensor, box: Tile):
+        self.encoder, self.context, self.box = encoder, context, box
+        self.net, self.preprocessing = encoder.net, encoder.preprocessing
+        self.name, self.arch = encoder.name, encoder.arch
+
+    def features(self, x: Tensor, layers) -> dict[str, Tensor]:
+        """Features over the tile, for ``x`` the tile (set into the frozen context) or a
+        whole window of another image (the content's)."""
+        if x.shape[-2:] != self.context.shape[-2:]:
+            window = self.context.clone()
+            self.box.crop(window).copy_(x)  # differentiable: the gradient reaches x
+            x = window
+        feats = self.encoder.features(x, layers)
+        return {name: self._inside(f, x.shape[-2:]) for name, f in feats.items()}
+
+    def _inside(self, f: Tensor, size) -> Tensor:
+        sy, sx = size[0] / f.shape[-2], size[1] / f.shape[-1]
+        b = self.box
+        return f[..., round(b.y0 / sy) : round(b.y1 / sy), round(b.x0 / sx) : round(b.x1 / sx)]
+
+
+def window(t: Tile, height: int, width: int, margin: int) -> tuple[Tile, Tile]:
+    """The window around tile ``t`` (``margin`` px more on each side, within the image)
+    and the tile's place inside it."""
+    w = Tile(max(0, t.y0 - margin), min(height, t.y1 + margin),
+             max(0, t.x0 - margin), min(width, t.x1 + margin))  # fmt: skip
+    return w, Tile(t.y0 - w.y0, t.y1 - w.y0, t.x0 - w.x0, t.x1 - w.x0)
+
+
+def _tile_sums(encoder, image_input: Tensor, t: Tile, margin: int, layers):
+    h, w = image_input.shape[-2:]
+    win, box = window(t, h, w, margin)
     with torch.no_grad():
-        feats = encoder.features(encoder.preprocessing.to_input(rgb), layers)
+        feats = Window(encoder, win.crop(image_input), box).features(win.crop(image_input), layers)
     return {n: (losses.gram(f), f.shape[-2] * f.shape[-1]) for n, f in feats.items()}
 
 
@@ -139,8 +191,10 @@ def optimize_tiled(
     of the same steps on the whole image); returns an Outcome for the whole image."""
     from painterly.optimize import Objective, Outcome, optimize
 
+    pre = encoder.preprocessing
     h, w = content_rgb.shape[-2:]
     overlap = max(ALIGN, tile // 4 // ALIGN * ALIGN)
+    margin = overlap
     image = init_rgb.clone()
     done = torch.zeros(1, 1, h, w, dtype=torch.bool, device=image.device)
     outcomes = []
@@ -148,15 +202,18 @@ def optimize_tiled(
     # Gram sums of the whole current image, kept up to date as tiles are written back.
     total = gram_sums(encoder, image, layers, tile)
     for t in tile_grid(h, w, tile, overlap):
-        before = _crop_sums(encoder, t.crop(image), layers)
+        win, box = window(t, h, w, margin)
+        context = pre.to_input(win.crop(image))
+        before = _tile_sums(encoder, pre.to_input(image), t, margin, layers)
         rest = {n: (total[n][0] - before[n][0], total[n][1] - before[n][1]) for n in layers}
-        objective = Objective(encoder, t.crop(content_rgb), [], opts, grams=grams, rest=rest)
+        seen = Window(encoder, context, box)
+        objective = Objective(seen, win.crop(content_rgb), [], opts, grams=grams, rest=rest)
         out = optimize(objective, t.crop(image), opts, **optimize_kwargs)
         weight = blend_weights(t, done)
         region = t.crop(image)
         region.copy_(region * (1 - weight) + out.rgb * weight)
         t.crop(done).fill_(True)
-        after = _crop_sums(encoder, region, layers)
+        after = _tile_sums(encoder, pre.to_input(image), t, margin, layers)
         total = {n: (rest[n][0] + after[n][0], rest[n][1] + after[n][1]) for n in layers}
         outcomes.append(out)
         if out.interrupted:

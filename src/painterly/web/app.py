@@ -55,7 +55,8 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 import painterly
 from painterly.api import make_options, output_size, resolve_device
 from painterly.config import PRESETS, Options, option_fields
-from painterly.encoders.vgg import layer_names
+from painterly.encoders import layer_order
+from painterly.encoders.random import ARCH as OFFLINE_ARCH
 from painterly.encoders.weights import REGISTRY
 from painterly.errors import OptionsError
 from painterly.image import MIN_SIDE
@@ -106,13 +107,15 @@ def _choices() -> dict[str, list[str]]:
     devices = ["auto", "cpu"]
     devices += ["cuda"] if torch.cuda.is_available() else []
     devices += ["mps"] if torch.backends.mps.is_available() else []
+    layers = [*layer_order("vgg19"), *layer_order(OFFLINE_ARCH)]
     return {
-        "weights": ["auto", "random", *REGISTRY],
+        "weights": ["auto", "random", "random-vgg19", *REGISTRY],
         "init": ["content", "noise", "style-colors"],
         "preserve_color": ["none", "luminance", "histogram"],
         "device": devices,
-        "content_layer": list(layer_names("vgg19")),
-        "style_layers": list(layer_names("vgg19")),
+        # VGG's names, then the offline encoder's own (VGG names also work with it).
+        "content_layer": layers,
+        "style_layers": layers,
         "loss_form": ["relative", "book"],
         "optimizer": ["lbfgs", "adam"],
         "pooling": ["avg", "max"],

@@ -1,0 +1,211 @@
+"""Several stylisations in one run, batched through the encoder for throughput.
+
+Items whose outputs have the same size are stacked into one (N, 3, H, W) tensor and
+optimised together: one forward and one backward pass of the encoder per step serve all
+N images, which keeps a GPU busy where a single small image leaves most of it idle. The
+objective is the sum of the images' own objectives (each its own content target and its
+own blended Gram targets; every loss in losses.py is computed per image, never pooled
+over the batch), so the gradient with respect to each image is exactly that of its own
+run. Adam updates every pixel on its own, so with Adam each image follows the path of a
+single run, up to the float rounding of batched convolutions. L-BFGS sees the batch as
+one vector: its line search and curvature memory are shared, so the images interact
+through the step lengths (each still gets back the best point evaluated for it).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+
+import torch
+from PIL import Image
+
+from painterly.api import (
+    ImageLike,
+    Result,
+    StyleSpec,
+    is_out_of_memory,
+    make_options,
+    make_result,
+    memory_budget,
+    output_size,
+    prepare_inputs,
+    resolve_run,
+    run,
+    scale_inputs,
+    scale_plan,
+)
+from painterly.config import Options
+from painterly.encoders import Encoder
+from painterly.errors import OptionsError
+from painterly.events import Callback, Notice, ignore
+from painterly.memory import step_bytes
+from painterly.optimize import Objective, Outcome, optimize, style_targets
+
+Item = tuple[ImageLike, StyleSpec | Sequence[StyleSpec]]
+
+
+@dataclass
+class _Prepared:
+    """One item after the artistic controls, ready for the optimiser."""
+
+    content: Image.Image
+    styles: list[tuple[Image.Image, float]]
+    finish: Callable[[torch.Tensor], torch.Tensor]
+
+
+def run_batch(
+    items: Sequence[Item],
+    options: Options | None = None,
+    *,
+    callback: Callback = ignore,
+    progress_every: int = 1,
+    encoder: Encoder | None = None,
+    max_batch: int = 0,
+    **overrides,
+) -> list[Result | None]:
+    """Stylise several ``(content, style)`` items, batching those of equal output size.
+
+    ``style`` is anything :func:`painterly.run` accepts; the options are shared by all
+    items. Items are grouped by output size; each group runs in batches of as many images
+    as fit the memory budget (and at most ``max_batch``, if not 0), all on the group's
+    scale plan. Where not even one image fits a step, or ``--tile`` would tile, the items
+    run one at a time through :func:`painterly.run` (which tiles), as do those of a batch
+    that runs out of memory. Returns one :class:`Result` per item, in order; its metrics
+    add ``batch`` (how many images were optimised together) and its ``seconds`` are the
+    whole batch's. Progress events carry the batch's losses summed over its images. After
+    an interruption (Ctrl-C, or a callback raising Stop) the images being optimised come
+    back with ``interrupted`` set and the items not yet started as None. ``--mask`` and
+    ``--protect`` belong to one photo and are refused.
+    """
+    if not isinstance(max_batch, int) or max_batch < 0:
+        raise OptionsError("max_batch must be 0 (as many as fit) or a positive number")
+    for index, item in enumerate(items):
+        if not (isinstance(item, tuple | list) and len(item) == 2):
+            raise OptionsError(f"item {index + 1} is not a (content, style) pair")
+    base = make_options(options, **overrides)
+    if base.mask or base.protect:
+        raise OptionsError(
+            "--mask and --protect belong to one photo and are not batched; "
+            "stylise that photo on its own with `painterly stylize`"
+        )
+    # Read every image before anything slow, so that a bad item fails the batch at once.
+    prepared = []
+    for content, style in items:
+        content_img, styles, _, finish = prepare_inputs(content, style, base)
+        prepared.append(_Prepared(content_img, styles, finish))
+    opts, encoder, device, fallback_reason = resolve_run(options, overrides, callback, encoder)
+    results: list[Result | None] = [None] * len(items)
+
+    def singly(chunk: list[int]) -> None:
+        for i in chunk:
+            content, style = items[i]
+            results[i] = run(
+                content,
+                style,
+                options,
+                callback=callback,
+                progress_every=progress_every,
+                encoder=encoder,
+                **overrides,
+            )
+            results[i].metrics.update(batch=1, fallback_reason=fallback_reason)
+            if results[i].interrupted:
+                return
+
+    def together(chunk: list[int], out_size: tuple[int, int]) -> None:
+        try:
+            scales = _optimize_batch(
+                [prepared[i] for i in chunk], opts, encoder, device, callback, progress_every
+            )
+        except (torch.OutOfMemoryError, RuntimeError) as err:
+            if not is_out_of_memory(err):
+                raise
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            w, h = out_size
+            callback(Notice(f"out of memory with {len(chunk)} images of {w}x{h}; one by one"))
+            singly(chunk)
+            return
+        for i, outcomes in zip(chunk, scales, strict=True):
+            finish = prepared[i].finish
+            results[i] = make_result(
+                outcomes, opts, encoder, device, out_size, finish, fallback_reason
+            )
+            results[i].metrics["batch"] = len(chunk)
+
+    groups: dict[tuple[int, int], list[int]] = {}
+    for index, item in enumerate(prepared):
+        groups.setdefault(output_size(item.content.size, opts), []).append(index)
+    for out_size, indices in groups.items():
+        size = _batch_size(encoder, opts, out_size, device, max_batch)
+        for start in range(0, len(indices), size):
+            chunk = indices[start : start + size]
+            if len(chunk) > 1:
+                together(chunk, out_size)
+            else:
+                singly(chunk)
+            if any(results[i] is not None and results[i].interrupted for i in chunk):
+                return results
+    return results
+
+
+def _batch_size(
+    encoder: Encoder, opts: Options, out_size: tuple[int, int], device, max_batch: int
+) -> int:
+    """Images of ``out_size`` to optimise at once: as many as the memory budget holds
+    (a step's memory grows with the batch), at most ``max_batch`` if set; 1 where even
+    one image would be tiled."""
+    layers = (opts.content_layer, *opts.style_layers)
+    fits = memory_budget(opts, device) // step_bytes(encoder.net, layers, *out_size)
+    if opts.tile and max(out_size) > opts.tile:
+        fits = 1
+    return max(1, min(fits, max_batch or fits))
+
+
+def _optimize_batch(
+    items: list[_Prepared],
+    opts: Options,
+    encoder: Encoder,
+    device: torch.device,
+    callback: Callback,
+    progress_every: int,
+) -> list[list[Outcome]]:
+    """Optimise ``items`` (one output size) as one batch, coarse to fine; returns each
+    item's outcomes, one per scale."""
+    out_size = output_size(items[0].content.size, opts)
+    torch.manual_seed(opts.seed)
+    outcomes: list[Outcome] = []
+    previous = None
+    for size, steps in zip(*scale_plan(out_size, opts), strict=True):
+        inputs = [
+            scale_inputs(
+                item.content,
+                item.styles,
+                size,
+                opts,
+                device,
+                None if previous is None else previous[i : i + 1],
+            )
+            for i, item in enumerate(items)
+        ]
+        book = opts.loss_form == "book"
+        targets = [
+            style_targets(encoder, styles, opts.style_layers, book) for _, styles, _ in inputs
+        ]
+        grams = {n: torch.cat([t[n] for t in targets]) for n in opts.style_layers}
+        contents = torch.cat([content for content, _, _ in inputs])
+        objective = Objective(encoder, contents, [], opts, grams=grams)
+        outcome = optimize(
+            objective,
+            torch.cat([init for _, _, init in inputs]),
+            opts.replace(steps=steps),
+            callback=callback,
+            progress_every=progress_every,
+            device_name=str(device),
+        )
+        outcomes.append(outcome)
+        previous = outcome.rgb
+        if outcome.interrupted:
+            break
+    return [list(scales) for scales in zip(*(o.split() for o in outcomes), strict=True)]
