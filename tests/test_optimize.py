@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import time
+
+import numpy as np
+import pytest
 import torch
 from synthetic import blob, stripes, tiny_encoder
 
@@ -87,3 +91,29 @@ def test_auto_falls_back_to_the_offline_encoder_with_one_notice():
     assert len(notices) == 1 and "offline encoder" in notices[0].message
     assert result.metrics["encoder"] == "random" and result.metrics["fallback_reason"]
     assert result.metadata["painterly:weights"] == "random"
+
+
+def test_time_limit_is_shared_over_the_scales_by_their_work():
+    opts = painterly.api.make_options(time_limit=10.0, steps=30, size=512)
+    sizes, steps = painterly.api.scale_plan((512, 256), opts)
+    ends = painterly.api.deadlines(sizes, steps, opts, start=100.0)
+    assert len(ends) == len(sizes) > 1 and ends[-1] == pytest.approx(110.0)
+    work = [n * w * h for (w, h), n in zip(sizes, steps, strict=True)]
+    shares = np.diff([100.0, *ends]) / 10.0
+    np.testing.assert_allclose(shares, np.array(work) / sum(work))
+    assert painterly.api.deadlines(sizes, steps, opts.replace(time_limit=0), 0) == [None] * len(
+        sizes
+    )
+
+
+def test_time_limit_ends_a_long_run_at_every_scale_with_the_asked_size():
+    start = time.perf_counter()
+    result = painterly.run(
+        blob(96, 64), stripes(), encoder=tiny_encoder(), size=96, min_size=48,
+        steps=1_000_000, time_limit=1.5,
+    )  # fmt: skip
+    elapsed = time.perf_counter() - start
+    assert elapsed < 30  # a million steps would take hours
+    assert result.image.size == (96, 64)
+    assert len(result.metrics["scales"]) == 3 and not result.interrupted
+    assert 3 <= result.metrics["steps"] < 1_000_000

@@ -9,6 +9,7 @@ from __future__ import annotations
 import json
 import math
 import os
+import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 
@@ -145,6 +146,22 @@ def scale_plan(out_size: tuple[int, int], opts: Options) -> tuple[list[tuple[int
     return sizes, steps
 
 
+def deadlines(
+    sizes: Sequence[tuple[int, int]], steps: Sequence[int], opts: Options, start: float
+) -> list[float | None]:
+    """When each scale must end under ``--time-limit``: the time is shared out in
+    proportion to each scale's planned work (steps x pixels). The deadlines are absolute,
+    so time a scale leaves unused passes on to the next."""
+    if not opts.time_limit:
+        return [None] * len(sizes)
+    work = [n * w * h for (w, h), n in zip(sizes, steps, strict=True)]
+    done, out = 0.0, []
+    for part in work:
+        done += part
+        out.append(start + opts.time_limit * done / sum(work))
+    return out
+
+
 def _optimize_scale(encoder, content_t, style_ts, init, opts, guide, tile: int, run_kwargs):
     """One scale, whole or (``tile`` > 0) in tiles that match the whole style's Grams."""
     if tile and guide is None:
@@ -278,13 +295,16 @@ def run(
     torch.manual_seed(opts.seed)
     outcomes = []
     rgb = None
-    for size, steps in zip(*scale_plan(out_size, opts), strict=True):
+    sizes, plan = scale_plan(out_size, opts)
+    ends = deadlines(sizes, plan, opts, time.perf_counter())
+    for size, steps, deadline in zip(sizes, plan, ends, strict=True):
         content_t, style_ts, init = scale_inputs(content_img, styles, size, opts, device, rgb)
         run_kwargs = dict(
             callback=callback,
             preview_every=preview_every,
             progress_every=progress_every,
             device_name=str(device),
+            deadline=deadline,
         )
         tile = tile_side(encoder, opts, size, device)
         while True:

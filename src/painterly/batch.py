@@ -14,6 +14,7 @@ through the step lengths (each still gets back the best point evaluated for it).
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
@@ -24,6 +25,7 @@ from painterly.api import (
     ImageLike,
     Result,
     StyleSpec,
+    deadlines,
     is_out_of_memory,
     make_options,
     make_result,
@@ -177,7 +179,9 @@ def _optimize_batch(
     torch.manual_seed(opts.seed)
     outcomes: list[Outcome] = []
     previous = None
-    for size, steps in zip(*scale_plan(out_size, opts), strict=True):
+    sizes, plan = scale_plan(out_size, opts)
+    ends = deadlines(sizes, plan, opts, time.perf_counter())  # --time-limit, per batch
+    for size, steps, deadline in zip(sizes, plan, ends, strict=True):
         inputs = [
             scale_inputs(
                 item.content,
@@ -203,6 +207,7 @@ def _optimize_batch(
             callback=callback,
             progress_every=progress_every,
             device_name=str(device),
+            deadline=deadline,
         )
         outcomes.append(outcome)
         previous = outcome.rgb

@@ -29,6 +29,13 @@ class Options:
     steps: int = field(
         default=300, metadata={"help": "loss evaluations (optimisation steps), all scales"}
     )
+    time_limit: float = field(
+        default=0.0,
+        metadata={
+            "help": "stop after this many seconds, shared out over the scales; the best "
+            "image so far is the result (0: no limit, run all --steps)"
+        },
+    )
     scales: int = field(
         default=0, metadata={"help": "coarse-to-fine scales (0: from --min-size up; 1: single)"}
     )
@@ -141,6 +148,8 @@ def _check(o: Options) -> None:
             raise OptionsError(f"--{name.replace('_', '-')} must be a number >= 0")
     if not 0.05 <= o.style_scale <= 8:
         raise OptionsError("--style-scale must be between 0.05 and 8")
+    if not o.time_limit >= 0:
+        raise OptionsError("--time-limit must be a number of seconds >= 0 (0: no limit)")
     if not 0 <= o.scales <= 12:
         raise OptionsError("--scales must be between 0 (automatic) and 12")
     if not 32 <= o.min_size <= MAX_SIDE:

@@ -204,8 +204,13 @@ def optimize(
     preview_every: int = 0,
     progress_every: int = 1,
     device_name: str = "cpu",
+    deadline: float | None = None,
 ) -> Outcome:
-    """Run ``opts.steps`` loss evaluations from ``init_rgb`` and return the result."""
+    """Run ``opts.steps`` loss evaluations from ``init_rgb`` and return the result.
+
+    With a ``deadline`` (a ``time.perf_counter()`` value) the run also ends at the first
+    evaluation after it; the first evaluation is always made.
+    """
     pre = objective.encoder.preprocessing
     device = init_rgb.device
     precision = resolve_precision(opts.precision, device)
@@ -230,7 +235,9 @@ def optimize(
 
     def closure() -> Tensor:
         nonlocal best_loss
-        if len(history) >= limit[0]:
+        if len(history) >= limit[0] or (
+            deadline is not None and history and time.perf_counter() > deadline
+        ):
             raise _BudgetSpent
         if evaluate is not None:
             total, parts = evaluate()  # refills x.grad in place
