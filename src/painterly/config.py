@@ -55,7 +55,7 @@ class Options:
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
     precision: str = field(
         default="auto",
-        metadata={"help": "auto (bf16 on GPUs, fp32 on CPUs), fp32, tf32 or bf16"},
+        metadata={"help": "auto (bf16 where fast: GPUs, bf16 CPUs; else fp32), fp32, tf32 or bf16"},
     )
     cuda_graph: bool = field(
         default=True, metadata={"help": "replay each step as a CUDA graph on GPUs"}
