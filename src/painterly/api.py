@@ -166,9 +166,8 @@ def _optimize_scale(encoder, content_t, style_ts, init, opts, guide, tile: int, 
     """One scale, whole or (``tile`` > 0) in tiles that match the whole style's Grams."""
     if tile and guide is None:
         w, h = content_t.shape[-1], content_t.shape[-2]
-        run_kwargs["callback"](
-            Notice(f"{w}x{h} does not fit in memory at once; tiles of {tile} px")
-        )
+        why = "as --tile asks" if opts.tile else "it does not fit in memory at once"
+        run_kwargs["callback"](Notice(f"{w}x{h} in tiles of {tile} px, {why}"))
         grams = tiled_grams(encoder, style_ts, opts.style_layers, tile)
         return optimize_tiled(encoder, content_t, init, grams, opts, tile, **run_kwargs)
     objective = Objective(encoder, content_t, style_ts, opts, guide)
@@ -307,6 +306,13 @@ def run(
             deadline=deadline,
         )
         tile = tile_side(encoder, opts, size, device)
+        if tile and rgb is None:
+            callback(
+                Notice(
+                    "the coarsest scale is tiled, so the tiles start from the photo and may "
+                    "come out unequal; a smaller --min-size or a larger --tile avoids it"
+                )
+            )
         while True:
             try:
                 outcome = _optimize_scale(
