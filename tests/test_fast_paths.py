@@ -63,13 +63,42 @@ print("ok")
 
 
 @needs_cuda
-def test_cuda_graph_matches_eager():
+def test_cuda_graph_step_is_identical_to_eager():
+    # One loss-and-gradient evaluation, replayed from the graph at points the optimiser
+    # would move to (x changed in place), against the same evaluation run eagerly. A whole
+    # L-BFGS run is not compared: its line search amplifies last-bit differences.
+    from painterly.optimize import Objective, _graphed
+
+    enc = tiny_encoder()
+    enc.net.to("cuda")
+    content = painterly.image.to_tensor(blob()).cuda()
+    style = painterly.image.to_tensor(stripes(96, 64)).cuda()
+    opts = painterly.api.make_options(precision="fp32")
+    objective = Objective(enc, content, [(style, 1.0)], opts)
+    x = enc.preprocessing.to_input(content).clone().requires_grad_(True)
+    replay = _graphed(objective, x, "fp32")
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    for _ in range(3):
+        total, _parts = replay()
+        graphed = (total.detach().clone(), x.grad.detach().clone())
+        x.grad = None
+        eager_total, _ = objective(x)
+        eager_total.backward()
+        torch.testing.assert_close(graphed[0], eager_total.detach(), rtol=1e-5, atol=0)
+        torch.testing.assert_close(graphed[1], x.grad, rtol=1e-4, atol=1e-7)
+        with torch.no_grad():
+            x.add_(torch.randn(x.shape, generator=gen, device="cuda") * 5)
+
+
+@needs_cuda
+def test_cuda_graph_run_follows_the_eager_run():
     common = dict(encoder=tiny_encoder(), size=64, steps=20, device="cuda", precision="fp32")
+    common["optimizer"] = "adam"  # no line search to amplify rounding differences
     eager = painterly.run(blob(), stripes(), cuda_graph=False, **common)
     graphed = painterly.run(blob(), stripes(), cuda_graph=True, **common)
     e = torch.tensor([h["total"] for h in eager.metrics["history"]])
     g = torch.tensor([h["total"] for h in graphed.metrics["history"]])
-    assert torch.allclose(e, g, rtol=1e-4)
+    assert torch.allclose(e, g, rtol=1e-3)
 
 
 @needs_cuda
