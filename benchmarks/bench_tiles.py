@@ -21,7 +21,7 @@ import numpy as np
 
 import painterly
 from painterly.events import Notice
-from painterly.tiling import tile_grid
+from painterly.tiling import overlap_of, tile_grid
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -32,8 +32,7 @@ def seam_ratio(rgb: np.ndarray, tile: int) -> float:
     g = rgb.astype(np.float64) / 255
     dx = ((g[:, 1:] - g[:, :-1]) ** 2).sum(-1)  # pair (x-1, x) stored at x-1
     dy = ((g[1:] - g[:-1]) ** 2).sum(-1)
-    overlap = max(16, tile // 4 // 16 * 16)
-    tiles = tile_grid(h, w, tile, overlap)
+    tiles = tile_grid(h, w, tile, overlap_of(tile))
     xs = sorted({t.x0 for t in tiles if t.x0 > 0} | {t.x1 for t in tiles if t.x1 < w})
     ys = sorted({t.y0 for t in tiles if t.y0 > 0} | {t.y1 for t in tiles if t.y1 < h})
     edge = [dx[:, x - 1] for x in xs] + [dy[y - 1, :] for y in ys]
@@ -77,11 +76,7 @@ def main() -> None:
     rgb = np.asarray(result.image)
     tile = tiles_used[-1] if tiles_used else 0
     if args.crop and tile:
-        t = [
-            t
-            for t in tile_grid(*rgb.shape[:2], tile, max(16, tile // 4 // 16 * 16))
-            if t.x0 and t.y0
-        ][0]
+        t = [t for t in tile_grid(*rgb.shape[:2], tile, overlap_of(tile)) if t.x0 and t.y0][0]
         y, x = max(0, t.y0 - 128), max(0, t.x0 - 128)
         painterly.image.save_image(
             painterly.image.Image.fromarray(rgb[y : y + 256, x : x + 256]), args.crop

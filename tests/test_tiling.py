@@ -131,16 +131,16 @@ def test_malformed_memory_sizes_are_refused(bad):
 
 MEASURE = """
 import resource, sys, torch
-from painterly.config import PRESETS
-from painterly.encoders import Encoder
-from painterly.encoders.preprocessing import CAFFE
-from painterly.encoders.random import random_vgg
+from painterly.api import make_options, _canonical_layers
+from painterly.encoders import arch_of, load_encoder
 from painterly.memory import step_bytes
 from painterly.optimize import Objective
-size = int(sys.argv[1])
-enc = Encoder(random_vgg(0, "block5_conv1", "avg"), CAFFE, "r", "vgg19")
+weights, size = sys.argv[1], int(sys.argv[2])
+enc = load_encoder(weights, seed=0)
+opts = _canonical_layers(make_options(preset="offline" if weights == "random" else "default"),
+                         arch_of(weights))
 c, s = torch.rand(1, 3, size, size), torch.rand(1, 3, 32, 32)
-obj = Objective(enc, c, [(s, 1.0)], PRESETS["default"])
+obj = Objective(enc, c, [(s, 1.0)], opts)
 x = enc.preprocessing.to_input(c).clone().requires_grad_(True)
 before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024
 loss, _ = obj(x)
@@ -150,15 +150,20 @@ print(step_bytes(enc.net, obj.layers, size, size) / (peak - before))
 """
 
 
-def test_memory_estimate_is_within_the_stated_factor_of_measured_use():
-    # memory.py states 0.5x to 2.5x: measured 1.1-1.6 with two threads, and 2.07 once
-    # with one thread (fewer per-thread buffers, so a lower peak for the same estimate).
+@pytest.mark.parametrize("weights", ["random", "random-vgg19"])
+def test_memory_estimate_is_within_the_stated_factor_of_measured_use(weights):
+    # README and memory.py state 0.75x to 2.5x of the measured peak; measured 1.2-1.5 for
+    # both encoders. The estimate counts what autograd saves, so it also sees the offline
+    # encoder's functional layers, which counting module outputs missed (ratio < 0.7).
     done = subprocess.run(
-        [sys.executable, "-c", MEASURE, "384"], capture_output=True, text=True, timeout=300
+        [sys.executable, "-c", MEASURE, weights, "384"],
+        capture_output=True,
+        text=True,
+        timeout=300,
     )
     assert done.returncode == 0, done.stderr
     ratio = float(done.stdout.strip())
-    assert 0.5 <= ratio <= 2.5, ratio
+    assert 0.75 <= ratio <= 2.5, ratio
 
 
 def test_out_of_memory_mid_run_retries_the_scale_in_tiles(monkeypatch):

@@ -34,7 +34,7 @@ from painterly.events import Callback, Notice, ignore
 from painterly.image import MIN_SIDE, fit_size, load_image, resize, to_image, to_tensor
 from painterly.memory import available_bytes, parse_bytes, step_bytes
 from painterly.optimize import Objective, Outcome, optimize
-from painterly.tiling import ALIGN, optimize_tiled, tiled_grams
+from painterly.tiling import ALIGN, optimize_tiled, tiled_grams, window_side
 
 ImageLike = str | os.PathLike | Image.Image
 StyleSpec = ImageLike | tuple[ImageLike, float]
@@ -214,12 +214,14 @@ def memory_budget(opts: Options, device: torch.device) -> int:
 
 
 def _fitting_tile(encoder: Encoder, layers, size: tuple[int, int], budget: int) -> int:
+    # The network sees each tile with a margin of context around it (tiling.Window).
     tile = min(max(size), 4096) // ALIGN * ALIGN
     while tile >= 128:
-        if step_bytes(encoder.net, layers, tile, tile) <= budget:
+        side = window_side(tile)
+        if step_bytes(encoder.net, layers, side, side) <= budget:
             return tile
         tile = int(tile * 0.8) // ALIGN * ALIGN
-    need = step_bytes(encoder.net, layers, 128, 128) / 2**20
+    need = step_bytes(encoder.net, layers, window_side(128), window_side(128)) / 2**20
     raise OptionsError(
         f"not enough memory: even a 128 px tile needs about {need:.0f} MB and the budget is "
         f"{budget / 2**20:.0f} MB; raise --max-memory or free some memory"

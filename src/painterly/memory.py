@@ -1,9 +1,9 @@
 """How much memory one optimisation step needs, and how much there is.
 
-The estimate counts the activations a forward pass produces (measured once with hooks on
-a small input, then scaled by pixel count, so it holds for any encoder), times a factor
-for what autograd keeps for the backward pass and the backward's own temporaries. The
-factor was measured on the CPU (see tests/test_tiling.py and README "High resolution").
+The estimate counts what autograd saves for the backward pass (on two small probes, then
+extrapolated by pixel count, so it holds for any encoder), times a factor for the
+backward's own temporaries, plus the optimiser's copies of the image. The factor was
+measured on the CPU (see tests/test_tiling.py and README "High resolution").
 """
 
 from __future__ import annotations
@@ -15,40 +15,52 @@ from torch import nn
 
 from painterly.errors import OptionsError
 
-# Peak bytes of a step per fp32 byte of leaf-module outputs: forward outputs kept for the
-# backward pass (conv inputs, ReLU outputs), gradients flowing back, the Gram products.
-# Measured on the CPU with VGG19 (peak RSS growth during one step / counted bytes): 2.57
-# at 256 px, 1.12 at 384 px, 1.55 at 512 px, 1.43 at 1024 px. 2.0 keeps the estimate
-# within 0.5x to 2.5x of the measured peak (2.07x once at 384 px with one thread, which
-# keeps fewer buffers), erring on the safe side for large images.
-STEP_FACTOR = 2.0
+# Peak bytes of a step per fp32 byte that autograd saves for the backward pass: the saved
+# tensors themselves, plus the gradients flowing back and the Gram products. Measured on
+# the CPU (peak RSS growth during one loss-and-gradient evaluation / saved bytes, one
+# thread): offline encoder 0.91 at 256 px, 0.95 at 1024 px; VGG19 0.89 and 1.01. 1.25
+# keeps the estimate 1.1x to 1.4x above all of them. (Counting only the outputs of
+# modules, as before, missed the offline encoder's functional layers: it estimated 12 GB
+# for a 4096x3072 step that was killed at 18.5 GB.)
+STEP_FACTOR = 1.25
+# Bytes per pixel besides the network: the image and its gradient, the best image so far,
+# L-BFGS's 10 pairs of history vectors and its working copies, 3 channels in fp32 each.
+IMAGE_BYTES_PER_PIXEL = 4 * 3 * (2 * 10 + 8)
 _PROBE = 64  # side of the probe image used to count activations
 
 
 def activation_elements(net: nn.Module, layers, width: int, height: int) -> int:
-    """Elements of every intermediate output of ``net`` for a (1, 3, height, width) input."""
-    counted = []
+    """Elements autograd keeps for the backward pass of ``net`` at (width, height), plus
+    the outputs.
 
-    def hook(_module, _inputs, output):
-        if isinstance(output, torch.Tensor):
-            counted.append(output.numel())
+    Counting what autograd saves (``saved_tensors_hooks``) rather than the outputs of
+    modules also sees what functional code computes (the offline encoder's whitening,
+    blurs and luminance branch), so one factor holds for every encoder. The count is
+    made on two small probes and extrapolated linearly in the pixel count, which
+    separates what grows with the image from what does not (the weights, also saved).
+    """
+    small, large = (_saved_elements(net, layers, side) for side in (_PROBE, 2 * _PROBE))
+    per_pixel = (large - small) / (3 * _PROBE * _PROBE)
+    return round(small + per_pixel * (width * height - _PROBE * _PROBE))
 
-    leaves = [m for m in net.modules() if not list(m.children())]
-    handles = [m.register_forward_hook(hook) for m in leaves]
-    try:
-        device = next(net.parameters()).device
-        with torch.no_grad():
-            out = net(torch.zeros(1, 3, _PROBE, _PROBE, device=device), layers)
-    finally:
-        for h in handles:
-            h.remove()
-    total = sum(counted) or sum(t.numel() for t in out.values())
-    return round(total * (width * height) / (_PROBE * _PROBE))
+
+def _saved_elements(net: nn.Module, layers, side: int) -> int:
+    saved: dict[tuple[int, int], int] = {}
+
+    def pack(t: torch.Tensor) -> torch.Tensor:
+        saved[(t.untyped_storage().data_ptr(), t.storage_offset())] = t.numel()
+        return t
+
+    device = next(net.parameters()).device
+    probe = torch.zeros(1, 3, side, side, device=device, requires_grad=True)
+    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+        out = net(probe, layers)
+    return sum(saved.values()) + sum(t.numel() for t in out.values())
 
 
 def step_bytes(net: nn.Module, layers, width: int, height: int) -> int:
     """Estimated peak bytes of one loss-and-gradient evaluation at (width, height)."""
-    image = 12 * width * height * 4  # the image, its gradient, targets, the optimiser's copies
+    image = IMAGE_BYTES_PER_PIXEL * width * height
     return round(STEP_FACTOR * 4 * activation_elements(net, layers, width, height)) + image
 
 

@@ -45,6 +45,16 @@ class Tile:
         return t[..., self.y0 : self.y1, self.x0 : self.x1]
 
 
+def overlap_of(tile: int) -> int:
+    """Overlap between neighbouring tiles, and the margin of context around each."""
+    return max(ALIGN, tile // 4 // ALIGN * ALIGN)
+
+
+def window_side(tile: int) -> int:
+    """Side of what the network sees for a tile: the tile and its margin on both sides."""
+    return tile + 2 * overlap_of(tile)
+
+
 def _starts(length: int, tile: int, overlap: int) -> list[int]:
     if length <= tile:
         return [0]
@@ -193,8 +203,7 @@ def optimize_tiled(
 
     pre = encoder.preprocessing
     h, w = content_rgb.shape[-2:]
-    overlap = max(ALIGN, tile // 4 // ALIGN * ALIGN)
-    margin = overlap
+    overlap = margin = overlap_of(tile)
     image = init_rgb.clone()
     done = torch.zeros(1, 1, h, w, dtype=torch.bool, device=image.device)
     outcomes = []
