@@ -7,6 +7,7 @@ crop across a tile corner and reports peak memory. One JSON line.
 
     python benchmarks/bench_tiles.py --size 768 --tile 256 --crop docs/tile_seam_crop.png
     python benchmarks/bench_tiles.py --size 4096 --max-memory 6G      # tiles chosen by memory
+    python benchmarks/bench_tiles.py --size 512 --tile 256 --steps 60 --compare  # vs untiled
 """
 
 from __future__ import annotations
@@ -18,12 +19,30 @@ import time
 from pathlib import Path
 
 import numpy as np
+import torch
 
 import painterly
 from painterly.events import Notice
 from painterly.tiling import overlap_of, tile_grid
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
+CONTENT = EXAMPLES / "content" / "tubingen_neckarfront.jpg"
+STYLE = EXAMPLES / "style" / "van_gogh_starry_night.jpg"
+
+
+def total_loss(image, weights: str) -> float:
+    """The untiled objective of the output's own size (the run's last scale)."""
+    from painterly.api import resolve_run, style_size
+    from painterly.image import load_image, resize, to_tensor
+    from painterly.optimize import Objective
+
+    opts, encoder, _device, _ = resolve_run(None, {"weights": weights}, lambda e: None, None)
+    style = load_image(STYLE)
+    content = to_tensor(resize(load_image(CONTENT), image.size))
+    style_t = to_tensor(resize(style, style_size(style, image.size, opts)))
+    objective = Objective(encoder, content, [(style_t, 1.0)], opts)
+    with torch.no_grad():
+        return float(objective(encoder.preprocessing.to_input(to_tensor(image)))[0].sum())
 
 
 def seam_ratio(rgb: np.ndarray, tile: int) -> float:
@@ -50,7 +69,13 @@ def main() -> None:
     parser.add_argument("--weights", default="random")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", default="out/tiled.png")
+    parser.add_argument("--min-size", type=int, default=256)
     parser.add_argument("--crop", help="save a 100 %% crop across a tile corner here")
+    parser.add_argument(
+        "--compare",
+        action="store_true",
+        help="also run untiled: its seam ratio at the same lines, and both total losses",
+    )
     args = parser.parse_args()
     tiles_used = []
 
@@ -58,17 +83,16 @@ def main() -> None:
         if isinstance(event, Notice) and "tiles of" in event.message:
             tiles_used.append(int(event.message.rsplit("tiles of ", 1)[1].split()[0]))
 
-    start = time.perf_counter()
-    result = painterly.run(
-        EXAMPLES / "content" / "tubingen_neckarfront.jpg",
-        EXAMPLES / "style" / "van_gogh_starry_night.jpg",
+    common = dict(
         size=args.size,
         steps=args.steps,
-        tile=args.tile,
-        max_memory=args.max_memory,
+        min_size=args.min_size,
         weights=args.weights,
         device=args.device,
-        callback=on_event,
+    )
+    start = time.perf_counter()
+    result = painterly.run(
+        CONTENT, STYLE, tile=args.tile, max_memory=args.max_memory, callback=on_event, **common
     )
     seconds = time.perf_counter() - start
     Path(args.output).parent.mkdir(parents=True, exist_ok=True)
@@ -81,21 +105,27 @@ def main() -> None:
         painterly.image.save_image(
             painterly.image.Image.fromarray(rgb[y : y + 256, x : x + 256]), args.crop
         )
-    print(
-        json.dumps(
-            {
-                "size": result.metrics["size"],
-                "tile": tile,
-                "scales": len(result.metrics["scales"]),
-                "steps": result.metrics["steps"],
-                "seconds": round(seconds, 1),
-                "seam_ratio": round(seam_ratio(rgb, tile), 3) if tile else None,
-                "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
-                "encoder": result.metrics["encoder"],
-                "device": result.metrics["device"],
-            }
+    figures = {
+        "size": result.metrics["size"],
+        "tile": tile,
+        "scales": len(result.metrics["scales"]),
+        "steps": result.metrics["steps"],
+        "seconds": round(seconds, 1),
+        "seam_ratio": round(seam_ratio(rgb, tile), 3) if tile else None,
+        "peak_rss_mb": round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024),
+        "encoder": result.metrics["encoder"],
+        "device": result.metrics["device"],
+    }
+    if torch.cuda.is_available() and result.metrics["device"].startswith("cuda"):
+        figures["peak_cuda_mb"] = round(torch.cuda.max_memory_allocated() / 2**20)
+    if args.compare and tile:
+        whole = painterly.run(CONTENT, STYLE, **common)
+        figures["untiled_seam_ratio_same_lines"] = round(
+            seam_ratio(np.asarray(whole.image), tile), 3
         )
-    )
+        figures["total_loss_tiled"] = round(total_loss(result.image, args.weights), 4)
+        figures["total_loss_untiled"] = round(total_loss(whole.image, args.weights), 4)
+    print(json.dumps(figures))
 
 
 if __name__ == "__main__":
