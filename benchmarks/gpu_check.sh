@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # The prepared device check: step timings, whole-run quality/time, batch throughput and the
-# CUDA tests.
+# CUDA tests, then a 4096 px run. About 10 minutes in all; run it with timeout_s=600.
 # Run on a GPU machine from the repo root; results go to $OUT (or benchmarks/results).
 set -uo pipefail
 export PYTHONPATH=src PYTHONUNBUFFERED=1
@@ -8,11 +8,14 @@ OUT=${OUT:-benchmarks/results}
 mkdir -p "$OUT"
 nvidia-smi --query-gpu=name,driver_version,memory.total --format=csv | tee "$OUT/gpu_env.txt"
 python3 -c "import torch; print('torch', torch.__version__, torch.version.cuda)" | tee -a "$OUT/gpu_env.txt"
-timeout 200 python3 benchmarks/bench_step.py --device cuda --sizes 512 1024 2048 \
+timeout 170 python3 benchmarks/bench_step.py --device cuda --sizes 512 1024 2048 \
     --steps 30 --warmup 5 2>&1 | tee "$OUT/bench_step_h200.jsonl"
-timeout 150 python3 benchmarks/bench_quality.py --device cuda --size 512 --steps 300 \
+timeout 130 python3 benchmarks/bench_quality.py --device cuda --size 512 --steps 300 \
     2>&1 | tee "$OUT/bench_quality_h200.jsonl"
 timeout 90 python3 benchmarks/bench_batch.py --device cuda --size 512 --batches 1 4 16 \
     --steps 30 --weights random-vgg19 2>&1 | tee "$OUT/bench_batch_h200.jsonl"
 timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_fast_paths.py --device cuda \
     2>&1 | tee "$OUT/pytest_cuda.txt"
+# A 4096 px output with the offline encoder (issue 4's GPU run): fits untiled on an H200.
+timeout 120 python3 benchmarks/bench_tiles.py --device cuda --size 4096 \
+    --output "$OUT/gpu_4096.jpg" 2>&1 | tee "$OUT/bench_tiles_4096_h200.jsonl"

@@ -61,6 +61,18 @@ def test_blend_weights_fade_in_over_the_overlap_only():
     assert (ramp > 0).all() and (ramp < 1).all() and (ramp.diff() > 0).all()
 
 
+def test_blend_weights_fade_out_toward_tiles_still_to_come():
+    # A tile's optimised pixels must not meet the unoptimised image in a hard edge that
+    # the next tile, with few steps, could not smooth: they fade out where it will go.
+    done = torch.zeros(1, 1, 64, 128, dtype=torch.bool)
+    tile = tile_grid(64, 128, 64, 32)[0]
+    w = blend_weights(tile, done, fade_bottom=0, fade_right=16)[0, 0]
+    assert (w[:, :48] == 1).all()
+    fade = w[0, 48:]
+    assert (fade > 0).all() and (fade < 1).all() and (fade.diff() < 0).all()
+    torch.testing.assert_close(w, w[:1].expand_as(w))  # no fade at the image's bottom edge
+
+
 def test_tiled_grams_equal_whole_image_grams():
     # The stand-in encoder has no spatial context, so tiles with no halo are exact.
     enc = tiny_encoder()

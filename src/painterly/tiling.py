@@ -82,20 +82,35 @@ def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
     ]
 
 
-def blend_weights(tile: Tile, done: Tensor) -> Tensor:
+def blend_weights(tile: Tile, done: Tensor, fade_bottom: int = 0, fade_right: int = 0) -> Tensor:
     """(1, 1, h, w) weights for writing ``tile`` back: ramps from 0 to 1 across the part
-    of the tile already covered by earlier tiles (``done``), 1 elsewhere."""
+    of the tile already covered by earlier tiles (``done``), and from 1 down toward 0
+    over the last ``fade_bottom`` rows and ``fade_right`` columns, which later tiles will
+    cover; 1 elsewhere.
+
+    The fade-out matters when a scale has few steps: written back at full weight, a
+    tile's optimised pixels would meet the not-yet-optimised image in a hard edge, and
+    the next tile, which starts from that image, may not have the steps to smooth it.
+    """
     covered = tile.crop(done)[0, 0]
     h, w = covered.shape
     weight = torch.ones(h, w, device=done.device)
+
+    def ramp(n: int) -> Tensor:  # n values strictly between 0 and 1, rising
+        return torch.linspace(0, 1, n + 2, device=done.device)[1:-1]
+
     rows = covered.all(dim=1).nonzero()  # top rows fully covered: overlap with tile above
     cols = covered.all(dim=0).nonzero()  # left columns fully covered
     if len(rows) and rows[-1] < h - 1:
         n = int(rows[-1]) + 1
-        weight[:n] *= torch.linspace(0, 1, n + 2, device=done.device)[1:-1, None]
+        weight[:n] *= ramp(n)[:, None]
     if len(cols) and cols[-1] < w - 1:
         n = int(cols[-1]) + 1
-        weight[:, :n] *= torch.linspace(0, 1, n + 2, device=done.device)[None, 1:-1]
+        weight[:, :n] *= ramp(n)[None, :]
+    if 0 < fade_bottom < h:
+        weight[h - fade_bottom :] *= ramp(fade_bottom).flip(0)[:, None]
+    if 0 < fade_right < w:
+        weight[:, w - fade_right :] *= ramp(fade_right).flip(0)[None, :]
     return weight[None, None]
 
 
@@ -218,7 +233,9 @@ def optimize_tiled(
         seen = Window(encoder, context, box)
         objective = Objective(seen, win.crop(content_rgb), [], opts, grams=grams, rest=rest)
         out = optimize(objective, t.crop(image), opts, **optimize_kwargs)
-        weight = blend_weights(t, done)
+        # Fade out toward the edges the next tiles will cover (never the image's own).
+        fade_bottom, fade_right = overlap * (t.y1 < h), overlap * (t.x1 < w)
+        weight = blend_weights(t, done, fade_bottom, fade_right)
         region = t.crop(image)
         region.copy_(region * (1 - weight) + out.rgb * weight)
         t.crop(done).fill_(True)
