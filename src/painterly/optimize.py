@@ -221,8 +221,9 @@ def optimize(
 ) -> Outcome:
     """Run ``opts.steps`` loss evaluations from ``init_rgb`` and return the result.
 
-    With a ``deadline`` (a ``time.perf_counter()`` value) the run also ends at the first
-    evaluation after it; the first evaluation is always made.
+    With a ``deadline`` (a ``time.perf_counter()`` value) the run also ends before the
+    first evaluation that would, at the average pace so far, finish after it; the first
+    evaluation is always made.
     """
     pre = objective.encoder.preprocessing
     device = init_rgb.device
@@ -248,9 +249,7 @@ def optimize(
 
     def closure() -> Tensor:
         nonlocal best_loss
-        if len(history) >= limit[0] or (
-            deadline is not None and history and time.perf_counter() > deadline
-        ):
+        if len(history) >= limit[0] or (deadline is not None and _past(deadline, start, history)):
             raise _BudgetSpent
         if evaluate is not None:
             total, parts = evaluate()  # refills x.grad in place
@@ -305,6 +304,14 @@ def optimize(
         interrupted=interrupted,
         each=each,
     )
+
+
+def _past(deadline: float, start: float, history: list) -> bool:
+    """Whether one more evaluation, at the average pace so far, would end past ``deadline``."""
+    if not history:
+        return False
+    now = time.perf_counter()
+    return now + (now - start) / len(history) > deadline
 
 
 class _BudgetSpent(Exception):
