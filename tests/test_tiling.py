@@ -227,3 +227,23 @@ def test_a_tile_is_seen_in_its_surroundings_not_cut_out():
     x = tile.crop(image).clone().requires_grad_(True)
     Window(enc, win.crop(image), box).features(x, ["level2"])["level2"].sum().backward()
     assert x.grad is not None and x.grad.abs().sum() > 0
+
+
+def test_steps_per_scale_set_the_scales_and_their_budgets():
+    sizes, steps = scale_plan((1024, 768), Options(scale_steps="100, 60,40"))
+    assert steps == [100, 60, 40] and len(sizes) == 3 and sizes[-1] == (1024, 768)
+    result = painterly.run(
+        blob(90, 60), stripes(), encoder=tiny_encoder(), size=150, scale_steps=(3, 2)
+    )
+    assert [len(h) for h in _per_scale(result.metrics["history"])] == [3, 2]
+    assert result.image.size == (150, 100)
+    for bad in ("0,3", "a,b", ",", "1," * 13):
+        with pytest.raises(painterly.errors.OptionsError, match="scale-steps"):
+            Options(scale_steps=bad)
+
+
+def _per_scale(history):
+    scales = {}
+    for h in history:
+        scales.setdefault(h["scale"], []).append(h)
+    return [scales[k] for k in sorted(scales)]

@@ -114,10 +114,13 @@ def scale_plan(out_size: tuple[int, int], opts: Options) -> tuple[list[tuple[int
     the coarse scales settle the large structures of the style cheaply, and each finer
     scale starts from the upsampled result, so it only has to add detail. ``scales = 0``
     chooses the count from the sizes; 1 is a single-scale run. Each scale gets 1/sqrt(2)
-    of the steps of the scale below it, so the budget goes mostly where steps are cheap.
+    of the steps of the scale below it, so the budget goes mostly where steps are cheap;
+    ``scale_steps`` gives the steps of each scale instead (and so their count).
     """
     long_side = max(out_size)
     min_side = max(opts.min_size, MIN_SIDE)
+    if opts.scale_steps:  # --scale-steps: one scale per number, its steps as given
+        opts = opts.replace(scales=len(opts.scale_steps), steps=sum(opts.scale_steps))
     if opts.scales == 0:
         ratio = long_side / min_side
         count = 1 + math.floor(math.log(ratio, math.sqrt(2)) + 0.25) if ratio > 1 else 1
@@ -140,6 +143,8 @@ def scale_plan(out_size: tuple[int, int], opts: Options) -> tuple[list[tuple[int
         w, h = fit_size(*out_size, side)
         grow = MIN_SIDE / min(w, h)
         sizes.append((round(w * grow), round(h * grow)) if grow > 1 else (w, h))
+    if opts.scale_steps:
+        return sizes, list(opts.scale_steps)
     shares = [math.sqrt(2) ** -i for i in range(count)]
     steps = [max(1, int(opts.steps * sh / sum(shares))) for sh in shares]
     steps[0] += opts.steps - sum(steps)

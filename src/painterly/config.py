@@ -39,6 +39,13 @@ class Options:
     scales: int = field(
         default=0, metadata={"help": "coarse-to-fine scales (0: from --min-size up; 1: single)"}
     )
+    scale_steps: tuple[int, ...] = field(
+        default=(),
+        metadata={
+            "help": "comma-separated steps per scale, coarse to fine, e.g. 100,60,40 "
+            "(instead of --steps and --scales; empty: --steps shared out)"
+        },
+    )
     min_size: int = field(default=256, metadata={"help": "long side of the coarsest scale in px"})
     max_memory: str = field(
         default="auto",
@@ -150,6 +157,8 @@ def _check(o: Options) -> None:
         raise OptionsError("--style-scale must be between 0.05 and 8")
     if not o.time_limit >= 0:
         raise OptionsError("--time-limit must be a number of seconds >= 0 (0: no limit)")
+    if o.scale_steps:
+        _parse_scale_steps(o)
     if not 0 <= o.scales <= 12:
         raise OptionsError("--scales must be between 0 (automatic) and 12")
     if not 32 <= o.min_size <= MAX_SIDE:
@@ -164,6 +173,21 @@ def _check(o: Options) -> None:
     if not o.style_layers:
         raise OptionsError("--style-layers needs at least one layer")
     _check_controls(o)
+
+
+def _parse_scale_steps(o: Options) -> None:
+    """``--scale-steps 100,60,40``: whole numbers >= 1 (api.scale_plan uses them)."""
+    parts = o.scale_steps.split(",") if isinstance(o.scale_steps, str) else o.scale_steps
+    try:
+        steps = tuple(int(str(p).strip()) for p in parts if str(p).strip())
+    except ValueError:
+        steps = ()
+    if not steps or min(steps) < 1 or len(steps) > 12:
+        raise OptionsError(
+            "--scale-steps takes 1 to 12 whole numbers >= 1 separated by commas, "
+            f"got '{','.join(str(p) for p in parts)}'"
+        )
+    object.__setattr__(o, "scale_steps", steps)
 
 
 def _check_controls(o: Options) -> None:
