@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import signal
+
 import numpy as np
 import torch
 from PIL import Image
@@ -52,3 +54,10 @@ class TinyEncoder(nn.Module):
 
 def tiny_encoder() -> Encoder:
     return Encoder(TinyEncoder(), CAFFE, "tiny", "vgg19")
+
+
+def default_sigint() -> None:
+    """``preexec_fn`` for a child that must see Ctrl-C as at a terminal: a shell starts
+    background jobs (a CI runner's, say) with SIGINT ignored, and Python then never turns
+    it into KeyboardInterrupt."""
+    signal.signal(signal.SIGINT, signal.SIG_DFL)

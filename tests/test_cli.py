@@ -11,6 +11,7 @@ import time
 
 import pytest
 from PIL import Image
+from synthetic import default_sigint
 
 from painterly.cli import main, parse_style
 from painterly.image import read_metadata
@@ -163,7 +164,7 @@ def test_ctrl_c_saves_the_latest_image_and_exits_cleanly(tmp_path, content_path,
         "1",
         "--quiet",
     ]
-    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True)
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
     deadline = time.monotonic() + 120
     while not list(tmp_path.glob("out_step*.png")) and time.monotonic() < deadline:
         time.sleep(0.2)

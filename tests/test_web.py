@@ -19,7 +19,7 @@ from dataclasses import asdict
 
 import pytest
 from PIL import Image
-from synthetic import blob, stripes, tiny_encoder
+from synthetic import blob, default_sigint, stripes, tiny_encoder
 from webserver import PacedRun, Server, png_bytes
 
 import painterly
@@ -360,6 +360,7 @@ def test_serve_binds_loopback_by_default_and_stops_on_ctrl_c(tmp_path):
         [sys.executable, "-m", "painterly", "serve", "--port", "0", "--data-dir", tmp_path],
         stderr=subprocess.PIPE,
         text=True,
+        preexec_fn=default_sigint,
     )
     try:
         line = proc.stderr.readline()
