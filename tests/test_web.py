@@ -86,8 +86,9 @@ def test_options_form_is_built_from_the_options_dataclass(serve):
             assert fields[f.name]["help"] == f.metadata["help"]
         else:  # a text field is offered only with a menu of values that are not paths
             not_offered = ("str", "str | None", "tuple[str, ...]", "tuple[float, ...]")
+            not_offered += ("tuple[int, ...]",)  # free-form lists: --scale-steps
             assert f.name == "preset" or str(f.type) in not_offered, f.name
-    assert {"init", "weights", "style_layers", "optimizer", "height"} <= set(fields)
+    assert {"init", "weights", "style_layers", "optimizer", "height", "time_limit"} <= set(fields)
     assert {"size", "steps", "style_weight", "content_weight", "tv_weight", "seed"} <= {
         name for name, f in fields.items() if f["main"]
     }
