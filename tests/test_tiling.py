@@ -26,6 +26,9 @@ def test_scale_plan_goes_coarse_to_fine_and_spends_the_budget():
     assert scale_plan((512, 384), Options(scales=1)) == ([(512, 384)], [300])
     # Every scale keeps the output's aspect ratio within rounding.
     assert all(abs(w / h - 4 / 3) < 0.01 for w, h in sizes)
+    # Even nine scales leave each enough steps to change the image (3 did nothing).
+    sizes, steps = scale_plan((4096, 3072), Options(steps=200))
+    assert len(sizes) == 9 and sum(steps) == 200 and min(steps) >= 10
 
 
 def test_multiscale_output_has_exactly_the_asked_size():

@@ -107,6 +107,9 @@ def prepare_inputs(content: ImageLike, style: StyleSpec | Sequence[StyleSpec], o
     return prepare_controls(_as_image(content), _style_list(style), opts)
 
 
+MIN_SCALE_STEPS = 10
+
+
 def scale_plan(out_size: tuple[int, int], opts: Options) -> tuple[list[tuple[int, int]], list[int]]:
     """Sizes (w, h) from coarse to fine, and the steps spent at each.
 
@@ -145,10 +148,15 @@ def scale_plan(out_size: tuple[int, int], opts: Options) -> tuple[list[tuple[int
         sizes.append((round(w * grow), round(h * grow)) if grow > 1 else (w, h))
     if opts.scale_steps:
         return sizes, list(opts.scale_steps)
+    # Every scale gets at least MIN_SCALE_STEPS (L-BFGS does nothing useful in fewer: at
+    # 4096 px the two finest of nine scales got 3 and 5 steps and left the upsampled
+    # image as it was); the rest of the budget decays by 1/sqrt(2) per scale.
+    floor = min(MIN_SCALE_STEPS, opts.steps // count)
+    spare = opts.steps - floor * count
     shares = [math.sqrt(2) ** -i for i in range(count)]
-    steps = [max(1, int(opts.steps * sh / sum(shares))) for sh in shares]
+    steps = [floor + int(spare * sh / sum(shares)) for sh in shares]
     steps[0] += opts.steps - sum(steps)
-    return sizes, steps
+    return sizes, [max(1, n) for n in steps]
 
 
 def deadlines(
