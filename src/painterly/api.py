@@ -32,7 +32,7 @@ from painterly.encoders import (
 from painterly.errors import OptionsError
 from painterly.events import Callback, Notice, ignore
 from painterly.image import MIN_SIDE, fit_size, load_image, resize, to_image, to_tensor
-from painterly.memory import available_bytes, parse_bytes, step_bytes
+from painterly.memory import available_bytes, parse_bytes, step_estimator
 from painterly.optimize import Objective, Outcome, optimize
 from painterly.tiling import ALIGN, optimize_tiled, tiled_grams, window_side
 
@@ -208,11 +208,8 @@ def tile_side(encoder: Encoder, opts: Options, size: tuple[int, int], device) ->
         tile = opts.tile if max(size) > opts.tile else 0
     else:
         budget = memory_budget(opts, device)
-        tile = (
-            0
-            if step_bytes(encoder.net, layers, *size) <= budget
-            else _fitting_tile(encoder, layers, size, budget)
-        )
+        estimate = step_estimator(encoder.net, layers)  # probes the network once
+        tile = 0 if estimate(*size) <= budget else _fitting_tile(estimate, size, budget)
     if tile and opts.loss_form == "book":
         raise OptionsError(
             "the book's losses depend on the image size, so they cannot be tiled; "
@@ -226,15 +223,15 @@ def memory_budget(opts: Options, device: torch.device) -> int:
     return parse_bytes(opts.max_memory) or available_bytes(device)
 
 
-def _fitting_tile(encoder: Encoder, layers, size: tuple[int, int], budget: int) -> int:
+def _fitting_tile(estimate, size: tuple[int, int], budget: int) -> int:
     # The network sees each tile with a margin of context around it (tiling.Window).
     tile = min(max(size), 4096) // ALIGN * ALIGN
     while tile >= 128:
         side = window_side(tile)
-        if step_bytes(encoder.net, layers, side, side) <= budget:
+        if estimate(side, side) <= budget:
             return tile
         tile = int(tile * 0.8) // ALIGN * ALIGN
-    need = step_bytes(encoder.net, layers, window_side(128), window_side(128)) / 2**20
+    need = estimate(window_side(128), window_side(128)) / 2**20
     raise OptionsError(
         f"not enough memory: even a 128 px tile needs about {need:.0f} MB and the budget is "
         f"{budget / 2**20:.0f} MB; raise --max-memory or free some memory"

@@ -9,6 +9,7 @@ measured on the CPU (see tests/test_tiling.py and README "High resolution").
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 
 import torch
 from torch import nn
@@ -29,9 +30,9 @@ IMAGE_BYTES_PER_PIXEL = 4 * 3 * (2 * 10 + 8)
 _PROBE = 64  # side of the probe image used to count activations
 
 
-def activation_elements(net: nn.Module, layers, width: int, height: int) -> int:
-    """Elements autograd keeps for the backward pass of ``net`` at (width, height), plus
-    the outputs.
+def _saved_elements(net: nn.Module, layers) -> Callable[[int, int], int]:
+    """``count(width, height)``: elements autograd keeps for the backward pass of ``net``
+    at that size, plus the outputs.
 
     Counting what autograd saves (``saved_tensors_hooks``) rather than the outputs of
     modules also sees what functional code computes (the offline encoder's whitening,
@@ -39,12 +40,12 @@ def activation_elements(net: nn.Module, layers, width: int, height: int) -> int:
     made on two small probes and extrapolated linearly in the pixel count, which
     separates what grows with the image from what does not (the weights, also saved).
     """
-    small, large = (_saved_elements(net, layers, side) for side in (_PROBE, 2 * _PROBE))
+    small, large = (_saved_at(net, layers, side) for side in (_PROBE, 2 * _PROBE))
     per_pixel = (large - small) / (3 * _PROBE * _PROBE)
-    return round(small + per_pixel * (width * height - _PROBE * _PROBE))
+    return lambda width, height: round(small + per_pixel * (width * height - _PROBE * _PROBE))
 
 
-def _saved_elements(net: nn.Module, layers, side: int) -> int:
+def _saved_at(net: nn.Module, layers, side: int) -> int:
     saved: dict[tuple[int, int], int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
@@ -58,10 +59,20 @@ def _saved_elements(net: nn.Module, layers, side: int) -> int:
     return sum(saved.values()) + sum(t.numel() for t in out.values())
 
 
+def step_estimator(net: nn.Module, layers) -> Callable[[int, int], int]:
+    """``estimate(width, height)``: :func:`step_bytes` for many sizes, probing once."""
+    elements = _saved_elements(net, layers)
+
+    def estimate(width: int, height: int) -> int:
+        image = IMAGE_BYTES_PER_PIXEL * width * height
+        return round(STEP_FACTOR * 4 * elements(width, height)) + image
+
+    return estimate
+
+
 def step_bytes(net: nn.Module, layers, width: int, height: int) -> int:
     """Estimated peak bytes of one loss-and-gradient evaluation at (width, height)."""
-    image = IMAGE_BYTES_PER_PIXEL * width * height
-    return round(STEP_FACTOR * 4 * activation_elements(net, layers, width, height)) + image
+    return step_estimator(net, layers)(width, height)
 
 
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}

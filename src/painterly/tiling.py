@@ -195,11 +195,10 @@ def window(t: Tile, height: int, width: int, margin: int) -> tuple[Tile, Tile]:
     return w, Tile(t.y0 - w.y0, t.y1 - w.y0, t.x0 - w.x0, t.x1 - w.x0)
 
 
-def _tile_sums(encoder, image_input: Tensor, t: Tile, margin: int, layers):
-    h, w = image_input.shape[-2:]
-    win, box = window(t, h, w, margin)
+def _tile_sums(seen: Window, layers) -> dict[str, tuple[Tensor, int]]:
+    """Per layer: (sum of F F^T, positions) over the tile, seen in its current window."""
     with torch.no_grad():
-        feats = Window(encoder, win.crop(image_input), box).features(win.crop(image_input), layers)
+        feats = seen.features(seen.context, layers)
     return {n: (losses.gram(f), f.shape[-2] * f.shape[-1]) for n, f in feats.items()}
 
 
@@ -227,10 +226,9 @@ def optimize_tiled(
     total = gram_sums(encoder, image, layers, tile)
     for t in tile_grid(h, w, tile, overlap):
         win, box = window(t, h, w, margin)
-        context = pre.to_input(win.crop(image))
-        before = _tile_sums(encoder, pre.to_input(image), t, margin, layers)
+        seen = Window(encoder, pre.to_input(win.crop(image)), box)
+        before = _tile_sums(seen, layers)
         rest = {n: (total[n][0] - before[n][0], total[n][1] - before[n][1]) for n in layers}
-        seen = Window(encoder, context, box)
         objective = Objective(seen, win.crop(content_rgb), [], opts, grams=grams, rest=rest)
         out = optimize(objective, t.crop(image), opts, **optimize_kwargs)
         # Fade out toward the edges the next tiles will cover (never the image's own).
@@ -239,7 +237,7 @@ def optimize_tiled(
         region = t.crop(image)
         region.copy_(region * (1 - weight) + out.rgb * weight)
         t.crop(done).fill_(True)
-        after = _tile_sums(encoder, pre.to_input(image), t, margin, layers)
+        after = _tile_sums(Window(encoder, pre.to_input(win.crop(image)), box), layers)
         total = {n: (rest[n][0] + after[n][0], rest[n][1] + after[n][1]) for n in layers}
         outcomes.append(out)
         if out.interrupted:
