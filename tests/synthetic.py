@@ -42,6 +42,8 @@ class TinyEncoder(nn.Module):
         self.convs = nn.ModuleDict({n: nn.Conv2d(3, 4, 1) for n in layer_names("vgg19")})
         for conv in self.convs.values():
             conv.weight.data = torch.randn(conv.weight.shape, generator=gen) * 0.05
+            # As nn.Conv2d draws them, but from ``gen``: the same encoder in every test.
+            conv.bias.data = (torch.rand(4, generator=gen) * 2 - 1) / 3**0.5
         self.requires_grad_(False)
 
     def forward(self, x, layers):

@@ -51,6 +51,18 @@ def test_tiles_cover_the_image_aligned_with_the_last_at_the_edge():
     assert max(t.y1 for t in tiles) == 200 and max(t.x1 for t in tiles) == 300
 
 
+def test_tiles_are_spread_evenly_and_no_larger_than_needed():
+    # 3072 px in tiles of at most 1664 sharing 416 px needs three tiles; a fixed stride
+    # put the third only 160 px below the second. Spread evenly, they share equal
+    # overlaps (to the 16 px alignment), and a smaller side does the job.
+    rows = sorted({(t.y0, t.y1) for t in tile_grid(3072, 64, 1664, 416)})
+    assert len(rows) == 3 and rows[0][0] == 0 and rows[-1][1] == 3072
+    sides = {y1 - y0 for y0, y1 in rows}
+    assert len(sides) == 1 and sides.pop() < 1664
+    overlaps = [a[1] - b[0] for a, b in zip(rows, rows[1:], strict=False)]
+    assert min(overlaps) >= 416 and max(overlaps) - min(overlaps) <= 16
+
+
 def test_blend_weights_fade_in_over_the_overlap_only():
     tiles = tile_grid(64, 128, 64, 32)
     done = torch.zeros(1, 1, 64, 128, dtype=torch.bool)
@@ -107,8 +119,9 @@ def test_tiled_and_untiled_runs_agree():
 
     start, a, b = loss(content), loss(whole.image), loss(tiled.image)
     assert b < 0.1 * start  # the tiled run really stylised the whole image
-    # Overlaps cross-fade two syntheses, which costs some contrast: measured 2.1x here.
-    assert b < 3.0 * a  # and nearly as well as the untiled run
+    # Overlaps cross-fade two syntheses, which can cost some contrast: measured 0.99x
+    # with this encoder (1.0x to 2.5x over six encoders drawn at random).
+    assert b < 1.5 * a  # and nearly as well as the untiled run
     colour_a = np.asarray(whole.image, np.float32).mean(axis=(0, 1))
     colour_b = np.asarray(tiled.image, np.float32).mean(axis=(0, 1))
     assert np.abs(colour_a - colour_b).max() < 12  # no colour drift across tiles

@@ -23,6 +23,7 @@ painting, and the tiles come out unequal.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass
 
@@ -55,13 +56,33 @@ def window_side(tile: int) -> int:
     return tile + 2 * overlap_of(tile)
 
 
-def _starts(length: int, tile: int, overlap: int) -> list[int]:
+def _starts(length: int, tile: int, overlap: int) -> tuple[int, list[int]]:
+    """(side, starts) of tiles along one axis: as few tiles of at most ``tile`` as
+    cover ``length`` sharing at least ``overlap``, then the smallest side that still
+    does, spread evenly (corners on multiples of ALIGN, the last tile ending at the edge).
+    Evenly spread tiles share equal overlaps, and a smaller side is less work per step."""
     if length <= tile:
-        return [0]
-    stride = max(ALIGN, (tile - overlap) // ALIGN * ALIGN)
-    starts = list(range(0, length - tile, stride))
-    last = length - tile  # the last tile ends exactly at the edge
-    return starts + [last] if not starts or starts[-1] != last else starts
+        return length, [0]
+    for count in range(2, length // ALIGN + 2):
+        for side in range(tile % ALIGN or ALIGN, tile + 1, ALIGN):
+            starts = _spread(length - side, count, side - overlap)
+            if starts:
+                return side, starts
+    raise ValueError(f"no tiling of {length} px with tiles of {tile} overlapping by {overlap}")
+
+
+def _spread(last: int, count: int, gap: int) -> list[int] | None:
+    """``count`` starts from 0 to ``last``, all but the last on multiples of ALIGN, no
+    two more than ``gap`` apart and as even as that allows; None if impossible."""
+    if count == 2:
+        return [0, last] if last <= gap else None
+    inner = count - 2  # gaps between aligned starts; the last gap reaches ``last``
+    most = inner * (gap // ALIGN)  # in units of ALIGN
+    least = max(0, math.ceil((last - gap) / ALIGN))
+    if least > most:
+        return None
+    units = min(max(round(last * inner / (count - 1) / ALIGN), least), most)
+    return [ALIGN * (units * i // inner) for i in range(inner + 1)] + [last]
 
 
 def _partition(height: int, width: int, tile: int) -> list[Tile]:
@@ -74,12 +95,10 @@ def _partition(height: int, width: int, tile: int) -> list[Tile]:
 
 
 def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
-    """Overlapping tiles of side ``tile`` (at most) covering the image, raster order."""
-    return [
-        Tile(y, min(y + tile, height), x, min(x + tile, width))
-        for y in _starts(height, tile, overlap)
-        for x in _starts(width, tile, overlap)
-    ]
+    """Overlapping tiles of side ``tile`` at most, evenly spread over the image, raster order."""
+    tile_h, ys = _starts(height, tile, overlap)
+    tile_w, xs = _starts(width, tile, overlap)
+    return [Tile(y, y + tile_h, x, x + tile_w) for y in ys for x in xs]
 
 
 def blend_weights(tile: Tile, done: Tensor, fade_bottom: int = 0, fade_right: int = 0) -> Tensor:
