@@ -32,6 +32,8 @@ def main() -> None:
     parser.add_argument("--content", default=str(EXAMPLES / "content" / "tubingen_neckarfront.jpg"))
     parser.add_argument("--style", default=str(EXAMPLES / "style" / "van_gogh_starry_night.jpg"))
     parser.add_argument("--output-dir", default="out/time_limit")
+    parser.add_argument("--min-size", type=int, default=0, help="0: the preset's")
+    parser.add_argument("--steps", type=int, default=0, help="0: the preset's")
     args = parser.parse_args()
     opts = make_options(preset=args.preset, weights=args.weights)
     arch = arch_of(args.weights)
@@ -45,6 +47,7 @@ def main() -> None:
     )
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
+    m_size, steps = args.min_size or opts.min_size, args.steps or opts.steps
     for limit in args.limits:
         start = time.perf_counter()
         result = painterly.run(
@@ -55,9 +58,11 @@ def main() -> None:
             size=args.size,
             time_limit=limit,
             device=args.device,
+            **({"min_size": args.min_size} if args.min_size else {}),
+            **({"steps": args.steps} if args.steps else {}),
         )
         seconds = time.perf_counter() - start
-        result.image.save(out / f"limit_{limit:g}.png")
+        result.image.save(out / f"limit_{limit:g}_min{m_size}_steps{steps}.png")
         m = result.metrics
         print(
             json.dumps(
@@ -66,6 +71,9 @@ def main() -> None:
                     "seconds": round(seconds, 1),
                     "steps": m["steps"],
                     "scales": len(m["scales"]),
+                    "min_size": m_size,
+                    "planned_steps": steps,
+                    "steps_per_scale": m["steps_per_scale"],
                     "size": m["size"],
                     "encoder": m["encoder"],
                     "device": m["device"],

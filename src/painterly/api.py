@@ -447,6 +447,7 @@ def make_result(
         "losses": {k: outcome.final[k] for k in ("content", "style", "tv", "total")},
         "history": history,
         "scales": [list(o.rgb.shape[-1:-3:-1]) for o in outcomes],
+        "steps_per_scale": [o.steps for o in outcomes],
         "interrupted": outcome.interrupted,
         "fallback_reason": fallback_reason,
         "version": __version__,
