@@ -64,6 +64,27 @@ def test_gram_matches_numpy():
     np.testing.assert_allclose(losses.gram(nchw(x)[None])[0].numpy(), np_gram(x), rtol=1e-10)
 
 
+@pytest.mark.parametrize("layout", ["nchw", "channels_last", "cropped"])
+def test_gram_gradient_in_every_memory_layout(layout):
+    # losses.gram has its own backward, (dG + dG^T) F in F's layout: it must equal
+    # autograd's gradient of the plain formula, and hand back channels-last gradients
+    # for channels-last features (so autograd never adds two layouts).
+    f = torch.randn(2, 6, 9, 10, dtype=torch.float64)
+    if layout == "channels_last":
+        f = f.contiguous(memory_format=torch.channels_last)
+    if layout == "cropped":  # a tile's features: a strided slice, contiguous in neither
+        f = f[..., 1:8, 2:9]
+    f.requires_grad_(True)
+    weights = torch.randn(2, 6, 6, dtype=torch.float64)
+    (grad,) = torch.autograd.grad((losses.gram(f) * weights).sum(), f)
+    plain = f.detach().clone().requires_grad_(True)
+    flat = plain.flatten(2)
+    (expected,) = torch.autograd.grad(((flat @ flat.transpose(1, 2)) * weights).sum(), plain)
+    torch.testing.assert_close(grad, expected)
+    assert grad.is_contiguous(memory_format=torch.channels_last) == (layout == "channels_last")
+    assert torch.autograd.gradcheck(losses.gram, (f,))
+
+
 def test_tv_loss_matches_numpy():
     x = RNG.normal(size=(1, 9, 11, 3)) * 30
     got = losses.tv_loss_book(nchw(x))
