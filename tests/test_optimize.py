@@ -48,6 +48,7 @@ def test_chollet_preset_matches_the_book():
     assert o.content_layer == "block5_conv2" and o.height == 400 and o.loss_form == "book"
     assert o.style_layers == tuple(f"block{i}_conv1" for i in range(1, 6))
     assert (o.steps, o.lbfgs_restart, o.init, o.style_stretch) == (400, 20, "content", True)
+    assert o.lbfgs_history == 10  # scipy's default m, which the book's fmin_l_bfgs_b uses
 
 
 def test_losses_fall_with_each_optimizer():

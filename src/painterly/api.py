@@ -208,7 +208,7 @@ def tile_side(encoder: Encoder, opts: Options, size: tuple[int, int], device) ->
         tile = opts.tile if max(size) > opts.tile else 0
     else:
         budget = memory_budget(opts, device)
-        estimate = step_estimator(encoder.net, layers)  # probes the network once
+        estimate = step_estimator(encoder.net, layers, opts.lbfgs_history)  # probes once
         tile = 0 if estimate(*size) <= budget else _fitting_tile(estimate, size, budget)
     if tile and opts.loss_form == "book":
         raise OptionsError(

@@ -159,7 +159,9 @@ def _batch_size(
     (a step's memory grows with the batch), at most ``max_batch`` if set; 1 where even
     one image would be tiled."""
     layers = (opts.content_layer, *opts.style_layers)
-    fits = memory_budget(opts, device) // step_bytes(encoder.net, layers, *out_size)
+    fits = memory_budget(opts, device) // step_bytes(
+        encoder.net, layers, *out_size, opts.lbfgs_history
+    )
     if opts.tile and max(out_size) > opts.tile:
         fits = 1
     return max(1, min(fits, max_batch or fits))

@@ -86,6 +86,10 @@ class Options:
     lbfgs_restart: int = field(
         default=0, metadata={"help": "fresh L-BFGS state every N steps (0: never; the book: 20)"}
     )
+    lbfgs_history: int = field(
+        default=25,
+        metadata={"help": "past steps L-BFGS remembers for its curvature (the book's scipy: 10)"},
+    )
     init: str = field(
         default="content",
         metadata={"help": "content, noise, style-colors (noise in the style's colours) or a path"},
@@ -170,6 +174,8 @@ def _check(o: Options) -> None:
         raise OptionsError(f"--tile must be 0 (automatic) or between 64 and {MAX_SIDE}")
     if o.lbfgs_restart < 0:
         raise OptionsError("--lbfgs-restart must be >= 0")
+    if not 1 <= o.lbfgs_history <= 100:
+        raise OptionsError("--lbfgs-history must be between 1 and 100")
     if not o.style_layers:
         raise OptionsError("--style-layers needs at least one layer")
     _check_controls(o)
@@ -227,13 +233,14 @@ PRESETS: dict[str, Options] = {
     # Chollet, Deep Learning with Python, 1st ed., 8.3, exactly: 400 px high, style
     # stretched to the content's size, weights 0.025 / 1.0 / 1e-4 on the book's loss
     # forms, max pooling, 20 rounds of L-BFGS of at most 20 evaluations, each round with a
-    # fresh optimiser state, starting from the content image.
+    # fresh optimiser state remembering 10 steps (scipy's default), from the content image.
     "chollet": Options(
         size=None,
         height=400,
         steps=400,
         scales=1,
         lbfgs_restart=20,
+        lbfgs_history=10,
         content_weight=0.025,
         style_weight=1.0,
         tv_weight=1e-4,

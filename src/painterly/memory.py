@@ -24,9 +24,14 @@ from painterly.errors import OptionsError
 # modules, as before, missed the offline encoder's functional layers: it estimated 12 GB
 # for a 4096x3072 step that was killed at 18.5 GB.)
 STEP_FACTOR = 1.25
-# Bytes per pixel besides the network: the image and its gradient, the best image so far,
-# L-BFGS's 10 pairs of history vectors and its working copies, 3 channels in fp32 each.
-IMAGE_BYTES_PER_PIXEL = 4 * 3 * (2 * 10 + 8)
+
+
+def image_bytes_per_pixel(lbfgs_history: int) -> int:
+    """Bytes per pixel besides the network: the image and its gradient, the best image so
+    far, L-BFGS's pairs of history vectors and its working copies, 3 channels in fp32."""
+    return 4 * 3 * (2 * lbfgs_history + 8)
+
+
 _PROBE = 64  # side of the probe image used to count activations
 
 
@@ -59,20 +64,20 @@ def _saved_at(net: nn.Module, layers, side: int) -> int:
     return sum(saved.values()) + sum(t.numel() for t in out.values())
 
 
-def step_estimator(net: nn.Module, layers) -> Callable[[int, int], int]:
+def step_estimator(net: nn.Module, layers, lbfgs_history: int = 25) -> Callable[[int, int], int]:
     """``estimate(width, height)``: :func:`step_bytes` for many sizes, probing once."""
     elements = _saved_elements(net, layers)
 
     def estimate(width: int, height: int) -> int:
-        image = IMAGE_BYTES_PER_PIXEL * width * height
+        image = image_bytes_per_pixel(lbfgs_history) * width * height
         return round(STEP_FACTOR * 4 * elements(width, height)) + image
 
     return estimate
 
 
-def step_bytes(net: nn.Module, layers, width: int, height: int) -> int:
+def step_bytes(net: nn.Module, layers, width: int, height: int, lbfgs_history: int = 25) -> int:
     """Estimated peak bytes of one loss-and-gradient evaluation at (width, height)."""
-    return step_estimator(net, layers)(width, height)
+    return step_estimator(net, layers, lbfgs_history)(width, height)
 
 
 _UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
