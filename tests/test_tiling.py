@@ -190,7 +190,7 @@ loss, _ = obj(x)
 loss.backward()
 running[0] = False
 watcher.join()
-print(step_bytes(enc.net, obj.layers, size, size) / (peak[0] - before))
+print(step_bytes(enc.net, obj.layers, size, size, opts.lbfgs_history) / (peak[0] - before))
 """
 
 

@@ -64,7 +64,7 @@ def _saved_at(net: nn.Module, layers, side: int) -> int:
     return sum(saved.values()) + sum(t.numel() for t in out.values())
 
 
-def step_estimator(net: nn.Module, layers, lbfgs_history: int = 25) -> Callable[[int, int], int]:
+def step_estimator(net: nn.Module, layers, lbfgs_history: int) -> Callable[[int, int], int]:
     """``estimate(width, height)``: :func:`step_bytes` for many sizes, probing once."""
     elements = _saved_elements(net, layers)
 
@@ -75,7 +75,7 @@ def step_estimator(net: nn.Module, layers, lbfgs_history: int = 25) -> Callable[
     return estimate
 
 
-def step_bytes(net: nn.Module, layers, width: int, height: int, lbfgs_history: int = 25) -> int:
+def step_bytes(net: nn.Module, layers, width: int, height: int, lbfgs_history: int) -> int:
     """Estimated peak bytes of one loss-and-gradient evaluation at (width, height)."""
     return step_estimator(net, layers, lbfgs_history)(width, height)
 
