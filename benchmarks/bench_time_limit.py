@@ -58,8 +58,8 @@ def main() -> None:
             size=args.size,
             time_limit=limit,
             device=args.device,
-            **({"min_size": args.min_size} if args.min_size else {}),
-            **({"steps": args.steps} if args.steps else {}),
+            min_size=m_size,
+            steps=steps,
         )
         seconds = time.perf_counter() - start
         result.image.save(out / f"limit_{limit:g}_min{m_size}_steps{steps}.png")
