@@ -13,7 +13,6 @@ the ratio is fair on a shared, noisy machine. Prints one JSON line per configura
 from __future__ import annotations
 
 import argparse
-import copy
 import json
 import resource
 import time
@@ -144,8 +143,9 @@ CONFIGS = {
 
 
 def random_vgg19(device, upto: str = "block5_conv1", pooling: str = "max") -> Encoder:
-    """VGG19 with random weights: the pretrained network's exact cost, nothing to download."""
-    return Encoder(random_vgg(0, upto, pooling).to(device), CAFFE, "vgg19-random", "vgg19")
+    """VGG19 with random weights: the pretrained network's exact cost, nothing to download.
+    Placed as painterly places a loaded encoder (channels-last on CUDA and CPUs)."""
+    return Encoder(random_vgg(0, upto, pooling), CAFFE, "vgg19-random", "vgg19").to(device)
 
 
 def _sync(device):
@@ -176,8 +176,8 @@ def main() -> None:
     device = torch.device(args.device)
     configs = args.configs or (list(CONFIGS) if device.type == "cuda" else ["fp32", "fp32-adam"])
     encoder = random_vgg19(device)
-    # The reference gets its own copy: painterly converts its network to channels-last.
-    reference_vgg = copy.deepcopy(encoder.net)
+    # The reference gets a plain NCHW copy, as a plain loop would have it.
+    reference_vgg = random_vgg(0, "block5_conv1", "max").to(device)
     gen = torch.Generator().manual_seed(0)
     for size in args.sizes:
         content = torch.rand(1, 3, size, size, generator=gen).to(device)

@@ -18,7 +18,7 @@ needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a C
 
 def _objective(precision: str, device: str = "cpu"):
     enc = tiny_encoder()
-    enc.net.to(device)
+    enc.to(device)
     content = to_tensor(blob(64, 48)).to(device)
     style = to_tensor(stripes(64, 48)).to(device)
     opts = painterly.Options(size=64, precision=precision)
@@ -70,7 +70,7 @@ def test_cuda_graph_step_is_identical_to_eager():
     from painterly.optimize import Objective, _graphed
 
     enc = tiny_encoder()
-    enc.net.to("cuda")
+    enc.to("cuda")
     content = painterly.image.to_tensor(blob()).cuda()
     style = painterly.image.to_tensor(stripes(96, 64)).cuda()
     opts = painterly.api.make_options(precision="fp32")

@@ -86,7 +86,7 @@ def check_page(text: str, max_bytes: int) -> _Page:
 def tiny_report(request):
     device = request.config.getoption("--device")
     enc = tiny_encoder()
-    enc.net.to(device)
+    enc.to(device)
     before = {k: v.clone() for k, v in enc.net.state_dict().items()}
     stages = []
     result = report.explain(
@@ -130,7 +130,7 @@ def test_reconstruction_weight_makes_lbfgs_move_from_noise(device):
     import painterly
 
     enc = tiny_encoder()
-    enc.net.to(device)
+    enc.to(device)
     r = painterly.run(
         blob(64, 48),
         stripes(64, 48),

@@ -373,7 +373,7 @@ def resolve_run(
     fallback_reason = None
     if encoder is not None:
         weights = encoder.name
-        encoder.net.to(resolve_device(make_options(options, **overrides).device))
+        encoder.to(resolve_device(make_options(options, **overrides).device))
     else:
         weights, fallback_reason = resolve_weights(weights)
         if fallback_reason and (options is not None or "preset" in overrides):

@@ -229,12 +229,6 @@ def optimize(
     device = init_rgb.device
     precision = resolve_precision(opts.precision, device)
     x = pre.to_input(init_rgb).detach().clone()
-    if device.type in ("cuda", "cpu"):
-        # NHWC: cuDNN's fastest convolutions on tensor cores want it, and so do oneDNN's
-        # on AVX-512 CPUs (a VGG19 step at 512 px: 1.59 s against 1.90 s NCHW on two
-        # Xeon cores; losses.gram keeps the layout through its backward). The 3-channel
-        # image itself stays NCHW (L-BFGS flattens its gradient with .view).
-        objective.encoder.net.to(memory_format=torch.channels_last)
     x.requires_grad_(True)
     h, w = x.shape[-2:]
     callback(Started(opts.steps, (w, h), objective.encoder.name, device_name))
