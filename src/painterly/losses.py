@@ -32,8 +32,12 @@ def _at_least_f32(t: Tensor) -> Tensor:
 
 
 def _each(t: Tensor) -> Tensor:
-    """Sum over all but the batch dimension: (N, ...) -> (N,)."""
-    return t.flatten(1).sum(1)
+    """Sum over all but the batch dimension: (N, ...) -> (N,).
+
+    Summed over the dimensions in place, not via ``flatten(1)``: flattening a
+    channels-last feature map copies it (20x slower at 512 px, 5 s of a 55 s run).
+    """
+    return t.sum(dim=tuple(range(1, t.dim())))
 
 
 def gram(f: Tensor) -> Tensor:
