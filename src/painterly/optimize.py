@@ -81,6 +81,7 @@ class Objective:
             self.content_target = encoder.features(pre.to_input(content_rgb), [self.content_layer])[
                 self.content_layer
             ]
+            self.content_energy = losses.energy(self.content_target)
             # Precomputed Grams (a tiled run's global targets, a batch's) replace the styles.
             self.grams = grams if grams is not None else self._blend_grams(styles)
             self.masked = None
@@ -105,7 +106,9 @@ class Objective:
             }
             tv = losses.tv_loss_book(x)
         else:
-            content = losses.content_loss_relative(feats[self.content_layer], self.content_target)
+            content = losses.content_loss_relative(
+                feats[self.content_layer], self.content_target, self.content_energy
+            )
             if self.masked:
                 per_layer = self.masked(feats)
             elif self.rest is not None:  # a tile: the whole image's Gram, this tile's part live
