@@ -133,6 +133,91 @@ def test_failed_run_keeps_the_existing_output(tmp_path, capsys, content_path, st
     )
 
 
+def test_nothing_the_user_had_is_replaced_unasked(tmp_path, capsys, content_path, style_path):
+    out, metrics = tmp_path / "out.png", tmp_path / "m.json"
+    out.write_bytes(b"precious")
+    metrics.write_text("{}")
+    snapshot = tmp_path / "snap_step00002.png"
+    snapshot.write_bytes(b"an earlier run's")
+    photo = content_path.read_bytes()
+    refusals = {
+        # an existing output, metrics file or snapshot: only with --overwrite
+        "output": ([content_path, style_path, "-o", out], "--overwrite"),
+        "metrics": (
+            [content_path, style_path, "-o", tmp_path / "new.png", "--metrics", metrics],
+            "--overwrite",
+        ),
+        "snapshot": (
+            [content_path, style_path, "-o", tmp_path / "snap.png", "--save-every", 2],
+            "--overwrite",
+        ),
+        # an input: never, not even with --overwrite (the photo, a painting, a mask)
+        "photo": ([content_path, style_path, "-o", content_path, "--overwrite"], "inputs"),
+        "painting": (
+            [content_path, f"{style_path}:0.5", content_path, "-o", style_path, "--overwrite"],
+            "inputs",
+        ),
+        "mask": (
+            [
+                content_path,
+                style_path,
+                "-o",
+                content_path,
+                "--protect",
+                content_path,
+                "--overwrite",
+            ],
+            "inputs",
+        ),
+    }
+    for name, (argv, mention) in refusals.items():
+        code, _, err = run_cli(capsys, "stylize", *argv, *FAST)
+        lines = err.strip().splitlines()
+        assert code == 2 and len(lines) == 1 and mention in lines[0], (name, err)
+    assert out.read_bytes() == b"precious" and metrics.read_text() == "{}"
+    assert snapshot.read_bytes() == b"an earlier run's" and content_path.read_bytes() == photo
+    assert not (tmp_path / "new.png").exists() and not (tmp_path / "snap.png").exists()
+
+    code, _, err = run_cli(
+        capsys,
+        "stylize",
+        content_path,
+        style_path,
+        "-o",
+        out,
+        *FAST,
+        "--overwrite",
+        "--metrics",
+        metrics,
+    )
+    assert code == 0, err
+    assert Image.open(out).size == (48, 32) and json.loads(metrics.read_text())["steps"] == 3
+
+    # batch and explain follow the same rule
+    code, _, err = run_cli(
+        capsys,
+        "batch",
+        content_path,
+        "--style",
+        style_path,
+        "-o",
+        tmp_path,
+        "--format",
+        "png",
+        *FAST,
+        "--overwrite",
+        "--metrics",
+        content_path,
+    )
+    assert code == 2 and "inputs" in err and content_path.read_bytes() == photo
+    report = tmp_path / "r.html"
+    report.write_text("mine")
+    code, _, err = run_cli(
+        capsys, "explain", content_path, style_path, "-o", report, "--weights", "random", "--quiet"
+    )
+    assert code == 2 and "--overwrite" in err and report.read_text() == "mine"
+
+
 def test_presets_and_weights_listing(capsys, tmp_path, monkeypatch):
     monkeypatch.setenv("PAINTERLY_CACHE", str(tmp_path))
     code, out, _ = run_cli(capsys, "presets")

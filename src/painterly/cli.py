@@ -9,6 +9,7 @@ image is saved first).
 from __future__ import annotations
 
 import argparse
+import glob
 import json
 import os
 import sys
@@ -77,6 +78,35 @@ def parse_style(spec: str) -> tuple[str, float]:
     return spec, 1.0
 
 
+OVERWRITE_HELP = "replace output files that already exist (never an input file)"
+
+
+def claim_output(path: Path, inputs: list[str], overwrite: bool) -> Path:
+    """Refuse, before anything slow, to write ``path`` over one of the ``inputs`` (even
+    with --overwrite) or over any existing file without --overwrite: nothing the user
+    had is replaced unasked. ``inputs`` are the paths the command reads."""
+    if path.exists():
+        for item in inputs:
+            if os.path.exists(item) and os.path.samefile(item, path):
+                raise OptionsError(f"{path} is one of the inputs; write the result elsewhere")
+        if not overwrite:
+            raise OptionsError(f"{path} exists; pass --overwrite to replace it")
+    return path
+
+
+def _inputs(args: argparse.Namespace, given: dict) -> list[str]:
+    """The files a command reads: photos, paintings, and any option naming a file (masks,
+    --init, a weights file)."""
+    contents = [args.content] if hasattr(args, "content") else list(args.contents)
+    if hasattr(args, "style"):  # explain: one painting
+        specs = [args.style]
+    else:  # stylize: a list; batch: a list of lists
+        specs = [s for item in args.styles for s in ([item] if isinstance(item, str) else item)]
+    paintings = [parse_style(s)[0] for s in specs]
+    named = [v for v in given.values() if isinstance(v, str) and os.path.isfile(v)]
+    return [*contents, *paintings, *named]
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = _Parser(prog="painterly", description="Neural style transfer.")
     parser.add_argument("--version", action="version", version=f"painterly {__version__}")
@@ -86,6 +116,7 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("content", help="the photo")
     st.add_argument("styles", nargs="+", help="painting(s); PATH:WEIGHT blends several")
     st.add_argument("-o", "--output", required=True, help="output image (.png .jpg .webp .tif)")
+    st.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     _add_option_flags(st)
     st.add_argument(
         "--save-every",
@@ -115,9 +146,7 @@ def build_parser() -> argparse.ArgumentParser:
         help="one style: painting(s), PATH:WEIGHT blends several; repeat for more styles",
     )
     ba.add_argument("-o", "--output-dir", required=True, metavar="OUTDIR", help="existing folder")
-    ba.add_argument(
-        "--overwrite", action="store_true", help="replace output files that already exist"
-    )
+    ba.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     ba.add_argument(
         "--format", default="png", choices=("png", "jpg", "webp", "tif"), help="(default: png)"
     )
@@ -217,10 +246,17 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     from painterly.progress import ProgressPrinter
 
     given = _given_options(args)
-    output = check_output_path(args.output)
+    inputs = _inputs(args, given)
+    output = claim_output(check_output_path(args.output), inputs, args.overwrite)
     metrics_path = _metrics_path(args)
+    if metrics_path:
+        claim_output(metrics_path, inputs, args.overwrite)
     if args.save_every < 0:
         raise OptionsError("--save-every must be >= 0")
+    if args.save_every:  # another run's snapshots would be mixed with this one's
+        pattern = f"{glob.escape(output.stem)}_step*{glob.escape(output.suffix)}"
+        for earlier in sorted(output.parent.glob(pattern)):
+            claim_output(earlier, inputs, args.overwrite)
 
     printer = ProgressPrinter(quiet=args.quiet)
 
@@ -268,7 +304,10 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     from painterly.progress import ProgressPrinter
 
     given = _given_options(args)
+    inputs = _inputs(args, given)
     metrics_path = _metrics_path(args)
+    if metrics_path:
+        claim_output(metrics_path, inputs, args.overwrite)
     outdir = Path(args.output_dir)
     if not outdir.is_dir():
         raise OptionsError(f"output folder {outdir} does not exist; create it first")
@@ -279,9 +318,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     for content in args.contents:
         for specs in styles:
             name = f"{Path(content).stem}_{_style_label(specs)}.{args.format}"
-            output = check_output_path(outdir / name)
-            if output.exists() and not args.overwrite:
-                raise OptionsError(f"{output} exists; pass --overwrite to replace it")
+            output = claim_output(check_output_path(outdir / name), inputs, args.overwrite)
             if output in outputs:
                 raise OptionsError(
                     f"two items would both write {output}; give the inputs different file names"

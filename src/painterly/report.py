@@ -1115,6 +1115,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("style", help="the painting")
     parser.add_argument("-o", "--output", required=True, help="report file (.html)")
     parser.add_argument(
+        "--overwrite", action="store_true", help="replace the report file if it exists"
+    )
+    parser.add_argument(
         "--size",
         type=int,
         default=argparse.SUPPRESS,
@@ -1177,6 +1180,8 @@ def command(args: argparse.Namespace) -> int:
 
     given = {f.name: getattr(args, f.name) for f in option_fields() if hasattr(args, f.name)}
     output = check_report_path(args.output)
+    if output.exists() and not args.overwrite:
+        raise OptionsError(f"{output} exists; pass --overwrite to replace it")
     printer = ProgressPrinter(quiet=args.quiet)
 
     def on_stage(number: int, total: int, what: str) -> None:
