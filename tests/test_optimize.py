@@ -84,14 +84,50 @@ def test_events_arrive_in_order_and_the_core_prints_nothing(capsys):
     assert captured.out == "" and captured.err == ""
 
 
-def test_auto_falls_back_to_the_offline_encoder_with_one_notice():
+@pytest.mark.parametrize("tile", [0, 64])
+def test_progress_counts_the_whole_run_across_scales_and_tiles(tile):
+    events = []
+    painterly.run(
+        blob(128, 96), stripes(), encoder=tiny_encoder(), size=128, min_size=64, steps=30,
+        tile=tile, callback=events.append,
+    )  # fmt: skip
+    starts = [e for e in events if isinstance(e, Started)]
+    progress = [e for e in events if isinstance(e, Progress)]
+    # Three scales (64, 90 and 128 px); with 64 px tiles the finest runs in several.
+    assert [e.scales for e in starts] == [3] * len(starts)
+    assert [e.scale for e in starts][:2] == [1, 2] and starts[-1].scale == 3
+    assert (len(starts) > 3) == bool(tile)
+    # One bar for the whole run: the share of work done only grows, reaches 1 at the end,
+    # and is not the share of steps (a finer scale's step costs more).
+    shares = [e.run_fraction for e in progress]
+    assert all(0 < a <= b for a, b in zip(shares, shares[1:], strict=False))
+    assert shares[-1] == pytest.approx(1.0)
+    coarse = starts[0].total_steps  # the 64 px scale: one optimisation, tiled or not
+    assert starts[1].scale == 2 and shares[coarse - 1] < coarse / 30  # its steps are cheap
+    clock = [e.run_elapsed for e in progress]
+    assert all(a <= b for a, b in zip(clock, clock[1:], strict=False)) and clock[0] > 0
+
+
+@pytest.mark.parametrize(
+    "chosen, encoder, said",
+    [
+        ({}, "random", "the offline encoder"),
+        # as the web form sends it: naming the default is no choice
+        ({"preset": "default"}, "random", "the offline encoder"),
+        # a preset that names VGG19's layers keeps VGG19's architecture, and says so
+        ({"preset": "gatys"}, "random-vgg19", "VGG19 with random weights"),
+    ],
+)
+def test_auto_falls_back_without_weights_with_one_notice(chosen, encoder, said):
     # conftest points every registry URL at a closed loopback port.
     events = []
-    result = painterly.run(blob(), stripes(), size=48, steps=2, callback=events.append)
+    result = painterly.run(
+        blob(), stripes(), size=48, steps=2, scales=1, callback=events.append, **chosen
+    )
     notices = [e for e in events if isinstance(e, Notice)]
-    assert len(notices) == 1 and "offline encoder" in notices[0].message
-    assert result.metrics["encoder"] == "random" and result.metrics["fallback_reason"]
-    assert result.metadata["painterly:weights"] == "random"
+    assert len(notices) == 1 and f"using {said}" in notices[0].message
+    assert result.metrics["encoder"] == encoder and result.metrics["fallback_reason"]
+    assert result.metadata["painterly:weights"] == encoder
 
 
 def test_time_limit_is_shared_over_the_scales_by_their_work():

@@ -11,7 +11,7 @@ import math
 import os
 import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import torch
 from PIL import Image
@@ -30,11 +30,11 @@ from painterly.encoders import (
     resolve_weights,
 )
 from painterly.errors import OptionsError
-from painterly.events import Callback, Notice, ignore
+from painterly.events import Callback, Event, Notice, Progress, Started, ignore
 from painterly.image import MIN_SIDE, fit_size, load_image, resize, to_image, to_tensor
 from painterly.memory import available_bytes, parse_bytes, step_estimator
 from painterly.optimize import Objective, Outcome, optimize
-from painterly.tiling import ALIGN, optimize_tiled, tiled_grams, window_side
+from painterly.tiling import ALIGN, optimize_tiled, tile_count, tiled_grams, window_side
 
 ImageLike = str | os.PathLike | Image.Image
 StyleSpec = ImageLike | tuple[ImageLike, float]
@@ -82,9 +82,17 @@ def make_options(
         raise OptionsError(f"unknown option '{sorted(unknown)[0]}'")
     name = overrides.get("preset", options.preset if options else "default")
     base = options or preset(name)
-    if weights_resolved == "random" and "preset" not in overrides and options is None:
+    if weights_resolved == "random" and not _names_a_preset(options, overrides):
         base = preset("offline")
     return base.replace(**overrides) if overrides else base
+
+
+def _names_a_preset(options: Options | None, overrides: dict) -> bool:
+    """Whether the caller chose a preset other than ``default`` (or passed Options): such
+    presets name VGG's layers, so without pretrained weights they run on a random VGG19
+    rather than switching to the ``offline`` preset. ``preset="default"``, as the web
+    form sends it, counts as no choice."""
+    return options is not None or overrides.get("preset", "default") != "default"
 
 
 def _as_image(item: ImageLike) -> Image.Image:
@@ -159,6 +167,11 @@ def scale_plan(out_size: tuple[int, int], opts: Options) -> tuple[list[tuple[int
     return sizes, [max(1, n) for n in steps]
 
 
+def planned_work(sizes: Sequence[tuple[int, int]], steps: Sequence[int]) -> list[int]:
+    """Each scale's share of a run's cost: its steps x its pixels."""
+    return [n * w * h for (w, h), n in zip(sizes, steps, strict=True)]
+
+
 def deadlines(
     sizes: Sequence[tuple[int, int]], steps: Sequence[int], opts: Options, start: float
 ) -> list[float | None]:
@@ -167,12 +180,41 @@ def deadlines(
     so time a scale leaves unused passes on to the next."""
     if not opts.time_limit:
         return [None] * len(sizes)
-    work = [n * w * h for (w, h), n in zip(sizes, steps, strict=True)]
+    work = planned_work(sizes, steps)
     done, out = 0.0, []
     for part in work:
         done += part
         out.append(start + opts.time_limit * done / sum(work))
     return out
+
+
+class RunProgress:
+    """The callback of a whole run: passes every event on, adding to each Started which
+    scale it is, and to each Progress the share of the run's planned work done and the
+    time since the run began, so that a bar and a time estimate need not start again at
+    every scale (or tile)."""
+
+    def __init__(self, callback: Callback, work: Sequence[int], start: float):
+        self.callback, self.work, self.start = callback, list(work), start
+        self.scale, self.tiles, self.started = 0, 1, 0
+
+    def begin_scale(self, index: int, tiles: int) -> None:
+        """Scale ``index`` (0-based) begins (or begins again), in ``tiles`` optimisations."""
+        self.scale, self.tiles, self.started = index, max(1, tiles), 0
+
+    def __call__(self, event: Event) -> None:
+        if isinstance(event, Started):
+            self.started += 1
+            event = replace(event, scale=self.scale + 1, scales=len(self.work))
+        elif isinstance(event, Progress) and event.total_steps:
+            inside = (self.started - 1 + event.step / event.total_steps) / self.tiles
+            done = sum(self.work[: self.scale]) + self.work[self.scale] * min(1.0, inside)
+            event = replace(
+                event,
+                run_fraction=done / sum(self.work),
+                run_elapsed=time.perf_counter() - self.start,
+            )
+        self.callback(event)
 
 
 def _optimize_scale(encoder, content_t, style_ts, init, opts, guide, tile: int, run_kwargs):
@@ -307,11 +349,13 @@ def run(
     outcomes = []
     rgb = None
     sizes, plan = scale_plan(out_size, opts)
-    ends = deadlines(sizes, plan, opts, time.perf_counter())
-    for size, steps, deadline in zip(sizes, plan, ends, strict=True):
+    start = time.perf_counter()
+    ends = deadlines(sizes, plan, opts, start)
+    progress = RunProgress(callback, planned_work(sizes, plan), start)
+    for index, (size, steps, deadline) in enumerate(zip(sizes, plan, ends, strict=True)):
         content_t, style_ts, init = scale_inputs(content_img, styles, size, opts, device, rgb)
         run_kwargs = dict(
-            callback=callback,
+            callback=progress,
             preview_every=preview_every,
             progress_every=progress_every,
             device_name=str(device),
@@ -326,6 +370,8 @@ def run(
                 )
             )
         while True:
+            tiled = tile and guide is None  # as _optimize_scale decides
+            progress.begin_scale(index, tile_count(size[1], size[0], tile) if tiled else 1)
             try:
                 outcome = _optimize_scale(
                     encoder,
@@ -376,15 +422,17 @@ def resolve_run(
         encoder.to(resolve_device(make_options(options, **overrides).device))
     else:
         weights, fallback_reason = resolve_weights(weights)
-        if fallback_reason and (options is not None or "preset" in overrides):
+        instead = "the offline encoder"
+        if fallback_reason and _names_a_preset(options, overrides):
             # A named preset (chollet, gatys, ...) names VGG's layers: keep them offline.
             weights = "random-vgg19"
+            instead = "VGG19 with random weights, as this preset names VGG19's layers"
         if fallback_reason:
             callback(
                 Notice(
-                    "pretrained VGG19 weights are not cached and could not be downloaded; "
-                    "using the offline encoder. For the real ones run `painterly weights "
-                    "fetch vgg19`, or download them yourself and `painterly weights import FILE`"
+                    f"pretrained VGG19 weights are not cached and could not be downloaded; "
+                    f"using {instead}. For the real ones run `painterly weights fetch vgg19`, "
+                    "or download them yourself and `painterly weights import FILE`"
                 )
             )
     opts = make_options(options, weights_resolved=weights, **overrides).replace(weights=weights)

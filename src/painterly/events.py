@@ -21,18 +21,27 @@ class Notice:
 
 @dataclass(frozen=True)
 class Started:
-    total_steps: int
-    size: tuple[int, int]  # (w, h) of the output
+    """One optimisation begins: a scale of a coarse-to-fine run, or one tile of it."""
+
+    total_steps: int  # of this optimisation
+    size: tuple[int, int]  # (w, h) of what it optimises
     encoder: str
     device: str
+    scale: int = 1  # which scale of the run, 1-based, coarse to fine
+    scales: int = 1
 
 
 @dataclass(frozen=True)
 class Progress:
-    step: int  # 1-based, counts loss evaluations
+    step: int  # 1-based, counts loss evaluations of this optimisation
     total_steps: int
     losses: dict[str, float]  # total, content, style, tv and style:<layer>
     elapsed: float  # seconds since Started
+    # The whole run (all scales and tiles), for a bar and a time estimate that do not
+    # start again at every scale: the share of its planned work (steps x pixels) done,
+    # and the seconds since it began. 0 where the caller is not painterly.run.
+    run_fraction: float = 0.0
+    run_elapsed: float = 0.0
 
 
 @dataclass(frozen=True)

@@ -22,9 +22,10 @@ class ProgressPrinter:
         elif isinstance(event, Started) and not self.quiet:
             self.close()
             w, h = event.size
+            scale = f"scale {event.scale}/{event.scales} " if event.scales > 1 else ""
             self.bar = tqdm(
                 total=event.total_steps,
-                desc=f"{w}x{h} {event.device}",
+                desc=f"{scale}{w}x{h} {event.device}",
                 unit="step",
                 file=sys.stderr,
                 dynamic_ncols=True,

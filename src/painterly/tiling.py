@@ -101,6 +101,11 @@ def tile_grid(height: int, width: int, tile: int, overlap: int) -> list[Tile]:
     return [Tile(y, y + tile_h, x, x + tile_w) for y in ys for x in xs]
 
 
+def tile_count(height: int, width: int, tile: int) -> int:
+    """How many tiles :func:`optimize_tiled` makes of a ``height`` x ``width`` image."""
+    return len(tile_grid(height, width, tile, overlap_of(tile)))
+
+
 def blend_weights(tile: Tile, done: Tensor, fade_bottom: int = 0, fade_right: int = 0) -> Tensor:
     """(1, 1, h, w) weights for writing ``tile`` back: ramps from 0 to 1 across the part
     of the tile already covered by earlier tiles (``done``), and from 1 down toward 0

@@ -23,6 +23,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from painterly.api import make_options
 from painterly.errors import PainterlyError
 from painterly.events import Event, Notice, Preview, Progress, Started, Stop
 from painterly.image import save_image
@@ -55,6 +56,10 @@ class Job:
     step: int = 0
     total_steps: int = 0
     elapsed: float = 0.0
+    scale: int = 0  # which coarse-to-fine scale is running (1-based), of `scales`
+    scales: int = 0
+    run_fraction: float = 0.0  # of the whole run's planned work (events.Progress)
+    run_elapsed: float = 0.0
     size: list[int] | None = None
     encoder: str | None = None
     notices: list[str] = field(default_factory=list)
@@ -70,7 +75,8 @@ class Job:
 
     STORED = (
         "id device content styles options status created started finished step total_steps "
-        "elapsed size encoder notices error metrics history has_result"
+        "elapsed scale scales run_fraction run_elapsed size encoder notices error metrics "
+        "history has_result"
     ).split()
 
     def to_json(self) -> dict:
@@ -172,6 +178,7 @@ class JobManager:
                     "styles": j.styles,
                     "step": j.step,
                     "total_steps": j.total_steps,
+                    "run_fraction": j.run_fraction,
                     "has_result": j.has_result,
                     "position": self.position(j),
                 }
@@ -265,10 +272,12 @@ class JobManager:
                         event.total_steps,
                         event.elapsed,
                     )
+                    job.run_fraction, job.run_elapsed = event.run_fraction, event.run_elapsed
                     job.history.append({k: _finite(event.losses[k]) for k in CURVES})
                 elif isinstance(event, Started):
                     job.size, job.encoder = list(event.size), event.encoder
                     job.total_steps = event.total_steps
+                    job.scale, job.scales = event.scale, event.scales
                 elif isinstance(event, Notice):
                     job.notices.append(event.message)
                 job.version += 1
@@ -288,7 +297,7 @@ class JobManager:
                 self.uploads.path(job.content["id"]),
                 [(self.uploads.path(s["id"]), s["weight"]) for s in job.styles],
                 callback=on_event,
-                preview_every=max(1, job.total_steps // PREVIEWS_PER_RUN),
+                preview_every=max(1, make_options(**job.options).steps // PREVIEWS_PER_RUN),
                 **job.options,
             )
             save_image(result.image, self.result_path(job), result.metadata)

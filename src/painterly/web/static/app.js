@@ -365,7 +365,8 @@ function renderJob() {
   const status = $("status");
   const progress = $("progress");
   const bar = $("bar");
-  const fraction = job.total_steps ? job.step / job.total_steps : 0;
+  // The whole run's share done (all scales), else this optimisation's.
+  const fraction = job.run_fraction || (job.total_steps ? job.step / job.total_steps : 0);
   progress.hidden = job.status === "failed";
   progress.classList.toggle("waiting", job.status === "queued" || (job.status === "running" && job.step === 0));
   bar.style.width = `${Math.round(100 * (job.status === "done" ? 1 : fraction))}%`;
@@ -380,16 +381,21 @@ function renderJob() {
       text = "Preparing";
       detail = "loading the network and the images";
     } else {
-      text = `Painting · step ${job.step} of ${job.total_steps}`;
-      const left = (job.elapsed / job.step) * (job.total_steps - job.step);
+      const scale = job.scales > 1 ? `scale ${job.scale} of ${job.scales} · ` : "";
+      text = `Painting · ${scale}step ${job.step} of ${job.total_steps}`;
+      // Finer scales cost more per step: estimate from the share of the run's work done.
+      const left = job.run_fraction
+        ? (job.run_elapsed * (1 - job.run_fraction)) / job.run_fraction
+        : (job.elapsed / job.step) * (job.total_steps - job.step);
       detail = `about ${duration(left)} left`;
     }
   } else if (job.status === "done") {
     const m = job.metrics || {};
-    text = `Done · ${job.step} steps in ${duration(m.seconds)}`;
+    text = `Done · ${m.steps ?? job.step} steps in ${duration(m.seconds)}`;
     detail = [m.size ? `${m.size[0]} × ${m.size[1]} px` : "", m.encoder, m.device].filter(Boolean).join(" · ");
   } else if (job.status === "cancelled") {
-    text = job.has_result ? `Stopped at step ${job.step} of ${job.total_steps}` : "Cancelled";
+    const scale = job.scales > 1 ? `scale ${job.scale} of ${job.scales}, ` : "";
+    text = job.has_result ? `Stopped at ${scale}step ${job.step} of ${job.total_steps}` : "Cancelled";
     detail = job.has_result ? "the latest image is kept" : "before it started";
   } else {
     text = "Failed";
@@ -402,7 +408,9 @@ function renderJob() {
   if (job.has_result) download.href = `/api/jobs/${job.id}/result`;
   showError("job-error", job.status === "failed" ? job.error : "");
   const notice = $("notice");
-  notice.textContent = (job.notices || []).join(" ");
+  // `command` spans of the core's messages become <code> (text nodes only, never HTML).
+  const parts = (job.notices || []).join(" ").split("`");
+  notice.replaceChildren(...parts.map((part, i) => (i % 2 ? el("code", { text: part }) : part)));
   notice.hidden = !(job.notices && job.notices.length);
 
   renderInputs(job);
@@ -616,7 +624,9 @@ async function refreshRecent() {
     const styles = job.styles.map((s) => s.name).join(" + ");
     const badge = {
       queued: job.position > 0 ? `waiting · ${job.position} ahead` : "waiting",
-      running: `painting · ${job.step}/${job.total_steps}`,
+      running: job.run_fraction
+        ? `painting · ${Math.floor(100 * job.run_fraction)}%`
+        : `painting · ${job.step}/${job.total_steps}`,
       done: new Date(job.created * 1000).toLocaleString([], { dateStyle: "short", timeStyle: "short" }),
       cancelled: job.has_result ? `stopped at ${job.step}` : "cancelled",
       failed: "failed",
