@@ -4,7 +4,7 @@ Starts ``painterly serve`` on a free loopback port with a throwaway data folder,
 the page in Debian's headless Chromium (Playwright drives it), drops in the bundled
 Tübingen photo and Starry Night, starts the default settings (512 px; the offline
 encoder where no pretrained weights are cached), and takes the screenshot once the run
-is ``--at`` of the way through. Then cancels the job and stops the server.
+is ``--at`` of the way through its finest scale. Then cancels the job and stops the server.
 
     python scripts/web_screenshot.py [--at 0.6] [--out docs/web.png]
 """
@@ -38,7 +38,9 @@ def start_server(data: Path) -> tuple[subprocess.Popen, str]:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--at", type=float, default=0.6, help="fraction of the steps done")
+    parser.add_argument(
+        "--at", type=float, default=0.6, help="fraction of the finest scale's steps done"
+    )
     parser.add_argument("--out", default=str(ROOT / "docs" / "web.png"))
     args = parser.parse_args()
     from playwright.sync_api import expect, sync_playwright
@@ -62,10 +64,13 @@ def main() -> None:
             steps = int(page.input_value("#opt-steps"))
             status = page.locator("#status")
             expect(status).to_contain_text("step", timeout=120_000)
-            while True:  # wait for the wanted step; previews arrive along the way
+            while True:  # wait for the wanted step of the finest scale
                 page.wait_for_timeout(500)
-                done = re.search(r"step (\d+) of (\d+)", status.inner_text())
-                if done and int(done.group(1)) >= args.at * int(done.group(2)):
+                text = status.inner_text()
+                scale = re.search(r"scale (\d+) of (\d+)", text)
+                done = re.search(r"step (\d+) of (\d+)", text)
+                finest = not scale or scale.group(1) == scale.group(2)
+                if finest and done and int(done.group(1)) >= args.at * int(done.group(2)):
                     break
             expect(page.locator("#live")).to_be_visible()
             page.wait_for_timeout(1500)  # let the chart and the next preview draw

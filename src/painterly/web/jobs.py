@@ -276,7 +276,7 @@ class JobManager:
                     job.history.append({k: _finite(event.losses[k]) for k in CURVES})
                 elif isinstance(event, Started):
                     job.size, job.encoder = list(event.size), event.encoder
-                    job.total_steps = event.total_steps
+                    job.step, job.total_steps = 0, event.total_steps
                     job.scale, job.scales = event.scale, event.scales
                 elif isinstance(event, Notice):
                     job.notices.append(event.message)

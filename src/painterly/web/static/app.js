@@ -368,7 +368,7 @@ function renderJob() {
   // The whole run's share done (all scales), else this optimisation's.
   const fraction = job.run_fraction || (job.total_steps ? job.step / job.total_steps : 0);
   progress.hidden = job.status === "failed";
-  progress.classList.toggle("waiting", job.status === "queued" || (job.status === "running" && job.step === 0));
+  progress.classList.toggle("waiting", job.status === "queued" || (job.status === "running" && !fraction));
   bar.style.width = `${Math.round(100 * (job.status === "done" ? 1 : fraction))}%`;
 
   let text = "";
@@ -377,7 +377,7 @@ function renderJob() {
     text = "Waiting";
     detail = job.position > 1 ? `${job.position} jobs ahead of this one` : job.position === 1 ? "next in line" : "starting";
   } else if (job.status === "running") {
-    if (job.step === 0) {
+    if (job.step === 0 && !job.run_fraction) {
       text = "Preparing";
       detail = "loading the network and the images";
     } else {
