@@ -25,6 +25,7 @@ from webserver import PacedRun, Server, png_bytes
 import painterly
 from painterly.cli import build_parser
 from painterly.config import PRESETS, option_fields
+from painterly.encoders import weights
 from painterly.errors import OptionsError
 from painterly.events import Progress, Stop
 from painterly.web import Limits
@@ -100,6 +101,13 @@ def test_options_form_is_built_from_the_options_dataclass(serve):
     assert fields["init"]["choices"] == ["content", "noise", "style-colors"]
     assert "mask" not in fields and "protect" not in fields  # paths
     assert fields["size"]["max"] == schema["limits"]["max_side"]
+    # The form opens on the preset that will run: `offline` while no pretrained weights
+    # are cached (the run would fall back to that encoder), `default` once they are.
+    assert schema["default_preset"] == "offline"
+    cached = weights.cache_dir() / "weights" / weights.REGISTRY["vgg19"].filename
+    cached.parent.mkdir(parents=True, exist_ok=True)
+    cached.write_bytes(b"stands in for the weights file")
+    assert server.json("GET", "/api/options")[1]["default_preset"] == "default"
 
 
 # --------------------------------------------------------------------------- a whole run

@@ -90,8 +90,10 @@ def test_upload_paint_watch_reload_and_download(page, pictures, tmp_path):
     expect(page.locator("#style-list li")).to_have_count(1)
     expect(page.locator("#content-list")).to_contain_text("96 × 64 px")
 
-    # The form is the Options dataclass: its fields, filled from the chosen preset.
-    expect(page.locator("#opt-steps")).to_have_value("300")
+    # The form is the Options dataclass: its fields, filled from the chosen preset (at
+    # first the one that will run: `offline`, as no pretrained weights are cached).
+    expect(page.locator("#opt-preset")).to_have_value("offline")
+    expect(page.locator("#opt-steps")).to_have_value("200")
     page.select_option("#opt-preset", "chollet")
     expect(page.locator("#opt-steps")).to_have_value("400")
     page.select_option("#opt-preset", "default")
@@ -128,6 +130,7 @@ def test_cancel_from_the_page_keeps_the_latest_image(page, pictures):
     page.set_input_files("#content-file", photo)
     page.set_input_files("#style-file", painting)
     expect(page.locator("#start")).to_be_enabled()
+    page.select_option("#opt-preset", "default")  # VGG's layer names, as the tiny encoder's
     page.fill("#opt-size", "64")
     page.fill("#opt-steps", "5000")
     page.click("#start")

@@ -173,6 +173,11 @@ def _weights_dir() -> Path:
     return path
 
 
+def weights_cached(name: str) -> bool:
+    """Whether the registry's weight set ``name`` is in the cache (nothing downloaded)."""
+    return cached_path(REGISTRY[name]) is not None
+
+
 def cached_path(ws: WeightSet) -> Path | None:
     """The cached file of ``ws`` if it is present (not hash-checked, so this is fast)."""
     path = cache_dir() / "weights" / ws.filename

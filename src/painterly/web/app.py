@@ -57,7 +57,7 @@ from painterly.api import make_options, output_size, resolve_device
 from painterly.config import PRESETS, Options, option_fields
 from painterly.encoders import layer_order
 from painterly.encoders.random import ARCH as OFFLINE_ARCH
-from painterly.encoders.weights import REGISTRY
+from painterly.encoders.weights import REGISTRY, weights_cached
 from painterly.errors import OptionsError
 from painterly.image import MIN_SIDE
 from painterly.web.jobs import TERMINAL, Job, JobManager, QueueFull, Runner
@@ -178,7 +178,9 @@ def options_schema(limits: Limits) -> dict:
     return {
         "fields": out,
         "presets": {name: _jsonable(asdict(p)) for name, p in PRESETS.items()},
-        "default_preset": "default",
+        # Without cached pretrained weights a run would fall back to the offline encoder
+        # (or try a download first): show its own preset, so that the form shows what runs.
+        "default_preset": "default" if weights_cached("vgg19") else "offline",
         "limits": asdict(limits),
         "accept": ACCEPT_MIME,
         "version": painterly.__version__,

@@ -400,7 +400,9 @@ function renderJob() {
   } else {
     text = "Failed";
   }
-  status.replaceChildren(el("span", { text }), detail ? el("span", { class: "muted", text: ` — ${detail}` }) : null);
+  const line = [el("span", { text })];  // (replaceChildren would write a null as "null")
+  if (detail) line.push(el("span", { class: "muted", text: ` — ${detail}` }));
+  status.replaceChildren(...line);
 
   $("cancel").hidden = TERMINAL.includes(job.status);
   const download = $("download");
@@ -409,8 +411,8 @@ function renderJob() {
   showError("job-error", job.status === "failed" ? job.error : "");
   const notice = $("notice");
   // `command` spans of the core's messages become <code> (text nodes only, never HTML).
-  const parts = (job.notices || []).join(" ").split("`");
-  notice.replaceChildren(...parts.map((part, i) => (i % 2 ? el("code", { text: part }) : part)));
+  const pieces = (job.notices || []).join(" ").split("`");
+  notice.replaceChildren(...pieces.map((piece, i) => (i % 2 ? el("code", { text: piece }) : piece)));
   notice.hidden = !(job.notices && job.notices.length);
 
   renderInputs(job);
