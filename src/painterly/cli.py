@@ -98,10 +98,8 @@ def _inputs(args: argparse.Namespace, given: dict) -> list[str]:
     """The files a command reads: photos, paintings, and any option naming a file (masks,
     --init, a weights file)."""
     contents = [args.content] if hasattr(args, "content") else list(args.contents)
-    if hasattr(args, "style"):  # explain: one painting
-        specs = [args.style]
-    else:  # stylize: a list; batch: a list of lists
-        specs = [s for item in args.styles for s in ([item] if isinstance(item, str) else item)]
+    # stylize: a list of paintings; batch: a list of lists (one per --style)
+    specs = [s for item in args.styles for s in ([item] if isinstance(item, str) else item)]
     paintings = [parse_style(s)[0] for s in specs]
     named = [v for v in given.values() if isinstance(v, str) and os.path.isfile(v)]
     return [*contents, *paintings, *named]
