@@ -23,7 +23,6 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from painterly.api import make_options
 from painterly.errors import PainterlyError
 from painterly.events import Event, Notice, Preview, Progress, Started, Stop
 from painterly.image import save_image
@@ -297,7 +296,7 @@ class JobManager:
                 self.uploads.path(job.content["id"]),
                 [(self.uploads.path(s["id"]), s["weight"]) for s in job.styles],
                 callback=on_event,
-                preview_every=max(1, make_options(**job.options).steps // PREVIEWS_PER_RUN),
+                preview_every=max(1, job.total_steps // PREVIEWS_PER_RUN),
                 **job.options,
             )
             save_image(result.image, self.result_path(job), result.metadata)

@@ -360,6 +360,11 @@ function applySnapshot(job) {
   drawChart();
 }
 
+// "scale 2 of 3" and `then` for a coarse-to-fine run; nothing for a single scale.
+function scaleLabel(job, then) {
+  return job.scales > 1 ? `scale ${job.scale} of ${job.scales}${then}` : "";
+}
+
 function renderJob() {
   const job = state.job;
   const status = $("status");
@@ -381,8 +386,7 @@ function renderJob() {
       text = "Preparing";
       detail = "loading the network and the images";
     } else {
-      const scale = job.scales > 1 ? `scale ${job.scale} of ${job.scales} · ` : "";
-      text = `Painting · ${scale}step ${job.step} of ${job.total_steps}`;
+      text = `Painting · ${scaleLabel(job, " · ")}step ${job.step} of ${job.total_steps}`;
       // Finer scales cost more per step: estimate from the share of the run's work done.
       const left = job.run_fraction
         ? (job.run_elapsed * (1 - job.run_fraction)) / job.run_fraction
@@ -394,8 +398,7 @@ function renderJob() {
     text = `Done · ${m.steps ?? job.step} steps in ${duration(m.seconds)}`;
     detail = [m.size ? `${m.size[0]} × ${m.size[1]} px` : "", m.encoder, m.device].filter(Boolean).join(" · ");
   } else if (job.status === "cancelled") {
-    const scale = job.scales > 1 ? `scale ${job.scale} of ${job.scales}, ` : "";
-    text = job.has_result ? `Stopped at ${scale}step ${job.step} of ${job.total_steps}` : "Cancelled";
+    text = job.has_result ? `Stopped at ${scaleLabel(job, ", ")}step ${job.step} of ${job.total_steps}` : "Cancelled";
     detail = job.has_result ? "the latest image is kept" : "before it started";
   } else {
     text = "Failed";
