@@ -1,0 +1,101 @@
+"""The one way painterly writes a file the user keeps: whole, or not at all.
+
+:func:`atomic_writer` opens a temporary file beside the destination, and only when the
+caller's block finishes without an exception is it flushed to disk and renamed over the
+destination. A crash, a full disk or Ctrl-C therefore never leaves a half-written file
+under the real name, and an existing file there stays as it was until the new one is
+complete.
+
+A process killed outright (SIGKILL, power loss) cannot delete its temporary file. The
+name carries the writer's process id, so the next write into the same folder removes
+the temporary files of painterly processes that no longer run (:func:`sweep_stale`).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import re
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+from typing import IO
+
+# .NAME.<pid>-<random>.painterly.tmp: hidden, and recognisably ours.
+_TMP = re.compile(r"^\..+\.(\d+)-[0-9a-f]{12}\.painterly\.tmp$")
+
+
+def temp_path(path: Path) -> Path:
+    """A fresh temporary name beside ``path``, in the form :func:`sweep_stale` knows."""
+    return path.with_name(f".{path.name}.{os.getpid()}-{uuid.uuid4().hex[:12]}.painterly.tmp")
+
+
+def _alive(pid: int) -> bool:
+    if pid == os.getpid():
+        return True
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except (PermissionError, OSError):
+        return True  # someone else's live process, or no way to tell: keep its file
+    return True
+
+
+def sweep_stale(folder: Path) -> list[Path]:
+    """Delete temporary files in ``folder`` left by painterly processes that have died;
+    return what was removed. Files of running processes and anything not ours stay."""
+    removed = []
+    try:
+        entries = list(os.scandir(folder))
+    except OSError:
+        return removed
+    for entry in entries:
+        match = _TMP.match(entry.name)
+        if match and not _alive(int(match.group(1))):
+            with contextlib.suppress(OSError):
+                os.unlink(entry.path)
+                removed.append(Path(entry.path))
+    return removed
+
+
+@contextlib.contextmanager
+def atomic_writer(path: str | os.PathLike, mode: str = "wb") -> Iterator[IO]:
+    """``with atomic_writer(path) as f: f.write(...)``: ``path`` appears complete or not at
+    all. ``mode`` is ``"wb"`` or ``"w"`` (text, UTF-8). The file gets the usual
+    umask-derived permissions (not mkstemp's 0600). Errors propagate unchanged, after the
+    temporary file is removed."""
+    if mode not in ("wb", "w"):
+        raise ValueError(f"atomic_writer mode must be 'wb' or 'w', not {mode!r}")
+    path = Path(path)
+    sweep_stale(path.parent)
+    tmp = temp_path(path)
+    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
+    fd = os.open(tmp, flags, 0o666)
+    try:
+        encoding = None if mode == "wb" else "utf-8"
+        with os.fdopen(fd, mode, encoding=encoding) as f:
+            yield f
+            f.flush()
+            os.fsync(f.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
+
+
+def write_bytes(path: str | os.PathLike, data: bytes) -> None:
+    with atomic_writer(path) as f:
+        f.write(data)
+
+
+def write_text(path: str | os.PathLike, text: str) -> None:
+    with atomic_writer(path, "w") as f:
+        f.write(text)
+
+
+def write_json(path: str | os.PathLike, data) -> None:
+    """``data`` as indented JSON."""
+    write_text(path, json.dumps(data, indent=1) + "\n")
