@@ -35,9 +35,10 @@ STYLE = EXAMPLES / "style" / "van_gogh_starry_night.jpg"
 
 def total_loss(image, weights: str) -> float:
     """The untiled objective of the output's own size (the run's last scale)."""
-    from painterly.api import resolve_run, style_size
+    from painterly.api import resolve_run
     from painterly.image import load_image, resize, to_tensor
     from painterly.optimize import Objective
+    from painterly.pipeline import style_size
 
     opts, encoder, _device, _ = resolve_run(None, {"weights": weights}, lambda e: None, None)
     style = load_image(STYLE)

@@ -30,6 +30,22 @@ def offline_cache(request, tmp_path_factory, monkeypatch):
         monkeypatch.setitem(weights.REGISTRY, name, nowhere)
 
 
+@pytest.fixture(autouse=True)
+def pinned_precision(request, monkeypatch):
+    """Tests that are not about precision run in fp32 wherever ``auto`` would pick
+    something else (a GPU with ``--device cuda``), so that their thresholds mean the same
+    on every machine. Tests marked ``precision`` choose their own."""
+    if request.node.get_closest_marker("precision"):
+        return
+    from painterly import optimize, pipeline, precision
+
+    def pinned(choice, device, exact=False):
+        return "fp32" if choice == "auto" else precision.resolve_precision(choice, device)
+
+    for module in (optimize, pipeline):  # where a run resolves ``auto``
+        monkeypatch.setattr(module, "resolve_precision", pinned)
+
+
 @pytest.fixture
 def device(request):
     return request.config.getoption("--device")

@@ -13,6 +13,7 @@ from torch.nn import functional as F
 from painterly.encoders import Encoder
 from painterly.encoders.preprocessing import CAFFE
 from painterly.encoders.vgg import layer_names
+from painterly.precision import stem
 
 
 def stripes(width: int = 96, height: int = 64, period: int = 8) -> Image.Image:
@@ -63,3 +64,33 @@ def default_sigint() -> None:
     background jobs (a CI runner's, say) with SIGINT ignored, and Python then never turns
     it into KeyboardInterrupt."""
     signal.signal(signal.SIGINT, signal.SIG_DFL)
+
+
+class StemmedTinyEncoder(nn.Module):
+    """A tiny encoder shaped like painterly's real ones for precision tests: a stem
+    convolution reads the pixels in float32 under any autocast (precision.stem), and one
+    1x1 convolution per VGG19 layer name reads the stem's output in whatever precision is
+    active, at that layer's resolution."""
+
+    def __init__(self):
+        super().__init__()
+        gen = torch.Generator().manual_seed(1)
+        self.first = nn.Conv2d(3, 64, 3, padding=1)
+        self.convs = nn.ModuleDict({n: nn.Conv2d(64, 4, 1) for n in layer_names("vgg19")})
+        for conv in (self.first, *self.convs.values()):
+            fan_in = conv.weight[0].numel()
+            conv.weight.data = torch.randn(conv.weight.shape, generator=gen) / fan_in**0.5
+            conv.bias.data = torch.rand(conv.bias.shape, generator=gen) / 3**0.5  # none dead
+        self.requires_grad_(False)
+
+    def forward(self, x, layers):
+        h = F.relu(stem(self.first, x / 128))  # Caffe input is about -128..128
+        out = {}
+        for name in layers:
+            block = int(name[5])
+            out[name] = F.relu(self.convs[name](F.avg_pool2d(h, 2 ** (block - 1))))
+        return out
+
+
+def stemmed_tiny_encoder() -> Encoder:
+    return Encoder(StemmedTinyEncoder(), CAFFE, "tiny-stemmed", "vgg19")

@@ -10,13 +10,13 @@ from PIL import Image
 from synthetic import blob, stripes, tiny_encoder
 
 import painterly
-from painterly.api import _init_rgb
 from painterly.cli import main
 from painterly.color import match_colors, rgb_to_yiq, style_color_noise, yiq_to_rgb
 from painterly.config import Options
 from painterly.controls import style_factor
 from painterly.errors import OptionsError
 from painterly.image import resize, to_tensor
+from painterly.pipeline import init_rgb as _init_rgb
 
 FAST = dict(size=64, steps=30)
 MOVES = dict(steps=20, style_weight=1.0)  # enough for the tiny encoder to change the image

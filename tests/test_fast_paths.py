@@ -11,7 +11,8 @@ from synthetic import blob, stripes, tiny_encoder
 
 import painterly
 from painterly.image import to_tensor
-from painterly.optimize import Objective, numerics
+from painterly.optimize import Objective
+from painterly.precision import numerics
 
 needs_cuda = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA GPU")
 
@@ -107,15 +108,3 @@ def test_bf16_on_cuda_is_close_to_fp32():
     full = painterly.run(blob(), stripes(), precision="fp32", **common).metrics["losses"]
     half = painterly.run(blob(), stripes(), precision="bf16", **common).metrics["losses"]
     assert half["total"] < full["total"] * 1.05
-
-
-def test_auto_precision_is_bf16_only_where_the_hardware_has_it(monkeypatch):
-    from painterly import optimize
-
-    cpu, cuda = torch.device("cpu"), torch.device("cuda")
-    monkeypatch.setattr(optimize, "cpu_has_bf16", lambda: False)
-    assert optimize.resolve_precision("auto", cpu) == "fp32"
-    assert optimize.resolve_precision("auto", cuda) == "bf16"
-    monkeypatch.setattr(optimize, "cpu_has_bf16", lambda: True)
-    assert optimize.resolve_precision("auto", cpu) == "bf16"
-    assert optimize.resolve_precision("fp32", cpu) == "fp32"  # an explicit choice stands

@@ -132,15 +132,15 @@ def test_auto_falls_back_without_weights_with_one_notice(chosen, encoder, said):
 
 def test_time_limit_is_shared_over_the_scales_by_their_work():
     opts = painterly.api.make_options(time_limit=10.0, steps=30, size=512)
-    sizes, steps = painterly.api.scale_plan((512, 256), opts)
-    ends = painterly.api.deadlines(sizes, steps, opts, start=100.0)
+    sizes, steps = painterly.pipeline.scale_plan((512, 256), opts)
+    ends = painterly.pipeline.deadlines(sizes, steps, opts, start=100.0)
     assert len(ends) == len(sizes) > 1 and ends[-1] == pytest.approx(110.0)
     work = [n * w * h for (w, h), n in zip(sizes, steps, strict=True)]
     shares = np.diff([100.0, *ends]) / 10.0
     np.testing.assert_allclose(shares, np.array(work) / sum(work))
-    assert painterly.api.deadlines(sizes, steps, opts.replace(time_limit=0), 0) == [None] * len(
-        sizes
-    )
+    assert painterly.pipeline.deadlines(sizes, steps, opts.replace(time_limit=0), 0) == [
+        None
+    ] * len(sizes)
 
 
 def test_time_limit_ends_a_long_run_at_every_scale_with_the_asked_size():

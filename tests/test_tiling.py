@@ -12,9 +12,9 @@ from synthetic import blob, stripes, tiny_encoder
 
 import painterly
 from painterly import losses
-from painterly.api import scale_plan
 from painterly.cli import main
 from painterly.config import Options
+from painterly.pipeline import scale_plan
 from painterly.tiling import Tile, Window, blend_weights, tile_grid, tiled_grams, window
 
 
@@ -214,7 +214,7 @@ def test_memory_estimate_is_within_the_stated_factor_of_measured_use(weights):
 
 
 def test_out_of_memory_mid_run_retries_the_scale_in_tiles(monkeypatch):
-    real = painterly.api.optimize
+    real = painterly.pipeline.optimize
     calls = []
 
     def fails_once(*args, **kwargs):
@@ -223,7 +223,7 @@ def test_out_of_memory_mid_run_retries_the_scale_in_tiles(monkeypatch):
             raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9 GiB")
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(painterly.api, "optimize", fails_once)
+    monkeypatch.setattr(painterly.pipeline, "optimize", fails_once)
     events = []
     result = painterly.run(
         blob(128, 96),

@@ -14,46 +14,26 @@ through the step lengths (each still gets back the best point evaluated for it).
 
 from __future__ import annotations
 
-import time
-from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 
 import torch
-from PIL import Image
 
 from painterly.api import (
     ImageLike,
     Result,
     StyleSpec,
-    deadlines,
-    is_out_of_memory,
     make_options,
     make_result,
-    memory_budget,
-    output_size,
     prepare_inputs,
     resolve_run,
-    run,
-    scale_inputs,
-    scale_plan,
 )
 from painterly.config import Options
 from painterly.encoders import Encoder
 from painterly.errors import OptionsError
 from painterly.events import Callback, Notice, ignore
-from painterly.memory import step_bytes
-from painterly.optimize import Objective, Outcome, optimize, style_targets
+from painterly.pipeline import Job, batch_size, is_out_of_memory, optimize_scales, output_size
 
 Item = tuple[ImageLike, StyleSpec | Sequence[StyleSpec]]
-
-
-@dataclass
-class _Prepared:
-    """One item after the artistic controls, ready for the optimiser."""
-
-    content: Image.Image
-    styles: list[tuple[Image.Image, float]]
-    finish: Callable[[torch.Tensor], torch.Tensor]
 
 
 def run_batch(
@@ -92,43 +72,20 @@ def run_batch(
             "stylise that photo on its own with `painterly stylize`"
         )
     # Read every image before anything slow, so that a bad item fails the batch at once.
-    prepared = []
-    for content, style in items:
-        content_img, styles, _, finish = prepare_inputs(content, style, base)
-        prepared.append(_Prepared(content_img, styles, finish))
+    prepared = [Job(*prepare_inputs(content, style, base)) for content, style in items]
     opts, encoder, device, fallback_reason = resolve_run(options, overrides, callback, encoder)
     results: list[Result | None] = [None] * len(items)
 
-    def singly(chunk: list[int]) -> None:
-        for i in chunk:
-            content, style = items[i]
-            results[i] = run(
-                content,
-                style,
-                options,
-                callback=callback,
-                progress_every=progress_every,
-                encoder=encoder,
-                **overrides,
-            )
-            results[i].metrics.update(batch=1, fallback_reason=fallback_reason)
-            if results[i].interrupted:
-                return
-
-    def together(chunk: list[int], out_size: tuple[int, int]) -> None:
-        try:
-            scales = _optimize_batch(
-                [prepared[i] for i in chunk], opts, encoder, device, callback, progress_every
-            )
-        except (torch.OutOfMemoryError, RuntimeError) as err:
-            if not is_out_of_memory(err):
-                raise
-            if device.type == "cuda":
-                torch.cuda.empty_cache()
-            w, h = out_size
-            callback(Notice(f"out of memory with {len(chunk)} images of {w}x{h}; one by one"))
-            singly(chunk)
-            return
+    def optimise(chunk: list[int], out_size: tuple[int, int]) -> None:
+        """One optimisation of the chunk's images together (one image: tiles if needed)."""
+        scales = optimize_scales(
+            [prepared[i] for i in chunk],
+            opts,
+            encoder,
+            device,
+            callback=callback,
+            progress_every=progress_every,
+        )
         for i, outcomes in zip(chunk, scales, strict=True):
             finish = prepared[i].finish
             results[i] = make_result(
@@ -136,83 +93,35 @@ def run_batch(
             )
             results[i].metrics["batch"] = len(chunk)
 
+    def singly(chunk: list[int], out_size: tuple[int, int]) -> None:
+        for i in chunk:
+            optimise([i], out_size)
+            if results[i].interrupted:
+                return
+
+    def together(chunk: list[int], out_size: tuple[int, int]) -> None:
+        try:
+            optimise(chunk, out_size)
+        except (torch.OutOfMemoryError, RuntimeError) as err:
+            if not is_out_of_memory(err):
+                raise
+            if device.type == "cuda":
+                torch.cuda.empty_cache()
+            w, h = out_size
+            callback(Notice(f"out of memory with {len(chunk)} images of {w}x{h}; one by one"))
+            singly(chunk, out_size)
+
     groups: dict[tuple[int, int], list[int]] = {}
     for index, item in enumerate(prepared):
         groups.setdefault(output_size(item.content.size, opts), []).append(index)
     for out_size, indices in groups.items():
-        size = _batch_size(encoder, opts, out_size, device, max_batch)
+        size = batch_size(encoder, opts, out_size, device, max_batch)
         for start in range(0, len(indices), size):
             chunk = indices[start : start + size]
             if len(chunk) > 1:
                 together(chunk, out_size)
             else:
-                singly(chunk)
+                singly(chunk, out_size)
             if any(results[i] is not None and results[i].interrupted for i in chunk):
                 return results
     return results
-
-
-def _batch_size(
-    encoder: Encoder, opts: Options, out_size: tuple[int, int], device, max_batch: int
-) -> int:
-    """Images of ``out_size`` to optimise at once: as many as the memory budget holds
-    (a step's memory grows with the batch), at most ``max_batch`` if set; 1 where even
-    one image would be tiled."""
-    layers = (opts.content_layer, *opts.style_layers)
-    fits = memory_budget(opts, device) // step_bytes(
-        encoder.net, layers, *out_size, opts.lbfgs_history
-    )
-    if opts.tile and max(out_size) > opts.tile:
-        fits = 1
-    return max(1, min(fits, max_batch or fits))
-
-
-def _optimize_batch(
-    items: list[_Prepared],
-    opts: Options,
-    encoder: Encoder,
-    device: torch.device,
-    callback: Callback,
-    progress_every: int,
-) -> list[list[Outcome]]:
-    """Optimise ``items`` (one output size) as one batch, coarse to fine; returns each
-    item's outcomes, one per scale."""
-    out_size = output_size(items[0].content.size, opts)
-    torch.manual_seed(opts.seed)
-    outcomes: list[Outcome] = []
-    previous = None
-    sizes, plan = scale_plan(out_size, opts)
-    ends = deadlines(sizes, plan, opts, time.perf_counter())  # --time-limit, per batch
-    for size, steps, deadline in zip(sizes, plan, ends, strict=True):
-        inputs = [
-            scale_inputs(
-                item.content,
-                item.styles,
-                size,
-                opts,
-                device,
-                None if previous is None else previous[i : i + 1],
-            )
-            for i, item in enumerate(items)
-        ]
-        book = opts.loss_form == "book"
-        targets = [
-            style_targets(encoder, styles, opts.style_layers, book) for _, styles, _ in inputs
-        ]
-        grams = {n: torch.cat([t[n] for t in targets]) for n in opts.style_layers}
-        contents = torch.cat([content for content, _, _ in inputs])
-        objective = Objective(encoder, contents, [], opts, grams=grams)
-        outcome = optimize(
-            objective,
-            torch.cat([init for _, _, init in inputs]),
-            opts.replace(steps=steps),
-            callback=callback,
-            progress_every=progress_every,
-            device_name=str(device),
-            deadline=deadline,
-        )
-        outcomes.append(outcome)
-        previous = outcome.rgb
-        if outcome.interrupted:
-            break
-    return [list(scales) for scales in zip(*(o.split() for o in outcomes), strict=True)]

@@ -8,10 +8,9 @@ loop never prints. Ctrl-C ends the loop early and the latest image is kept.
 
 from __future__ import annotations
 
-import contextlib
 import time
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Sequence
+from dataclasses import dataclass, field, replace
 
 import torch
 
@@ -20,6 +19,7 @@ from painterly.config import Options
 from painterly.encoders import Encoder
 from painterly.events import Callback, Preview, Progress, Started, Stop, ignore
 from painterly.image import to_image
+from painterly.precision import numerics, resolve_precision
 
 Tensor = torch.Tensor
 
@@ -36,13 +36,15 @@ class Outcome:
     interrupted: bool
     each: list[tuple[list[dict[str, float]], dict[str, float]]] = field(default_factory=list)
     # ^ a batch's (history, final) of each image; empty for a single image
+    stalled: bool = False  # some image (or tile) ended with no evaluation below its first
+    precision: str = "fp32"  # what the objective was computed in
 
     def split(self) -> list[Outcome]:
         """One Outcome per image, each with its own losses (a single image: itself)."""
         if not self.each:
             return [self]
         return [
-            Outcome(self.rgb[i : i + 1], self.steps, self.seconds, history, final, self.interrupted)
+            replace(self, rgb=self.rgb[i : i + 1], history=history, final=final, each=[])
             for i, (history, final) in enumerate(self.each)
         ]
 
@@ -150,52 +152,6 @@ def style_targets(
     return blended
 
 
-def resolve_precision(precision: str, device: torch.device) -> str:
-    """``auto`` is bf16 on CUDA and on CPUs with bf16 instructions, fp32 elsewhere.
-
-    Gram sums stay fp32 either way (losses.gram). On a CPU with AVX512-BF16 or AMX, bf16
-    autocast made a VGG19 step 1.7x faster (0.34 s against 0.60 s at 256 px on 2 cores,
-    ../shared/docs/DESIGN.md section 5); on CPUs without them PyTorch falls back to a
-    bf16 convolution 30x slower than fp32, so those stay in fp32.
-    """
-    if precision == "auto":
-        fast_bf16 = device.type == "cuda" or (device.type == "cpu" and cpu_has_bf16())
-        return "bf16" if fast_bf16 else "fp32"
-    return precision
-
-
-def cpu_has_bf16() -> bool:
-    """Whether this CPU has bf16 arithmetic (AVX512-BF16 or AMX), as PyTorch sees it."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(getattr(torch.cpu, name, lambda: False)() for name in checks)
-
-
-@contextlib.contextmanager
-def numerics(precision: str, device: torch.device) -> Iterator[None]:
-    """Run the objective in ``precision``: autocast for bf16, TF32 switches for tf32/fp32.
-
-    The TF32 switches are process-wide, so they are restored afterwards. PyTorch lets
-    cuDNN use TF32 by default; ``fp32`` turns that off so that it means full precision.
-    """
-    if device.type != "cuda":
-        with torch.autocast(
-            device.type, dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False
-        ):
-            yield
-        return
-    saved = (torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32)
-    tf32 = precision in ("tf32", "bf16")
-    torch.backends.cuda.matmul.allow_tf32 = torch.backends.cudnn.allow_tf32 = tf32
-    try:
-        # No autocast weight cache: it would not survive CUDA-graph capture.
-        with torch.autocast(
-            "cuda", dtype=torch.bfloat16, enabled=precision == "bf16", cache_enabled=False
-        ):
-            yield
-    finally:
-        torch.backends.cuda.matmul.allow_tf32, torch.backends.cudnn.allow_tf32 = saved
-
-
 def _floats(parts: dict[str, Tensor]) -> dict[str, float]:
     """The losses as numbers; a batch's summed over its images (what is minimised)."""
     return {k: float(v.detach().sum()) for k, v in parts.items()}
@@ -230,7 +186,7 @@ def optimize(
     """
     pre = objective.encoder.preprocessing
     device = init_rgb.device
-    precision = resolve_precision(opts.precision, device)
+    precision = resolve_precision(opts.precision, device, exact=opts.loss_form == "book")
     x = pre.to_input(init_rgb).detach().clone()
     x.requires_grad_(True)
     h, w = x.shape[-2:]
@@ -283,6 +239,9 @@ def optimize(
     except (KeyboardInterrupt, Stop):  # Ctrl-C, or a callback that asked to stop
         interrupted = True
     seconds = time.perf_counter() - start
+    # A stall: more than one evaluation, and none better than the first (the start). It
+    # is what an objective too coarse for the optimiser's trial steps looks like.
+    stalled = len(history) > 1 and bool((best_loss >= history[0]["total"]).any())
     if history:
         with torch.no_grad():
             x.copy_(best_x)
@@ -302,6 +261,8 @@ def optimize(
         final=_floats(final),
         interrupted=interrupted,
         each=each,
+        stalled=stalled,
+        precision=precision,
     )
 
 

@@ -42,7 +42,6 @@ from painterly.api import (
     make_options,
     resolve_device,
     run,
-    style_size,
 )
 from painterly.config import MAX_SIDE, Options
 from painterly.encoders import Encoder, deepest, load_encoder, resolve_weights
@@ -51,6 +50,7 @@ from painterly.errors import OptionsError, PainterlyError
 from painterly.events import Callback, Notice, ignore
 from painterly.image import MIN_SIDE, fit_size, load_image, resize, to_tensor
 from painterly.losses import gram_mean
+from painterly.pipeline import style_size
 
 # Defaults of the report, chosen so that the whole page takes a few minutes on two CPU
 # cores: the stylisation runs at REPORT_SIZE px for REPORT_STEPS steps, each of the 11

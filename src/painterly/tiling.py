@@ -274,4 +274,6 @@ def optimize_tiled(
         history=[{**hh, "tile": i} for i, o in enumerate(outcomes) for hh in o.history],
         final={k: sum(f[k] for f in finals) / len(finals) for k in finals[0]},
         interrupted=outcomes[-1].interrupted,
+        stalled=any(o.stalled for o in outcomes),
+        precision=outcomes[-1].precision,
     )

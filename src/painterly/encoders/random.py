@@ -60,6 +60,7 @@ from torch.nn import functional as F
 from painterly.encoders.preprocessing import Preprocessing
 from painterly.encoders.vgg import VGG
 from painterly.errors import OptionsError
+from painterly.precision import stem
 
 ARCH = "offline"
 WIDTHS = (32, 64, 128, 256, 256)  # channels of level1..level5
@@ -228,7 +229,7 @@ class OfflineNet(nn.Module):
         missing = wanted.difference(LUMA_LAYERS, self.names)
         if missing:
             raise OptionsError(f"layer {sorted(missing)[0]} is deeper than this network was built")
-        x = self._whiten(x)
+        x = stem(self._whiten, x)  # the image's first layer: float32 under any autocast
         out: dict[str, torch.Tensor] = {}
         deepest_luma = max((LUMA_LAYERS.index(n) for n in wanted if n in LUMA_LAYERS), default=-1)
         if deepest_luma >= 0:
@@ -236,10 +237,10 @@ class OfflineNet(nn.Module):
             blur = self.blur.to(x.dtype)
             for i, name in enumerate(LUMA_LAYERS[: deepest_luma + 1]):
                 if i:
-                    y = _blur_down(y, blur)
+                    y = stem(lambda t: _blur_down(t, blur.float()), y)
                 if name in wanted:
-                    h = y
-                    for conv in self.luma:
+                    h = F.relu(stem(lambda t: _conv(t, self.luma[0]), y))
+                    for conv in self.luma[1:]:
                         h = F.relu(_conv(h, conv))
                     out[name] = h
         last = max((self.names.index(n) for n in wanted if n in self.names), default=-1)
@@ -247,7 +248,7 @@ class OfflineNet(nn.Module):
             name, conv = self.names[i], self.levels[i]
             if i:
                 x = _blur_down(x, self.blur.to(x.dtype))
-            x = F.relu(_conv(x, conv))
+            x = F.relu(stem(lambda t, c=conv: _conv(t, c), x) if i == 0 else _conv(x, conv))
             if name in wanted:
                 out[name] = x
         return out

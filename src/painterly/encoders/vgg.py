@@ -20,6 +20,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from painterly.errors import OptionsError
+from painterly.precision import stem
 
 # Convolutions per block; every conv is 3x3, stride 1, padding 1, followed by ReLU, and a
 # 2x2 pooling closes each block.
@@ -92,7 +93,8 @@ class VGG(nn.Module):
         for i, name in enumerate(self.names[: last + 1]):
             if i > 0 and name.endswith("_conv1"):
                 x = self._pool(x)
-            x = F.relu(getattr(self, name)(x))
+            conv = getattr(self, name)
+            x = F.relu(stem(conv, x) if i == 0 else conv(x))
             if name in wanted:
                 out[name] = x
         return out

@@ -53,13 +53,14 @@ from starlette.requests import ClientDisconnect
 from starlette.responses import PlainTextResponse, StreamingResponse
 
 import painterly
-from painterly.api import make_options, output_size, resolve_device
+from painterly.api import make_options, resolve_device
 from painterly.config import PRESETS, Options, option_fields
 from painterly.encoders import layer_order
 from painterly.encoders.random import ARCH as OFFLINE_ARCH
 from painterly.encoders.weights import REGISTRY, weights_cached
 from painterly.errors import OptionsError
 from painterly.image import MIN_SIDE
+from painterly.pipeline import output_size
 from painterly.web.jobs import TERMINAL, Job, JobManager, QueueFull, Runner
 from painterly.web.uploads import (
     ACCEPT_MIME,
