@@ -97,7 +97,7 @@ def test_options_form_is_built_from_the_options_dataclass(serve):
         json.dumps({name: asdict(p) for name, p in PRESETS.items()})
     )
     # String options reach the core only as menu choices, never as file paths.
-    assert "random" in fields["weights"]["choices"]
+    assert "offline" in fields["weights"]["choices"]
     assert fields["init"]["choices"] == ["content", "noise", "style-colors"]
     assert "mask" not in fields and "protect" not in fields  # paths
     assert fields["size"]["max"] == schema["limits"]["max_side"]
