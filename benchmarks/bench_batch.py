@@ -49,7 +49,7 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=30)
     parser.add_argument("--warmup", type=int, default=2, help="untimed steps per batch size")
     parser.add_argument("--device", default="cpu")
-    parser.add_argument("--weights", default="random", choices=("random", "random-vgg19"))
+    parser.add_argument("--weights", default="offline", choices=("offline", "random-vgg19"))
     parser.add_argument("--optimizer", default="lbfgs", choices=("lbfgs", "adam"))
     parser.add_argument("--precision", default="auto")
     args = parser.parse_args()

@@ -7,7 +7,7 @@ adds as little as possible. Made for A/B comparisons across commits on the same 
     git worktree add /tmp/old <commit>
     PYTHONPATH=/tmp/old/src python benchmarks/bench_scale_steps.py   # then without, alternating
 
-``--weights random`` (default) is the offline encoder with its preset; ``random-vgg19``
+``--weights offline`` (default) is the offline encoder with its preset; ``random-vgg19``
 costs what the pretrained VGG19 costs, with the default preset.
 """
 
@@ -40,11 +40,11 @@ def best_step_ms(objective: Objective, x: torch.Tensor, repeats: int) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--weights", default="random", choices=["random", "random-vgg19"])
+    parser.add_argument("--weights", default="offline", choices=["offline", "random-vgg19"])
     parser.add_argument("--repeats", type=int, default=8)
     args = parser.parse_args()
-    opts = make_options(preset="offline" if args.weights == "random" else "default")
-    upto = None if args.weights == "random" else deepest((opts.content_layer, *opts.style_layers))
+    opts = make_options(preset="offline" if args.weights == "offline" else "default")
+    upto = None if args.weights == "offline" else deepest((opts.content_layer, *opts.style_layers))
     encoder = load_encoder(args.weights, upto=upto, pooling=opts.pooling)
     # Older commits set the layout inside optimize(); this makes them comparable.
     encoder.net.to(memory_format=torch.channels_last)

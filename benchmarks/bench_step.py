@@ -24,8 +24,8 @@ from torch.nn import functional as F
 import painterly
 from painterly.config import BOOK_STYLE_LAYERS
 from painterly.encoders import Encoder
+from painterly.encoders.offline import random_vgg
 from painterly.encoders.preprocessing import CAFFE
-from painterly.encoders.random import random_vgg
 from painterly.encoders.vgg import BLOCK_CHANNELS, layer_names
 
 

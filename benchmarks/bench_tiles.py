@@ -102,7 +102,7 @@ def main() -> None:
     parser.add_argument("--tile", type=int, default=0, help="0: chosen from --max-memory")
     parser.add_argument("--max-memory", default="auto")
     parser.add_argument("--steps", type=int, default=200)
-    parser.add_argument("--weights", default="random")
+    parser.add_argument("--weights", default="offline")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--output", default="out/tiled.png")
     parser.add_argument("--min-size", type=int, default=256)

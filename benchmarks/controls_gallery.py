@@ -74,7 +74,7 @@ def main() -> None:
     arr[int(0.42 * h) : int(0.82 * h), int(0.33 * h) : int(0.72 * h)] = 255  # the house
     Image.fromarray(arr).save(protect)
 
-    base = dict(weights="random", size=args.size, steps=args.steps, scales=1)
+    base = dict(weights="offline", size=args.size, steps=args.steps, scales=1)
     runs = {
         "plain": dict(),
         "--preserve-color luminance": dict(preserve_color="luminance"),

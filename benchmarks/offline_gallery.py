@@ -3,9 +3,9 @@
 For each content x style pair it runs two stylisations that need no download:
 
 * ``random VGG19``: the old offline encoder, VGG19 with Kaiming-normal weights
-  (``--weights random-vgg19``, :func:`painterly.encoders.random.random_vgg`), with the
-  default preset's layers and weights (as ``--weights random`` behaved before);
-* ``offline``: the offline encoder (:class:`painterly.encoders.random.OfflineNet`) with
+  (``--weights random-vgg19``, :func:`painterly.encoders.offline.random_vgg`), with the
+  default preset's layers and weights;
+* ``offline``: the offline encoder (:class:`painterly.encoders.offline.OfflineNet`) with
   the ``offline`` preset, as ``painterly stylize`` uses it when the pretrained weights are
   not available.
 
@@ -46,7 +46,7 @@ def encoders(seed: int, device: str) -> dict[str, tuple[Encoder, Options]]:
     )
     return {
         "random-vgg19": (vgg, default.replace(weights="random-vgg19")),
-        "offline": (load_encoder("random", seed=seed, device=device), PRESETS["offline"]),
+        "offline": (load_encoder("offline", seed=seed, device=device), PRESETS["offline"]),
     }
 
 

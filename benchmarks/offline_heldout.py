@@ -31,7 +31,7 @@ from torch.nn import functional as F
 from painterly import losses
 from painterly.config import BOOK_STYLE_LAYERS
 from painterly.encoders import Encoder, load_encoder
-from painterly.encoders.random import STYLE_LAYERS
+from painterly.encoders.offline import STYLE_LAYERS
 from painterly.image import fit_size, load_image, resize, to_tensor
 
 try:  # run as a script from the repository root or from benchmarks/
@@ -52,7 +52,7 @@ def judges(device: str) -> dict[str, list[tuple[Encoder, tuple[str, ...]]]]:
 
     return {
         "offline": [
-            (load_encoder("random", seed=s, device=device), STYLE_LAYERS) for s in JUDGE_SEEDS
+            (load_encoder("offline", seed=s, device=device), STYLE_LAYERS) for s in JUDGE_SEEDS
         ],
         "random VGG19": [(vgg(s), BOOK_STYLE_LAYERS) for s in JUDGE_SEEDS],
     }

@@ -20,14 +20,14 @@ def pytest_addoption(parser):
 def offline_cache(request, tmp_path_factory, monkeypatch):
     """Every test gets an empty weights cache and registry URLs that point nowhere, so no
     test ever downloads (on a machine with internet, ``auto`` would fetch 80 MB)."""
-    from painterly.encoders import weights
+    from painterly.encoders.registry import REGISTRY
 
     monkeypatch.setenv("PAINTERLY_CACHE", str(tmp_path_factory.mktemp("cache")))
     if request.node.get_closest_marker("real_registry"):
         return  # the test reads the registry's real URLs and never downloads
-    for name, ws in list(weights.REGISTRY.items()):
+    for name, ws in list(REGISTRY.items()):
         nowhere = dataclasses.replace(ws, urls=("http://127.0.0.1:9/" + ws.filename,))
-        monkeypatch.setitem(weights.REGISTRY, name, nowhere)
+        monkeypatch.setitem(REGISTRY, name, nowhere)
 
 
 @pytest.fixture(autouse=True)

@@ -138,7 +138,7 @@ def test_cli_writes_one_file_per_item_and_reports_throughput(
     out, metrics = tmp_path / "out", tmp_path / "m.json"
     out.mkdir()
     argv = ["batch", content_path, tall, "--style", style_path, "--style", style_path, tall]
-    options = ["--weights", "random", "--size", 48, "--steps", 2, "--metrics", metrics]
+    options = ["--weights", "offline", "--size", 48, "--steps", 2, "--metrics", metrics]
     code, err = run_cli(capsys, *argv, "-o", out, *options)
     assert code == 0, err
     assert "images/s" in err.strip().splitlines()[-1]
@@ -168,7 +168,7 @@ def test_cli_bad_item_is_one_line_and_exit_2(tmp_path, capsys, content_path, sty
         "same output twice": ([content_path, content_path, "--style", style_path], "two items"),
     }
     for name, (argv, mention) in cases.items():
-        code, err = run_cli(capsys, "batch", *argv, "-o", out, "--weights", "random", "--quiet")
+        code, err = run_cli(capsys, "batch", *argv, "-o", out, "--weights", "offline", "--quiet")
         lines = err.strip().splitlines()
         assert code == 2, (name, err)
         assert len(lines) == 1 and lines[0].startswith("painterly: error:"), (name, err)

@@ -16,7 +16,7 @@ from synthetic import default_sigint
 from painterly.cli import main, parse_style
 from painterly.image import read_metadata
 
-FAST = ["--weights", "random", "--size", "48", "--steps", "3", "--quiet"]
+FAST = ["--weights", "offline", "--size", "48", "--steps", "3", "--quiet"]
 
 
 def run_cli(capsys, *argv):
@@ -46,7 +46,7 @@ def test_stylize_writes_image_metadata_and_metrics(tmp_path, capsys, content_pat
     meta = read_metadata(out)
     settings = json.loads(meta["painterly:settings"])
     assert settings["seed"] == 5 and settings["steps"] == 3
-    assert meta["painterly:weights"] == "random" and meta["painterly:version"]
+    assert meta["painterly:weights"] == "offline" and meta["painterly:version"]
     m = json.loads(metrics.read_text())
     for key in (
         "encoder",
@@ -74,7 +74,7 @@ def test_output_format_follows_the_extension(tmp_path, capsys, content_path, sty
 def test_height_and_blended_styles(tmp_path, capsys, content_path, style_path):
     out = tmp_path / "out.png"
     argv = ["stylize", content_path, f"{style_path}:0.7", f"{content_path}:0.3", "-o", out]
-    code, _, err = run_cli(capsys, *argv, "--weights", "random", "--height", 40, "--steps", 2)
+    code, _, err = run_cli(capsys, *argv, "--weights", "offline", "--height", 40, "--steps", 2)
     assert code == 0, err
     assert Image.open(out).size == (60, 40)
     assert parse_style("a:b.png") == ("a:b.png", 1.0)
@@ -112,7 +112,7 @@ def bad_inputs(tmp_path, content_path, style_path):
 def test_every_bad_input_is_one_line_and_exit_2(tmp_path, capsys, content_path, style_path):
     for name, (argv, mention) in bad_inputs(tmp_path, content_path, style_path).items():
         code, out, err = run_cli(
-            capsys, "stylize", "--weights", "random", *argv, "--steps", "1", "--quiet"
+            capsys, "stylize", "--weights", "offline", *argv, "--steps", "1", "--quiet"
         )
         lines = err.strip().splitlines()
         assert code == 2, (name, err)
@@ -213,7 +213,7 @@ def test_nothing_the_user_had_is_replaced_unasked(tmp_path, capsys, content_path
     report = tmp_path / "r.html"
     report.write_text("mine")
     code, _, err = run_cli(
-        capsys, "explain", content_path, style_path, "-o", report, "--weights", "random", "--quiet"
+        capsys, "explain", content_path, style_path, "-o", report, "--weights", "offline", "--quiet"
     )
     assert code == 2 and "--overwrite" in err and report.read_text() == "mine"
 
@@ -240,7 +240,7 @@ def test_ctrl_c_saves_the_latest_image_and_exits_cleanly(tmp_path, content_path,
         "-o",
         str(out),
         "--weights",
-        "random",
+        "offline",
         "--size",
         "48",
         "--steps",

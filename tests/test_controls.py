@@ -165,7 +165,7 @@ def test_malformed_style_specs_exit_2_with_one_line(tmp_path, capsys, content_pa
     empty = tmp_path / "empty"
     empty.mkdir()
     out = tmp_path / "out.png"
-    fast = ["--weights", "random", "--size", "48", "--steps", "1", "--quiet", "-o", str(out)]
+    fast = ["--weights", "offline", "--size", "48", "--steps", "1", "--quiet", "-o", str(out)]
     cases = {
         "must be a number >= 0": [f"{style_path}:-1"],
         "comma-separated numbers": [str(style_path), "--style-blend", "1,x"],
@@ -212,7 +212,7 @@ def test_each_mask_region_moves_toward_its_own_style(tmp_path):
     out = painterly.run(
         blob(),
         [stripes(), greens()],
-        weights="random",
+        weights="offline",
         size=48,
         steps=20,
         mask=str(mask),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
@@ -9,9 +11,17 @@ from synthetic import blob, stripes
 
 from painterly import losses
 from painterly.api import run
+from painterly.cli import main
 from painterly.config import PRESETS
-from painterly.encoders import canonical_layer, deepest, layer_order, load_encoder
-from painterly.encoders.random import (
+from painterly.encoders import (
+    arch_of,
+    canonical_layer,
+    deepest,
+    layer_order,
+    load_encoder,
+    resolve_weights,
+)
+from painterly.encoders.offline import (
     LAYER_NAMES,
     LUMA_LAYERS,
     PREPROCESSING,
@@ -20,7 +30,7 @@ from painterly.encoders.random import (
     pink_noise,
 )
 from painterly.errors import OptionsError
-from painterly.image import to_tensor
+from painterly.image import read_metadata, to_tensor
 
 
 @pytest.fixture(scope="module")
@@ -36,7 +46,7 @@ def photo_like(h: int, w: int, seed: int = 5) -> torch.Tensor:
 
 
 def test_same_seed_gives_bit_identical_weights_and_features(net0, device):
-    again = load_encoder("random", seed=0, device=device)
+    again = load_encoder("offline", seed=0, device=device)
     for (ka, va), (kb, vb) in zip(
         net0.state_dict().items(), again.net.state_dict().items(), strict=True
     ):
@@ -93,10 +103,10 @@ def test_layer_names_are_its_own(net0):
         canonical_layer("levle4", "offline")
     # VGG names mean the level at the same scale, so options written for VGG19 still run.
     assert canonical_layer("block4_conv2", "offline") == canonical_layer("relu4_1", "offline")
-    assert load_encoder("random", upto="block3_conv1").net.names[-1] == "level3"
+    assert load_encoder("offline", upto="block3_conv1").net.names[-1] == "level3"
     with pytest.raises(OptionsError, match="offline encoder"):
         canonical_layer("block6_conv1", "offline")
-    enc = load_encoder("random", upto="luma2")
+    enc = load_encoder("offline", upto="luma2")
     assert enc.arch == "offline" and enc.net.names == ()
     offline = PRESETS["offline"]
     assert offline.content_layer in LUMA_LAYERS and set(offline.style_layers) <= set(STYLE_LAYERS)
@@ -113,14 +123,36 @@ def _gram_distance(encoder, image: torch.Tensor, style: torch.Tensor) -> float:
 
 def test_short_run_moves_the_gram_statistics_most_of_the_way_to_the_style(device):
     content, style = blob(96, 64), stripes(96, 64)
-    encoder = load_encoder("random", seed=0, device=device)
+    encoder = load_encoder("offline", seed=0, device=device)
     opts = PRESETS["offline"].replace(size=96, steps=60, device=device)
     out = to_tensor(run(content, style, opts, encoder=encoder).image)
     c, s = to_tensor(content), to_tensor(style)
     encoder.to("cpu")
     assert _gram_distance(encoder, out, s) < 0.3 * _gram_distance(encoder, c, s)
     # Judged by networks the optimisation never saw, so that this is style, not a fit.
-    judges = [load_encoder("random", seed=k) for k in (7, 8)]
+    judges = [load_encoder("offline", seed=k) for k in (7, 8)]
     before = np.mean([_gram_distance(j, c, s) for j in judges])
     after = np.mean([_gram_distance(j, out, s) for j in judges])
     assert after < 0.5 * before, (before, after)
+
+
+def test_random_is_an_alias_of_offline(net0, tmp_path):
+    assert resolve_weights("random") == ("offline", None)
+    assert arch_of("random") == arch_of("offline") == "offline"
+    enc = load_encoder("random", seed=0)
+    assert enc.name == "offline" and enc.arch == "offline"
+    assert all(
+        torch.equal(a, b) for a, b in zip(enc.net.parameters(), net0.parameters(), strict=True)
+    )
+    # the plain random VGG19 keeps its own name
+    vgg = load_encoder("random-vgg19", upto="block1_conv2")
+    assert vgg.name == "random-vgg19" and vgg.arch == "vgg19"
+    # chosen by its old name, a run says the name it goes by, and takes the offline preset
+    out = tmp_path / "o.png"
+    argv = ["stylize", str(tmp_path / "c.png"), str(tmp_path / "s.png"), "-o", str(out)]
+    blob().save(argv[1])
+    stripes().save(argv[2])
+    assert main([*argv, "--weights", "random", "--size", "48", "--steps", "1", "--quiet"]) == 0
+    meta = read_metadata(out)
+    assert meta["painterly:weights"] == "offline"
+    assert json.loads(meta["painterly:settings"])["content_layer"] == "luma1"

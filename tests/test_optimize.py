@@ -111,9 +111,9 @@ def test_progress_counts_the_whole_run_across_scales_and_tiles(tile):
 @pytest.mark.parametrize(
     "chosen, encoder, said",
     [
-        ({}, "random", "the offline encoder"),
+        ({}, "offline", "the offline encoder"),
         # as the web form sends it: naming the default is no choice
-        ({"preset": "default"}, "random", "the offline encoder"),
+        ({"preset": "default"}, "offline", "the offline encoder"),
         # a preset that names VGG19's layers keeps VGG19's architecture, and says so
         ({"preset": "gatys"}, "random-vgg19", "VGG19 with random weights"),
     ],

@@ -180,7 +180,7 @@ def test_cli_quiet_prints_nothing(tmp_path, capsys, content_path, style_path, de
     out = tmp_path / "r.html"
     code = main(
         ["explain", str(content_path), str(style_path), "-o", str(out), "--quiet"]
-        + ["--weights", "random", "--size", "40", "--steps", "1", "--recon-steps", "1"]
+        + ["--weights", "offline", "--size", "40", "--steps", "1", "--recon-steps", "1"]
         + ["--style-layers", "block1_conv1,block2_conv1", "--content-layer", "conv2_1"]
         + ["--device", device]
     )
@@ -207,7 +207,7 @@ def test_bad_input_is_one_line_and_exit_2(
 ):
     argv = ["explain", str(content_path), str(style_path)]
     if "--weights" not in extra:
-        argv += ["--weights", "random"]
+        argv += ["--weights", "offline"]
     code = main(argv + [a.format(tmp=tmp_path) for a in extra])
     err = capsys.readouterr().err
     assert code == 2

@@ -140,7 +140,7 @@ def test_a_memory_budget_too_small_is_refused_before_running(
             "-o",
             str(tmp_path / "o.png"),
             "--weights",
-            "random",
+            "offline",
             "--size",
             "64",
             "--max-memory",
@@ -172,7 +172,7 @@ def anon_bytes():  # resident anonymous memory: what the tensors use, not the li
 
 weights, size = sys.argv[1], int(sys.argv[2])
 enc = load_encoder(weights, seed=0)
-opts = _canonical_layers(make_options(preset="offline" if weights == "random" else "default"),
+opts = _canonical_layers(make_options(preset="offline" if weights == "offline" else "default"),
                          arch_of(weights))
 c, s = torch.rand(1, 3, size, size), torch.rand(1, 3, 32, 32)
 obj = Objective(enc, c, [(s, 1.0)], opts)
@@ -194,7 +194,7 @@ print(step_bytes(enc.net, obj.layers, size, size, opts.lbfgs_history) / (peak[0]
 """
 
 
-@pytest.mark.parametrize("weights", ["random", "random-vgg19"])
+@pytest.mark.parametrize("weights", ["offline", "random-vgg19"])
 def test_memory_estimate_is_within_the_stated_factor_of_measured_use(weights):
     # README and memory.py state 0.75x to 2.5x of the measured peak; measured 1.0-1.5 for
     # both encoders. The estimate counts what autograd saves, so it also sees the offline
@@ -243,7 +243,7 @@ def test_a_tile_is_seen_in_its_surroundings_not_cut_out():
     # The offline encoder's 3x3 convolutions see beyond a tile's edge: scored on its own,
     # a tile's border features would come from zero padding (a frame painted along every
     # tile edge). In a Window they equal the whole image's features over the tile.
-    enc = painterly.encoders.load_encoder("random", seed=0)
+    enc = painterly.encoders.load_encoder("offline", seed=0)
     image = enc.preprocessing.to_input(painterly.image.to_tensor(blob(128, 96)))
     tile = Tile(32, 64, 48, 80)
     win, box = window(tile, 96, 128, margin=48)

@@ -6,7 +6,7 @@ import pytest
 import torch
 
 from painterly.encoders import deepest, load_encoder
-from painterly.encoders.random import random_vgg
+from painterly.encoders.offline import random_vgg
 from painterly.encoders.vgg import VGG, layer_names, resolve_layer
 from painterly.errors import OptionsError
 

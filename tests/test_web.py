@@ -7,6 +7,8 @@ test cancels it or queues others behind it.
 
 from __future__ import annotations
 
+import dataclasses
+import hashlib
 import http.client
 import io
 import json
@@ -25,7 +27,8 @@ from webserver import PacedRun, Server, png_bytes
 import painterly
 from painterly.cli import build_parser
 from painterly.config import PRESETS, option_fields
-from painterly.encoders import weights
+from painterly.encoders.cache import cache_dir
+from painterly.encoders.registry import REGISTRY
 from painterly.errors import OptionsError
 from painterly.events import Progress, Stop
 from painterly.web import Limits
@@ -77,7 +80,7 @@ def files_under(path) -> set[str]:
 # --------------------------------------------------------------------------- the form
 
 
-def test_options_form_is_built_from_the_options_dataclass(serve):
+def test_options_form_is_built_from_the_options_dataclass(serve, monkeypatch):
     server = serve()
     status, schema = server.json("GET", "/api/options")
     assert status == 200
@@ -97,16 +100,20 @@ def test_options_form_is_built_from_the_options_dataclass(serve):
         json.dumps({name: asdict(p) for name, p in PRESETS.items()})
     )
     # String options reach the core only as menu choices, never as file paths.
-    assert "random" in fields["weights"]["choices"]
+    assert "offline" in fields["weights"]["choices"]
     assert fields["init"]["choices"] == ["content", "noise", "style-colors"]
     assert "mask" not in fields and "protect" not in fields  # paths
     assert fields["size"]["max"] == schema["limits"]["max_side"]
     # The form opens on the preset that will run: `offline` while no pretrained weights
     # are cached (the run would fall back to that encoder), `default` once they are.
     assert schema["default_preset"] == "offline"
-    cached = weights.cache_dir() / "weights" / weights.REGISTRY["vgg19"].filename
+    cached = cache_dir() / "weights" / REGISTRY["vgg19"].filename
     cached.parent.mkdir(parents=True, exist_ok=True)
     cached.write_bytes(b"stands in for the weights file")
+    # not the published file: a run would not use it
+    assert server.json("GET", "/api/options")[1]["default_preset"] == "offline"
+    stand_in = hashlib.md5(cached.read_bytes()).hexdigest()
+    monkeypatch.setitem(REGISTRY, "vgg19", dataclasses.replace(REGISTRY["vgg19"], md5=stand_in))
     assert server.json("GET", "/api/options")[1]["default_preset"] == "default"
 
 

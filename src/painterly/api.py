@@ -70,7 +70,7 @@ def make_options(
 
     The base is ``options`` if given, else the preset named by ``preset=`` (default
     ``default``). When the default preset meets the offline encoder (``weights_resolved``
-    is ``random``), the ``offline`` preset, tuned for that encoder, is the base instead;
+    is ``offline``), the ``offline`` preset, tuned for that encoder, is the base instead;
     fields the caller set still win.
     """
     unknown = set(overrides) - set(Options.__dataclass_fields__)
@@ -78,7 +78,7 @@ def make_options(
         raise OptionsError(f"unknown option '{sorted(unknown)[0]}'")
     name = overrides.get("preset", options.preset if options else "default")
     base = options or preset(name)
-    if weights_resolved == "random" and not _names_a_preset(options, overrides):
+    if weights_resolved == "offline" and not _names_a_preset(options, overrides):
         base = preset("offline")
     return base.replace(**overrides) if overrides else base
 
@@ -171,20 +171,15 @@ def resolve_run(
         weights = encoder.name
         encoder.to(resolve_device(make_options(options, **overrides).device))
     else:
-        weights, fallback_reason = resolve_weights(weights)
+        weights, fallback = resolve_weights(weights)
+        fallback_reason = fallback.reason if fallback else None
         instead = "the offline encoder"
-        if fallback_reason and _names_a_preset(options, overrides):
+        if fallback and _names_a_preset(options, overrides):
             # A named preset (chollet, gatys, ...) names VGG's layers: keep them offline.
             weights = "random-vgg19"
             instead = "VGG19 with random weights, as this preset names VGG19's layers"
-        if fallback_reason:
-            callback(
-                Notice(
-                    f"pretrained VGG19 weights are not cached and could not be downloaded; "
-                    f"using {instead}. For the real ones run `painterly weights fetch vgg19`, "
-                    "or download them yourself and `painterly weights import FILE`"
-                )
-            )
+        if fallback:
+            callback(Notice(fallback.notice(instead)))
     opts = make_options(options, weights_resolved=weights, **overrides).replace(weights=weights)
     opts = _canonical_layers(opts, encoder.arch if encoder is not None else arch_of(weights))
     device = resolve_device(opts.device)

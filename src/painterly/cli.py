@@ -363,29 +363,21 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
 
 def _cmd_weights(args: argparse.Namespace) -> int:
-    from painterly.encoders import weights
+    from painterly.encoders import cache
+    from painterly.encoders.registry import registry_entry
 
     if args.action == "where":
-        print(weights.cache_dir() / "weights")
+        print(cache.cache_dir() / "weights")
     elif args.action == "list":
-        for row in weights.describe():
+        for row in cache.describe():
             state = row["path"] or "not cached"
             print(f"{row['name']:<20} {row['arch']:<6} {row['size_mb']:>4} MB  {state}")
             print(f"{'':<20} {row['description']} Licence: {row['licence']}")
     elif args.action == "fetch":
-        if args.name not in weights.REGISTRY:
-            raise OptionsError(
-                f"unknown weights '{args.name}'; choose one of {', '.join(weights.REGISTRY)}"
-            )
-        ws = weights.REGISTRY[args.name]
-        path = weights.cached_path(ws)
-        if path:
-            weights.verify(path, ws)
-        else:
-            path = weights.download(ws)
-        print(path)
+        ws = registry_entry(args.name)
+        print(cache.checked_path(ws) or cache.download(ws))
     elif args.action == "import":
-        print(weights.import_file(args.path, args.name))
+        print(cache.import_file(args.path, args.name))
     return EXIT_OK
 
 

@@ -57,7 +57,7 @@ class Options:
     )
     weights: str = field(
         default="auto",
-        metadata={"help": "auto, random, vgg19, vgg19-torchvision, vgg16 or a weights file"},
+        metadata={"help": "auto, offline, vgg19, vgg19-torchvision, vgg16 or a weights file"},
     )
     device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
     precision: str = field(
@@ -261,12 +261,12 @@ PRESETS: dict[str, Options] = {
         preset="gatys",
     ),
     # The default for machines without pretrained weights: tuned for the offline encoder
-    # (encoders/random.py, docs/offline-encoder.md). Style from its five levels; content
+    # (encoders/offline.py, docs/offline-encoder.md). Style from its five levels; content
     # from its colour-blind luminance branch at full size, which lets the painting's
     # palette in while keeping edges; content 3 : style 1e3 keeps the photo readable even
     # for a painting far from it (a night photo as Hokusai's bright Great Wave).
     "offline": Options(
-        weights="random",
+        weights="offline",
         content_layer="luma1",
         style_layers=("level1", "level2", "level3", "level4", "level5"),
         content_weight=3.0,

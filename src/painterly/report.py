@@ -155,21 +155,15 @@ def explain(
 
     fallback_reason = None
     if encoder is None:
-        weights, fallback_reason = resolve_weights(
+        weights, fallback = resolve_weights(
             make_options(None, **overrides).weights, progress=progress
         )
-        if fallback_reason:
-            callback(
-                Notice(
-                    "pretrained VGG19 weights are not cached and could not be downloaded; "
-                    "the report uses the offline encoder. For the real ones run `painterly "
-                    "weights fetch vgg19`, or download them yourself and `painterly weights "
-                    "import FILE`"
-                )
-            )
+        if fallback:
+            fallback_reason = fallback.reason
+            callback(Notice(fallback.notice("the offline encoder")))
     else:
         weights = encoder.name
-    if weights == "random":
+    if weights == "offline":
         # The report explains VGG's layers (Gatys et al.'s figures), so offline it uses
         # VGG19 with random weights rather than the offline encoder's own layers.
         weights = "random-vgg19"
@@ -289,9 +283,9 @@ def _layers(opts: Options, arch: str) -> tuple[str, list[str], list[str]]:
 
 
 def _arch_of(weights: str) -> str:
-    from painterly.encoders import weights as weights_mod
+    from painterly.encoders.registry import REGISTRY
 
-    ws = weights_mod.REGISTRY.get(weights)
+    ws = REGISTRY.get(weights)
     return ws.arch if ws is not None else "vgg19"
 
 
@@ -590,7 +584,7 @@ class _Page:
 
     @property
     def offline(self) -> bool:
-        return self.encoder.name in ("random", "random-vgg19")
+        return self.encoder.name in ("offline", "random-vgg19")
 
     def encoder_words(self) -> str:
         if self.offline:
@@ -640,7 +634,7 @@ class _Page:
                 "they could not be downloaded), so this report uses the <b>offline encoder</b>"
             )
         else:
-            why = "This report uses the <b>offline encoder</b> (<code>--weights random</code>)"
+            why = "This report uses the <b>offline encoder</b> (<code>--weights offline</code>)"
         return (
             f'<div class="banner" id="offline-encoder"><b>Offline encoder.</b> {why}: the '
             f"{self.encoder.arch.upper()} architecture with random weights drawn from seed "

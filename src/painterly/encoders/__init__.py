@@ -1,7 +1,7 @@
 """Encoders: frozen networks that turn images into named feature maps.
 
 :func:`load_encoder` is the one entry point. It resolves a weights choice (``auto``, a
-registry name, a file path, or ``random``) to a network plus the preprocessing it expects.
+registry name, a file path, or ``offline``) to a network plus the preprocessing it expects.
 """
 
 from __future__ import annotations
@@ -12,13 +12,21 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from painterly.encoders import random as offline
-from painterly.encoders import weights as weights_mod
+from painterly.encoders import cache, offline
+from painterly.encoders.formats import load_state_dict
 from painterly.encoders.preprocessing import BY_NAME, CAFFE, Preprocessing
+from painterly.encoders.registry import REGISTRY
 from painterly.encoders.vgg import VGG, layer_names, resolve_layer
 from painterly.errors import WeightsError
 
 WEIGHT_FILE_SUFFIXES = (".h5", ".hdf5", ".pth", ".pt", ".safetensors")
+OFFLINE = "offline"  # the offline encoder (painterly.encoders.offline)
+ALIASES = {"random": OFFLINE}  # the offline encoder's former name
+
+
+def canonical_weights(weights: str) -> str:
+    """The name a weights choice goes by (``random`` -> ``offline``); others unchanged."""
+    return ALIASES.get(weights, weights)
 
 
 @dataclass
@@ -53,10 +61,10 @@ class Encoder:
 def arch_of(weights: str) -> str:
     """The architecture whose layer names a weights choice uses, before it is loaded.
 
-    The offline encoder (``random``) names its own layers; everything else uses VGG19's
-    Keras names (a VGG16 file is caught once loaded, see ``Encoder.arch``).
+    The offline encoder names its own layers; everything else uses VGG19's Keras names (a
+    VGG16 file is caught once loaded, see ``Encoder.arch``).
     """
-    return offline.ARCH if weights == "random" else "vgg19"
+    return offline.ARCH if canonical_weights(weights) == OFFLINE else "vgg19"
 
 
 def layer_order(arch: str) -> tuple[str, ...]:
@@ -83,11 +91,9 @@ def _from_state(arch: str, state: dict, upto: str, pooling: str) -> VGG:
 
 
 def _pretrained(name: str, upto: str, pooling: str, progress: bool, timeout: float) -> Encoder:
-    ws = weights_mod.REGISTRY[name]
-    path = weights_mod.cached_path(ws) or weights_mod.download(
-        ws, progress=progress, timeout=timeout
-    )
-    arch, state = weights_mod.load_state_dict(path, ws.arch)
+    ws = REGISTRY[name]
+    path = cache.checked_path(ws) or cache.download(ws, progress=progress, timeout=timeout)
+    arch, state = load_state_dict(path, ws.arch)
     net = _from_state(arch, state, deepest([upto], arch), pooling)
     return Encoder(net, BY_NAME[ws.preprocessing], name, arch)
 
@@ -95,7 +101,7 @@ def _pretrained(name: str, upto: str, pooling: str, progress: bool, timeout: flo
 def _from_file(path: Path, upto: str, pooling: str) -> Encoder:
     if not path.is_file():
         raise WeightsError(f"weights file {path} does not exist")
-    arch, state = weights_mod.load_state_dict(path)
+    arch, state = load_state_dict(path)
     # A .h5 file is Keras' layout and expects Caffe preprocessing; torch files expect
     # torchvision's normalisation.
     pre = CAFFE if path.suffix.lower() in (".h5", ".hdf5") else BY_NAME["torch"]
@@ -103,21 +109,43 @@ def _from_file(path: Path, upto: str, pooling: str) -> Encoder:
     return Encoder(net, pre, str(path), arch)
 
 
-def resolve_weights(weights: str, *, progress: bool = True) -> tuple[str, str | None]:
+@dataclass(frozen=True)
+class Fallback:
+    """Why ``auto`` gave way to the offline encoder."""
+
+    reason: str  # the one-line error behind it
+    corrupt: bool = False  # a cached file failed its hash (else: none cached, no download)
+
+    def notice(self, instead: str) -> str:
+        """What to tell the user: what happened, that ``instead`` runs, and the fix."""
+        if self.corrupt:
+            return f"{self.reason}; using {instead} until then"
+        return (
+            "pretrained VGG19 weights are not cached and could not be downloaded; "
+            f"using {instead}. For the real ones run `painterly weights fetch vgg19`, "
+            "or download them yourself and `painterly weights import FILE`"
+        )
+
+
+def resolve_weights(weights: str, *, progress: bool = True) -> tuple[str, Fallback | None]:
     """Turn ``auto`` into a concrete choice: ``(name, why it fell back or None)``.
 
-    ``auto`` means the pretrained VGG19 if it is cached or can be downloaded now, and the
-    offline encoder otherwise. Every other choice is returned unchanged.
+    ``auto`` means the pretrained VGG19 if a genuine copy is cached or can be downloaded
+    now, and the offline encoder otherwise; a corrupt cached copy is left alone, not used.
+    Every other choice is returned under its canonical name.
     """
     if weights != "auto":
-        return weights, None
-    ws = weights_mod.REGISTRY["vgg19"]
-    if weights_mod.cached_path(ws):
-        return "vgg19", None
+        return canonical_weights(weights), None
+    ws = REGISTRY["vgg19"]
     try:
-        weights_mod.download(ws, progress=progress, timeout=10.0)
+        if cache.checked_path(ws):
+            return "vgg19", None
     except WeightsError as err:
-        return "random", str(err)
+        return OFFLINE, Fallback(str(err), corrupt=True)
+    try:
+        cache.download(ws, progress=progress, timeout=10.0)
+    except WeightsError as err:
+        return OFFLINE, Fallback(str(err))
     return "vgg19", None
 
 
@@ -130,27 +158,28 @@ def load_encoder(
     device: torch.device | str = "cpu",
     progress: bool = True,
 ) -> Encoder:
-    """Load ``weights`` (a registry name, a file path or ``random``) as an :class:`Encoder`
+    """Load ``weights`` (a registry name, a file path or ``offline``) as an :class:`Encoder`
     on ``device``, truncated after ``upto`` (default: the whole network). Never falls
     back: it works or raises :class:`WeightsError`. Use :func:`resolve_weights` first to
-    handle ``auto``. ``random`` is the offline encoder (:mod:`painterly.encoders.random`):
-    its layers are ``luma1..luma3`` and ``level1..level5``, it is drawn from ``seed`` and
-    it has no pooling choice (``pooling`` is ignored for it).
+    handle ``auto``. ``offline`` (alias ``random``) is the offline encoder
+    (:mod:`painterly.encoders.offline`): its layers are ``luma1..luma3`` and
+    ``level1..level5``, it is drawn from ``seed`` and it has no pooling choice (``pooling``
+    is ignored for it).
     """
     if weights == "random-vgg19":
         # Plain VGG19 with He-scaled random weights: VGG's layer names and cost, nothing
         # downloaded. The report uses it, and the benchmarks time VGG19 with it.
         net = offline.random_vgg(seed, deepest([upto or "block5_conv4"]), pooling)
         return Encoder(net, CAFFE, "random-vgg19", "vgg19").to(device)
-    if weights == "random":
+    if canonical_weights(weights) == OFFLINE:
         net = offline.OfflineNet(seed, deepest([upto or offline.LAYER_NAMES[-1]], offline.ARCH))
-        return Encoder(net, offline.PREPROCESSING, "random", offline.ARCH).to(device)
+        return Encoder(net, offline.PREPROCESSING, OFFLINE, offline.ARCH).to(device)
     upto = upto or "block5_conv4"
-    if weights in weights_mod.REGISTRY:
+    if weights in REGISTRY:
         enc = _pretrained(weights, upto, pooling, progress, timeout=30.0)
     elif weights.lower().endswith(WEIGHT_FILE_SUFFIXES) or Path(weights).exists():
         enc = _from_file(Path(weights).expanduser(), upto, pooling)
     else:
-        known = ", ".join(["auto", "random", "random-vgg19", *weights_mod.REGISTRY])
+        known = ", ".join(["auto", OFFLINE, "random-vgg19", *REGISTRY])
         raise WeightsError(f"unknown weights '{weights}'; choose one of {known} or a file path")
     return enc.to(device)

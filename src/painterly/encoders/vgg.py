@@ -56,7 +56,7 @@ class VGG(nn.Module):
     """The convolutional part of VGG, truncated after ``upto``.
 
     Parameters are registered under their Keras names (``block1_conv1.weight``), which is
-    the key format every weight loader in :mod:`painterly.encoders.weights` produces.
+    the key format every weight loader in :mod:`painterly.encoders.formats` produces.
     """
 
     def __init__(self, arch: str = "vgg19", upto: str = "block5_conv4", pooling: str = "max"):

@@ -56,8 +56,9 @@ import painterly
 from painterly.api import make_options, resolve_device
 from painterly.config import PRESETS, Options, option_fields
 from painterly.encoders import layer_order
-from painterly.encoders.random import ARCH as OFFLINE_ARCH
-from painterly.encoders.weights import REGISTRY, weights_cached
+from painterly.encoders.cache import weights_cached
+from painterly.encoders.offline import ARCH as OFFLINE_ARCH
+from painterly.encoders.registry import REGISTRY
 from painterly.errors import OptionsError
 from painterly.image import MIN_SIDE
 from painterly.pipeline import output_size
@@ -110,7 +111,7 @@ def _choices() -> dict[str, list[str]]:
     devices += ["mps"] if torch.backends.mps.is_available() else []
     layers = [*layer_order("vgg19"), *layer_order(OFFLINE_ARCH)]
     return {
-        "weights": ["auto", "random", "random-vgg19", *REGISTRY],
+        "weights": ["auto", "offline", "random-vgg19", *REGISTRY],
         "init": ["content", "noise", "style-colors"],
         "preserve_color": ["none", "luminance", "histogram"],
         "device": devices,
