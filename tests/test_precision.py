@@ -28,7 +28,7 @@ def _loss(objective, x, mode):
 
 def test_a_step_below_bf16_rounding_still_changes_the_loss_as_fp32_predicts():
     # The offline encoder on a photo-like image, its preset's losses.
-    encoder = load_encoder("random", seed=0)
+    encoder = load_encoder("offline", seed=0)
     opts = make_options(preset="offline", size=64)
     content = to_tensor(resize(blob(), (64, 48)))
     style = to_tensor(resize(stripes(), (64, 48)))
