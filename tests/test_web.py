@@ -268,7 +268,7 @@ def test_bad_job_requests(images):
     server, photo, painting = images(limits=Limits(max_side=128))
     cases = [
         ({"size": 512}, "Size"),
-        ({"steps": 0}, "steps"),
+        ({"steps": 0}, "Steps 0 is out of range; use 1 to"),
         ({"steps": True}, "Steps must be a number"),
         ({"style_weight": "lots"}, "Style weight must be a number"),
         ({"no_such_option": 1}, "unknown option 'no_such_option'"),

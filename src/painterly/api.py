@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from painterly import __version__
 from painterly.color import style_color_noise
-from painterly.config import Options, preset
+from painterly.config import Options, parse_bytes, preset
 from painterly.controls import prepare as prepare_controls
 from painterly.encoders import (
     Encoder,
@@ -32,7 +32,7 @@ from painterly.encoders import (
 from painterly.errors import OptionsError
 from painterly.events import Callback, Event, Notice, Progress, Started, ignore
 from painterly.image import MIN_SIDE, fit_size, load_image, resize, to_image, to_tensor
-from painterly.memory import available_bytes, parse_bytes, step_estimator
+from painterly.memory import available_bytes, step_estimator
 from painterly.optimize import Objective, Outcome, optimize
 from painterly.tiling import ALIGN, optimize_tiled, tile_count, tiled_grams, window_side
 
