@@ -246,7 +246,12 @@ def show(value) -> str:
     if isinstance(value, float):
         return f"{value:.6g}"
     if isinstance(value, int):
-        return str(value) if abs(value) < 10**20 else f"{decimal.Decimal(value):.6g}"
+        if abs(value) < 10**20:
+            return str(value)
+        try:
+            return f"{float(value):.6g}"
+        except OverflowError:
+            return f"{decimal.Decimal(value):.6g}"
     text = repr(value) if not isinstance(value, str) else f"'{value}'"
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -378,7 +383,7 @@ def check_value(name: str, value) -> None:
         wrong = value is not None and not typed(value)
     if wrong:
         raise OptionsError(
-            f"{flag(name)} must be a {'tuple' if kind.is_list else kind.name}, got "
+            f"{flag(name)} must be {'a tuple' if kind.is_list else 'of kind ' + kind.name}, got "
             f"{show(value)} (Options.make parses text)"
         )
     if value is None and kind.nullable:
