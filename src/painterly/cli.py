@@ -111,6 +111,8 @@ def claim_output(path: Path, inputs: list[str], overwrite: bool) -> Path:
 def check_writable(path: Path) -> None:
     """Create and remove a temporary file beside ``path``: permissions alone do not tell
     (root may write anywhere, yet not under /proc; a read-only mount; a full inode table)."""
+    if not path.parent.is_dir():
+        raise OptionsError(f"cannot write {path}: {path.parent} is not an existing directory")
     probe = files.temp_path(path)
     try:
         os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
