@@ -130,11 +130,11 @@ def test_style_layer_weights_change_the_result_and_are_checked():
     even = stylise(blob(), stripes(), **MOVES).image
     first = stylise(blob(), stripes(), **MOVES, style_layer_weights=(1, 0, 0, 0, 0)).image
     assert even.tobytes() != first.tobytes()
-    assert Options(style_layer_weights="1,0.5,0,0,0").style_layer_weights == (1, 0.5, 0, 0, 0)
+    assert Options.make(style_layer_weights="1,0.5,0,0,0").style_layer_weights == (1, 0.5, 0, 0, 0)
     with pytest.raises(OptionsError, match="one per layer"):
         Options(style_layer_weights=(1, 2))
     with pytest.raises(OptionsError, match="comma-separated numbers"):
-        Options(style_layer_weights="1,a,1,1,1")
+        Options.make(style_layer_weights="1,a,1,1,1")
 
 
 # --- several styles -----------------------------------------------------------------
@@ -167,7 +167,7 @@ def test_malformed_style_specs_exit_2_with_one_line(tmp_path, capsys, content_pa
     out = tmp_path / "out.png"
     fast = ["--weights", "offline", "--size", "48", "--steps", "1", "--quiet", "-o", str(out)]
     cases = {
-        "must be a number >= 0": [f"{style_path}:-1"],
+        "is -1; use a number from 0 to 1e+12": [f"{style_path}:-1"],
         "comma-separated numbers": [str(style_path), "--style-blend", "1,x"],
         "one each": [str(style_path), "--style-blend", "1,1"],
         "has no images": [str(empty)],

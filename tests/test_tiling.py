@@ -156,7 +156,7 @@ def test_a_memory_budget_too_small_is_refused_before_running(
 @pytest.mark.parametrize("bad", ["lots", "-3G"])
 def test_malformed_memory_sizes_are_refused(bad):
     with pytest.raises(painterly.errors.OptionsError, match="max-memory"):
-        Options(max_memory=bad)
+        Options.make(max_memory=bad)
 
 
 MEASURE = """
@@ -265,7 +265,7 @@ def test_a_tile_is_seen_in_its_surroundings_not_cut_out():
 
 
 def test_steps_per_scale_set_the_scales_and_their_budgets():
-    sizes, steps = scale_plan((1024, 768), Options(scale_steps="100, 60,40"))
+    sizes, steps = scale_plan((1024, 768), Options.make(scale_steps="100, 60,40"))
     assert steps == [100, 60, 40] and len(sizes) == 3 and sizes[-1] == (1024, 768)
     result = painterly.run(
         blob(90, 60), stripes(), encoder=tiny_encoder(), size=150, scale_steps=(3, 2)
@@ -274,7 +274,7 @@ def test_steps_per_scale_set_the_scales_and_their_budgets():
     assert result.image.size == (150, 100)
     for bad in ("0,3", "a,b", ",", "1," * 13):
         with pytest.raises(painterly.errors.OptionsError, match="scale-steps"):
-            Options(scale_steps=bad)
+            Options.make(scale_steps=bad)
 
 
 def _per_scale(history):

@@ -275,16 +275,20 @@ def test_bad_job_requests(images):
     server, photo, painting = images(limits=Limits(max_side=128))
     cases = [
         ({"size": 512}, "Size"),
-        ({"steps": 0}, "steps"),
+        ({"steps": 0}, "Steps 0 is out of range; use 1 to"),
         ({"steps": True}, "Steps must be a number"),
         ({"style_weight": "lots"}, "Style weight must be a number"),
         ({"no_such_option": 1}, "unknown option 'no_such_option'"),
         ({"optimizer": "sgd"}, "Optimizer must be one of lbfgs, adam"),
+        # The numbers are checked by config, as for the CLI, and shown compactly.
+        ({"seed": 2**64}, "Seed 18446744073709551616 is out of range; use 0 to"),
+        ({"size": 1e308}, "Size 1e+308 is out of range; use 32 to"),
+        ({"style_weight": 1e300}, "Style weight 1e+300 is out of range; use 0 to 1e+12"),
     ]
     for options, message in cases:
         status, err = server.start(photo, [painting], **options)
         assert status == 422, (options, err)
-        assert message in err["detail"], (options, err)
+        assert message in err["detail"] and "0000000" not in err["detail"], (options, err)
     status, err = server.json(
         "POST", "/api/jobs", {"content": photo, "styles": [{"id": painting}], "preset": "nope"}
     )

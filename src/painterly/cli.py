@@ -10,37 +10,49 @@ from __future__ import annotations
 
 import argparse
 import glob
-import json
 import os
+import re
 import sys
-import tempfile
 import time
 import typing
 from pathlib import Path
 
-from painterly import __version__
-from painterly.config import PRESETS, Options, option_fields, preset
+from painterly import __version__, files
+from painterly.config import (
+    PRESETS,
+    Options,
+    check_weight,
+    kind_of,
+    option_fields,
+    parse_value,
+    preset,
+)
 from painterly.errors import OptionsError, PainterlyError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool ended by SIGPIPE
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse that reports usage errors as one line and exit code 2 (no usage dump)."""
 
     def error(self, message: str) -> typing.NoReturn:
+        # "argument --seed: --seed 5e+20 is out of range...": the option is named once.
+        message = re.sub(r"^argument (--[\w-]+): (?=\1 )", "", message)
         self.exit(EXIT_USAGE, f"painterly: error: {message} (see --help)\n")
 
 
-def _flag_type(type_name: str):
-    """argparse ``type`` for a dataclass field annotation (annotations are strings here)."""
-    if "tuple" in type_name:
-        return lambda s: tuple(part.strip() for part in s.split(",") if part.strip())
-    if "int" in type_name:
-        return int
-    if "float" in type_name:
-        return float
-    return str
+def _flag_type(name: str):
+    """argparse ``type`` for option ``name``: config's parser and checks of its kind."""
+
+    def parse(text: str):
+        try:
+            return parse_value(name, text)
+        except OptionsError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    parse.__name__ = kind_of(name).name  # argparse names the type in some messages
+    return parse
 
 
 def _add_option_flags(parser: argparse.ArgumentParser) -> None:
@@ -50,7 +62,7 @@ def _add_option_flags(parser: argparse.ArgumentParser) -> None:
         value = getattr(defaults, f.name)
         shown = ",".join(value) if isinstance(value, tuple) else value
         help_text = f"{f.metadata.get('help', '')} (default: {shown})"
-        if f.type == "bool":
+        if kind_of(f.name).name == "bool":
             parser.add_argument(
                 flag,
                 action=argparse.BooleanOptionalAction,
@@ -60,7 +72,7 @@ def _add_option_flags(parser: argparse.ArgumentParser) -> None:
         else:
             parser.add_argument(
                 flag,
-                type=_flag_type(str(f.type)),
+                type=_flag_type(f.name),
                 default=argparse.SUPPRESS,
                 help=help_text,
                 metavar=f.name.split("_")[-1].upper(),
@@ -72,9 +84,10 @@ def parse_style(spec: str) -> tuple[str, float]:
     path, sep, weight = spec.rpartition(":")
     if sep and path:
         try:
-            return path, float(weight)
+            float(weight)
         except ValueError:
-            pass  # a colon that is part of the path
+            return spec, 1.0  # a colon that is part of the path
+        return path, check_weight(weight, f"the weight of {path}")
     return spec, 1.0
 
 
@@ -91,7 +104,37 @@ def claim_output(path: Path, inputs: list[str], overwrite: bool) -> Path:
                 raise OptionsError(f"{path} is one of the inputs; write the result elsewhere")
         if not overwrite:
             raise OptionsError(f"{path} exists; pass --overwrite to replace it")
+    check_writable(path)
     return path
+
+
+def check_writable(path: Path) -> None:
+    """Create and remove a temporary file beside ``path``: permissions alone do not tell
+    (root may write anywhere, yet not under /proc; a read-only mount; a full inode table)."""
+    if not path.parent.is_dir():
+        raise OptionsError(f"cannot write {path}: {path.parent} is not an existing directory")
+    probe = files.temp_path(path)
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise OptionsError(
+            f"cannot write {path} ({reason}); choose another folder for the output"
+        ) from None
+
+
+def distinct_outputs(paths: list[Path]) -> None:
+    """Refuse two outputs of one command that are the same file (the metrics written over
+    the image, say): one would silently replace the other."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        key = os.path.normcase(os.path.realpath(path))
+        if key in seen:
+            raise OptionsError(
+                f"{seen[key]} and {path} are the same file; give each output its own"
+            )
+        seen[key] = path
 
 
 def _inputs(args: argparse.Namespace, given: dict) -> list[str]:
@@ -201,19 +244,25 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _write_json_atomic(path: Path, data: dict) -> None:
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+def _write_metrics(path: Path, data: dict, kept: str) -> None:
+    """Write the metrics JSON; a failure (a full disk) is one line, and says that the
+    images, written before, are kept."""
     try:
-        with os.fdopen(fd, "w") as fh:
-            json.dump(data, fh, indent=1)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
+        files.write_json(path, data)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise PainterlyError(f"could not write metrics to {path} ({reason}); {kept}") from None
 
 
 def _step_path(output: Path, step: int) -> Path:
     return output.with_name(f"{output.stem}_step{step:05d}{output.suffix}")
+
+
+def _is_step_path(output: Path, path: Path) -> bool:
+    """Whether ``path`` is the name of one of ``output``'s --save-every snapshots."""
+    folder = os.path.realpath(output.parent)
+    name = re.escape(output.stem) + r"_step\d{5,}" + re.escape(output.suffix)
+    return os.path.realpath(path.parent) == folder and re.fullmatch(name, path.name) is not None
 
 
 def _given_options(args: argparse.Namespace) -> dict:
@@ -240,6 +289,7 @@ def _metrics_path(args: argparse.Namespace) -> Path | None:
 
 def _cmd_stylize(args: argparse.Namespace) -> int:
     from painterly.api import run
+    from painterly.events import Notice
     from painterly.image import check_output_path, save_image
     from painterly.progress import ProgressPrinter
 
@@ -251,19 +301,27 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
         claim_output(metrics_path, inputs, args.overwrite)
     if args.save_every < 0:
         raise OptionsError("--save-every must be >= 0")
+    distinct_outputs([output, metrics_path] if metrics_path else [output])
     if args.save_every:  # another run's snapshots would be mixed with this one's
         pattern = f"{glob.escape(output.stem)}_step*{glob.escape(output.suffix)}"
         for earlier in sorted(output.parent.glob(pattern)):
             claim_output(earlier, inputs, args.overwrite)
+        if metrics_path and _is_step_path(output, metrics_path):
+            raise OptionsError(f"{metrics_path} is where a --save-every snapshot goes")
 
     printer = ProgressPrinter(quiet=args.quiet)
+    failed_snapshots: list[int] = []
 
     def on_event(event) -> None:
         printer(event)
-        if getattr(event, "image", None) is not None:
-            save_image(
-                event.image, _step_path(output, event.step), {"painterly:step": str(event.step)}
-            )
+        if getattr(event, "image", None) is None or failed_snapshots:
+            return
+        step_path = _step_path(output, event.step)
+        try:
+            save_image(event.image, step_path, {"painterly:step": str(event.step)})
+        except PainterlyError as err:  # a snapshot is a by-product: the run goes on
+            failed_snapshots.append(event.step)
+            printer(Notice(f"{err}; no more snapshots this run"))
 
     styles = [parse_style(s) for s in args.styles]
     try:
@@ -274,7 +332,7 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
         printer.close()
     save_image(result.image, output, result.metadata)
     if metrics_path:
-        _write_json_atomic(metrics_path, result.metrics)
+        _write_metrics(metrics_path, result.metrics, f"the image {output} is written")
     if result.interrupted:
         print(
             f"painterly: interrupted after {result.metrics['steps']} steps; "
@@ -323,6 +381,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                 )
             items.append((content, specs))
             outputs.append(output)
+    distinct_outputs([*outputs, metrics_path] if metrics_path else outputs)
 
     printer = ProgressPrinter(quiet=args.quiet)
     start = time.perf_counter()
@@ -335,7 +394,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     for _, output, result in done:
         save_image(result.image, output, result.metadata)
     if metrics_path:
-        _write_json_atomic(
+        _write_metrics(
             metrics_path,
             {
                 "images": len(done),
@@ -346,6 +405,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
                     for (c, s), o, r in done
                 ],
             },
+            f"the {len(done)} images in {outdir} are written",
         )
     if any(r.interrupted for _, _, r in done):
         print(
@@ -397,6 +457,7 @@ def _cmd_presets(args: argparse.Namespace) -> int:
 def _cmd_explain(args: argparse.Namespace) -> int:  # `painterly explain`, see report.py
     from painterly.report import command
 
+    claim_output(Path(args.output), [args.content, args.style], args.overwrite)
     return command(args)
 
 
@@ -405,6 +466,18 @@ def _cmd_serve(args: argparse.Namespace) -> int:  # `painterly serve`, see web/a
 
     serve(args.host, args.port, args.data_dir)
     return EXIT_OK
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's own flush at exit does not report the
+    closed pipe again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (captured output in tests)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -423,7 +496,12 @@ def main(argv: list[str] | None = None) -> int:
         "serve": _cmd_serve,
     }
     try:
-        return commands[args.command](args)
+        code = commands[args.command](args)
+        sys.stdout.flush()  # here, so that a closed pipe is seen while it can be handled
+        return code
+    except BrokenPipeError:  # `painterly presets | head -1`: the reader has had enough
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
     except PainterlyError as err:
         print(f"painterly: error: {err}", file=sys.stderr)
         return EXIT_USAGE

@@ -1,12 +1,26 @@
-"""Every option of a stylisation, with its default, in one frozen dataclass.
+"""Every option of a stylisation, with its default, kind, range and parser, in one place.
 
-The CLI builds its flags from these fields and the web form and report read them too, so
-a default lives here and nowhere else. Presets are named instances.
+The fields of the frozen :class:`Options` carry, besides their default, a :class:`Kind`
+in their metadata: what sort of value they take (a whole number, a comma-separated list
+of layer names, a file path, ...), which values are allowed, and so how text from the
+command line or JSON from the web form is turned into that value. The CLI builds its
+flags from it, the web form its fields (:func:`form_fields`), and every way in (CLI, web,
+Python API) goes through :func:`parse_value` and the same checks, so a range or a choice
+is written here and nowhere else.
+
+Values are parsed first and checked after: ``Options(...)`` takes values of the right
+type and only checks them; :meth:`Options.make` and :meth:`Options.replace` parse text
+and sequences into such values first. Presets are named instances.
 """
 
 from __future__ import annotations
 
 import dataclasses
+import decimal
+import math
+import numbers
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 from painterly.errors import OptionsError
@@ -14,203 +28,392 @@ from painterly.errors import OptionsError
 BOOK_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 
 MAX_SIDE = 16384  # refuse before allocating: beyond this a run cannot finish on any machine
+MAX_STEPS = 1_000_000
+MAX_WEIGHT = 1e12  # a loss or style weight beyond this only drowns the others in rounding
+MAX_SEED = 2**63 - 1  # torch takes up to 2**64 - 1; a signed 64-bit number fits everywhere
+
+
+@dataclass(frozen=True)
+class Kind:
+    """What an option takes.
+
+    ``name`` is one of ``int``, ``float``, ``bool``, ``str`` (free text), ``choice`` (one
+    of ``choices``), ``path`` (a file, or one of ``choices``), ``layer`` (a layer name),
+    ``bytes`` (a memory size such as 8G), or a comma-separated list: ``ints``,
+    ``floats``, ``layers``. Numbers (and list items) must lie in ``low..high``; ``zero``
+    also allows 0 (meaning "automatic") below ``low``; ``items`` bounds a list's length.
+    """
+
+    name: str
+    low: float | None = None
+    high: float | None = None
+    choices: tuple[str, ...] = ()
+    nullable: bool = False
+    zero: bool = False
+    items: tuple[int, int] = (0, 64)
+
+    @property
+    def element(self) -> str:
+        """The kind of one item of a list kind (``ints`` -> ``int``)."""
+        return {"ints": "int", "floats": "float", "layers": "layer"}.get(self.name, self.name)
+
+    @property
+    def is_list(self) -> bool:
+        return self.name in ("ints", "floats", "layers")
+
+
+def _opt(default, help: str, kind: str, **spec):
+    return field(default=default, metadata={"help": help, "kind": Kind(kind, **spec)})
+
+
+def _weight(default: float, help: str):
+    return _opt(default, help, "float", low=0, high=MAX_WEIGHT)
+
+
+def _side(default: int | None, help: str):
+    return _opt(default, help, "int", low=32, high=MAX_SIDE, nullable=True)
 
 
 @dataclass(frozen=True)
 class Options:
-    """Options of one stylisation. ``help`` metadata becomes the CLI's help text."""
+    """Options of one stylisation. ``help`` metadata becomes the CLI's help text, ``kind``
+    its parser and checks (:class:`Kind`)."""
 
-    size: int | None = field(
-        default=512, metadata={"help": "long side of the output in px (aspect ratio kept)"}
+    size: int | None = _side(512, "long side of the output in px (aspect ratio kept)")
+    height: int | None = _side(None, "output height in px instead of --size (the book's way)")
+    steps: int = _opt(
+        300, "loss evaluations (optimisation steps), all scales", "int", low=1, high=MAX_STEPS
     )
-    height: int | None = field(
-        default=None, metadata={"help": "output height in px instead of --size (the book's way)"}
+    time_limit: float = _opt(
+        0.0,
+        "stop after this many seconds, shared out over the scales; the best image so far "
+        "is the result (0: no limit, run all --steps)",
+        "float",
+        low=0,
+        high=1e9,
     )
-    steps: int = field(
-        default=300, metadata={"help": "loss evaluations (optimisation steps), all scales"}
+    scales: int = _opt(
+        0, "coarse-to-fine scales (0: from --min-size up; 1: single)", "int", low=0, high=12
     )
-    time_limit: float = field(
-        default=0.0,
-        metadata={
-            "help": "stop after this many seconds, shared out over the scales; the best "
-            "image so far is the result (0: no limit, run all --steps)"
-        },
+    scale_steps: tuple[int, ...] = _opt(
+        (),
+        "comma-separated steps per scale, coarse to fine, e.g. 100,60,40 (instead of "
+        "--steps and --scales; empty: --steps shared out)",
+        "ints",
+        low=1,
+        high=MAX_STEPS,
+        items=(0, 12),
     )
-    scales: int = field(
-        default=0, metadata={"help": "coarse-to-fine scales (0: from --min-size up; 1: single)"}
+    min_size: int = _opt(256, "long side of the coarsest scale in px", "int", low=32, high=MAX_SIDE)
+    max_memory: str = _opt(
+        "auto", "memory a step may use, e.g. 8G (auto: most of what is free)", "bytes"
     )
-    scale_steps: tuple[int, ...] = field(
-        default=(),
-        metadata={
-            "help": "comma-separated steps per scale, coarse to fine, e.g. 100,60,40 "
-            "(instead of --steps and --scales; empty: --steps shared out)"
-        },
+    tile: int = _opt(
+        0,
+        "tile side in px for scales beyond memory (0: chosen from --max-memory)",
+        "int",
+        low=64,
+        high=MAX_SIDE,
+        zero=True,
     )
-    min_size: int = field(default=256, metadata={"help": "long side of the coarsest scale in px"})
-    max_memory: str = field(
-        default="auto",
-        metadata={"help": "memory a step may use, e.g. 8G (auto: most of what is free)"},
+    weights: str = _opt(
+        "auto", "auto, offline, vgg19, vgg19-torchvision, vgg16 or a weights file", "path"
     )
-    tile: int = field(
-        default=0,
-        metadata={"help": "tile side in px for scales beyond memory (0: chosen from --max-memory)"},
+    device: str = _opt(
+        "auto", "auto, cpu, cuda or mps", "choice", choices=("auto", "cpu", "cuda", "mps")
     )
-    weights: str = field(
-        default="auto",
-        metadata={"help": "auto, offline, vgg19, vgg19-torchvision, vgg16 or a weights file"},
+    precision: str = _opt(
+        "auto",
+        "auto (bf16 on CUDA GPUs, fp32 elsewhere), fp32, tf32 or bf16",
+        "choice",
+        choices=("auto", "fp32", "tf32", "bf16"),
     )
-    device: str = field(default="auto", metadata={"help": "auto, cpu, cuda or mps"})
-    precision: str = field(
-        default="auto",
-        metadata={"help": "auto (bf16 where fast: GPUs, bf16 CPUs; else fp32), fp32, tf32 or bf16"},
+    cuda_graph: bool = _opt(True, "replay each step as a CUDA graph on GPUs", "bool")
+    seed: int = _opt(0, "seed for noise and the offline encoder", "int", low=0, high=MAX_SEED)
+    content_weight: float = _weight(1.0, "weight of the content loss")
+    style_weight: float = _weight(1e4, "weight of the style loss")
+    tv_weight: float = _weight(5.0, "weight of the total-variation loss")
+    content_layer: str = _opt("block4_conv2", "layer whose activations keep the photo", "layer")
+    style_layers: tuple[str, ...] = _opt(
+        BOOK_STYLE_LAYERS, "comma-separated layers whose Grams carry style", "layers", items=(1, 64)
     )
-    cuda_graph: bool = field(
-        default=True, metadata={"help": "replay each step as a CUDA graph on GPUs"}
+    loss_form: str = _opt(
+        "relative",
+        "relative (size-independent) or book (Chollet's)",
+        "choice",
+        choices=("relative", "book"),
     )
-    seed: int = field(default=0, metadata={"help": "seed for noise and the offline encoder"})
-    content_weight: float = field(default=1.0, metadata={"help": "weight of the content loss"})
-    style_weight: float = field(default=1e4, metadata={"help": "weight of the style loss"})
-    tv_weight: float = field(default=5.0, metadata={"help": "weight of the total-variation loss"})
-    content_layer: str = field(
-        default="block4_conv2", metadata={"help": "layer whose activations keep the photo"}
+    optimizer: str = _opt("lbfgs", "lbfgs or adam", "choice", choices=("lbfgs", "adam"))
+    learning_rate: float = _opt(0.02, "Adam step in 0..1 pixel units", "float", low=0, high=1)
+    lbfgs_restart: int = _opt(
+        0,
+        "fresh L-BFGS state every N steps (0: never; the book: 20)",
+        "int",
+        low=0,
+        high=MAX_STEPS,
     )
-    style_layers: tuple[str, ...] = field(
-        default=BOOK_STYLE_LAYERS,
-        metadata={"help": "comma-separated layers whose Grams carry style"},
+    lbfgs_history: int = _opt(
+        25,
+        "past steps L-BFGS remembers for its curvature (the book's scipy: 10)",
+        "int",
+        low=1,
+        high=100,
     )
-    loss_form: str = field(
-        default="relative", metadata={"help": "relative (size-independent) or book (Chollet's)"}
+    init: str = _opt(
+        "content",
+        "content, noise, style-colors (noise in the style's colours) or a path",
+        "path",
+        choices=("content", "noise", "style-colors"),
     )
-    optimizer: str = field(default="lbfgs", metadata={"help": "lbfgs or adam"})
-    learning_rate: float = field(default=0.02, metadata={"help": "Adam step in 0..1 pixel units"})
-    lbfgs_restart: int = field(
-        default=0, metadata={"help": "fresh L-BFGS state every N steps (0: never; the book: 20)"}
+    pooling: str = _opt(
+        "avg", "max or avg pooling in the encoder", "choice", choices=("max", "avg")
     )
-    lbfgs_history: int = field(
-        default=25,
-        metadata={"help": "past steps L-BFGS remembers for its curvature (the book's scipy: 10)"},
+    style_stretch: bool = _opt(
+        False, "resize the style to exactly the output size (the book)", "bool"
     )
-    init: str = field(
-        default="content",
-        metadata={"help": "content, noise, style-colors (noise in the style's colours) or a path"},
+    style_scale: float = _opt(
+        1.0, "style image's long side relative to the output's", "float", low=0.05, high=8
     )
-    pooling: str = field(default="avg", metadata={"help": "max or avg pooling in the encoder"})
-    style_stretch: bool = field(
-        default=False, metadata={"help": "resize the style to exactly the output size (the book)"}
+    strength: float = _opt(
+        0.5,
+        "0..1: how strongly the style is applied (0.5: the preset's balance)",
+        "float",
+        low=0,
+        high=1,
     )
-    style_scale: float = field(
-        default=1.0, metadata={"help": "style image's long side relative to the output's"}
+    style_layer_weights: tuple[float, ...] = _opt(
+        (),
+        "comma-separated weight per style layer (empty: all equal)",
+        "floats",
+        low=0,
+        high=MAX_WEIGHT,
     )
-    strength: float = field(
-        default=0.5,
-        metadata={"help": "0..1: how strongly the style is applied (0.5: the preset's balance)"},
+    style_blend: tuple[float, ...] = _opt(
+        (),
+        "comma-separated weight per style (empty: PATH:WEIGHT or 1)",
+        "floats",
+        low=0,
+        high=MAX_WEIGHT,
     )
-    style_layer_weights: tuple[float, ...] = field(
-        default=(), metadata={"help": "comma-separated weight per style layer (empty: all equal)"}
+    preserve_color: str = _opt(
+        "none",
+        "none, luminance (keep the photo's colours) or histogram",
+        "choice",
+        choices=("none", "luminance", "histogram"),
     )
-    style_blend: tuple[float, ...] = field(
-        default=(), metadata={"help": "comma-separated weight per style (empty: PATH:WEIGHT or 1)"}
+    color_only: bool = _opt(False, "take only the painting's colours, keep the photo's", "bool")
+    mask: str | None = _opt(
+        None, "image whose colours choose a style per region", "path", nullable=True
     )
-    preserve_color: str = field(
-        default="none",
-        metadata={"help": "none, luminance (keep the photo's colours) or histogram"},
+    mask_styles: str | None = _opt(
+        None, "mask colour to style index, e.g. '#ff0000=0,#0000ff=1'", "str", nullable=True
     )
-    color_only: bool = field(
-        default=False, metadata={"help": "take only the painting's colours, keep the photo's"}
+    protect: str | None = _opt(
+        None, "grey image: white keeps the photo (faces, text)", "path", nullable=True
     )
-    mask: str | None = field(
-        default=None, metadata={"help": "image whose colours choose a style per region"}
-    )
-    mask_styles: str | None = field(
-        default=None, metadata={"help": "mask colour to style index, e.g. '#ff0000=0,#0000ff=1'"}
-    )
-    protect: str | None = field(
-        default=None, metadata={"help": "grey image: white keeps the photo (faces, text)"}
-    )
-    preset: str = field(default="default", metadata={"help": "named set of defaults"})
+    preset: str = _opt("default", "named set of defaults", "str")
 
     def __post_init__(self) -> None:
-        _check(self)
+        for f in fields(self):
+            check_value(f.name, getattr(self, f.name))
+        _check_together(self)
+
+    @classmethod
+    def make(cls, **raw) -> Options:
+        """Options from raw values (text as typed, JSON numbers, lists): each is parsed
+        with :func:`parse_value`, then the whole is checked."""
+        return cls(**_parse_all(raw))
 
     def replace(self, **changes) -> Options:
-        return dataclasses.replace(self, **changes)
+        """A copy with ``changes`` (raw values, parsed as in :meth:`make`); this one stays."""
+        return dataclasses.replace(self, **_parse_all(changes))
 
 
-def _check(o: Options) -> None:
-    """Refuse values that cannot work, with a message that says what to do."""
-    choices = {
-        "loss_form": ("relative", "book"),
-        "optimizer": ("lbfgs", "adam"),
-        "pooling": ("max", "avg"),
-        "device": ("auto", "cpu", "cuda", "mps"),
-        "precision": ("auto", "fp32", "tf32", "bf16"),
-    }
-    for name, allowed in choices.items():
-        if getattr(o, name) not in allowed:
-            raise OptionsError(f"--{name.replace('_', '-')} must be one of {', '.join(allowed)}")
-    for name in ("size", "height"):
-        value = getattr(o, name)
-        if value is not None and not 32 <= value <= MAX_SIDE:
-            raise OptionsError(f"--{name} {value} is out of range; use 32 to {MAX_SIDE} px")
-    if o.steps < 1 or o.steps > 1_000_000:
-        raise OptionsError(f"--steps {o.steps} is out of range; use 1 to 1000000")
-    for name in ("content_weight", "style_weight", "tv_weight", "learning_rate", "style_scale"):
-        if not getattr(o, name) >= 0:  # also catches NaN
-            raise OptionsError(f"--{name.replace('_', '-')} must be a number >= 0")
-    if not 0.05 <= o.style_scale <= 8:
-        raise OptionsError("--style-scale must be between 0.05 and 8")
-    if not o.time_limit >= 0:
-        raise OptionsError("--time-limit must be a number of seconds >= 0 (0: no limit)")
-    if o.scale_steps:
-        _parse_scale_steps(o)
-    if not 0 <= o.scales <= 12:
-        raise OptionsError("--scales must be between 0 (automatic) and 12")
-    if not 32 <= o.min_size <= MAX_SIDE:
-        raise OptionsError(f"--min-size must be between 32 and {MAX_SIDE}")
-    from painterly.memory import parse_bytes
-
-    parse_bytes(o.max_memory)  # raises OptionsError for a malformed size
-    if o.tile and not 64 <= o.tile <= MAX_SIDE:
-        raise OptionsError(f"--tile must be 0 (automatic) or between 64 and {MAX_SIDE}")
-    if o.lbfgs_restart < 0:
-        raise OptionsError("--lbfgs-restart must be >= 0")
-    if not 1 <= o.lbfgs_history <= 100:
-        raise OptionsError("--lbfgs-history must be between 1 and 100")
-    if not o.style_layers:
-        raise OptionsError("--style-layers needs at least one layer")
-    _check_controls(o)
+def kind_of(name: str) -> Kind:
+    """The :class:`Kind` of the option ``name``."""
+    return Options.__dataclass_fields__[name].metadata["kind"]
 
 
-def _parse_scale_steps(o: Options) -> None:
-    """``--scale-steps 100,60,40``: whole numbers >= 1 (api.scale_plan uses them)."""
-    parts = o.scale_steps.split(",") if isinstance(o.scale_steps, str) else o.scale_steps
+def flag(name: str) -> str:
+    """``style_weight`` -> ``--style-weight``, as messages name an option."""
+    return "--" + name.replace("_", "-")
+
+
+def show(value) -> str:
+    """A value as a message shows it: short, whatever it is (1e308 is not 309 digits)."""
+    if isinstance(value, bool) or value is None:
+        return str(value)
+    if isinstance(value, float):
+        return f"{value:.6g}"
+    if isinstance(value, int):
+        if abs(value) < 10**20:
+            return str(value)
+        try:
+            return f"{float(value):.6g}"
+        except OverflowError:
+            return f"{decimal.Decimal(value):.6g}"
+    text = repr(value) if not isinstance(value, str) else f"'{value}'"
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _number(value, name: str, integer: bool, label: str) -> int | float:
+    """``value`` (a number, or text as typed) as an int or float; OptionsError otherwise."""
+    what = "a whole number" if integer else "a number"
+    if isinstance(value, str):
+        text = value.strip()
+        try:
+            value = int(text) if integer and re.fullmatch(r"[+-]?\d+", text) else float(text)
+        except ValueError:
+            raise OptionsError(f"{label} must be {what}, got {show(value)}") from None
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise OptionsError(f"{label} must be {what}, got {show(value)}")
+    if isinstance(value, numbers.Integral):  # exact, however large
+        return int(value) if integer else _finite_float(value, label)
+    if not math.isfinite(value):
+        raise OptionsError(f"{label} must be a finite number, got {show(value)}")
+    if integer:
+        if value != int(value):
+            raise OptionsError(f"{label} must be {what}, got {show(value)}")
+        return int(value)
+    return float(value)
+
+
+def _finite_float(value: int, label: str) -> float:
     try:
-        steps = tuple(int(str(p).strip()) for p in parts if str(p).strip())
-    except ValueError:
-        steps = ()
-    if not steps or min(steps) < 1 or len(steps) > 12:
+        return float(value)
+    except OverflowError:
+        raise OptionsError(f"{label} must be a finite number, got {show(value)}") from None
+
+
+def _in_range(value, kind: Kind, label: str) -> None:
+    if kind.zero and value == 0:
+        return
+    low = -math.inf if kind.low is None else kind.low
+    high = math.inf if kind.high is None else kind.high
+    if not low <= value <= high:  # NaN fails too
+        zero = "0 or " if kind.zero else ""
         raise OptionsError(
-            "--scale-steps takes 1 to 12 whole numbers >= 1 separated by commas, "
-            f"got '{','.join(str(p) for p in parts)}'"
+            f"{label} {show(value)} is out of range; use {zero}{show(low)} to {show(high)}"
         )
-    object.__setattr__(o, "scale_steps", steps)
 
 
-def _check_controls(o: Options) -> None:
-    """The artistic controls (issue 6); see color.py, controls.py and masks.py."""
-    from painterly.controls import parse_floats
+def parse_bytes(text: str) -> int:
+    """``8G``, ``512M``, ``1.5GB`` -> bytes; ``0`` or ``auto`` -> 0 (use what is free)."""
+    if text in ("0", "auto", ""):
+        return 0
+    m = re.fullmatch(r"\s*([0-9]{1,15}(?:\.[0-9]{1,15})?)\s*([KMGT]?)I?B?\s*", text.upper())
+    if not m or float(m.group(1)) <= 0:
+        raise OptionsError(f"--max-memory {show(text)} is not a size; write it like 8G or 512M")
+    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+    return int(float(m.group(1)) * units[m.group(2)])
 
-    if o.preserve_color not in ("none", "luminance", "histogram"):
-        raise OptionsError("--preserve-color must be one of none, luminance, histogram")
+
+def _one(value, kind_name: str, kind: Kind, label: str):
+    """One value (or list item) of kind ``kind_name``, parsed and checked."""
+    if kind_name in ("int", "float"):
+        number = _number(value, kind_name, kind_name == "int", label)
+        _in_range(number, kind, label)
+        return number
+    if kind_name == "bool":
+        if not isinstance(value, bool):
+            raise OptionsError(f"{label} must be true or false, got {show(value)}")
+        return value
+    if not isinstance(value, str):
+        raise OptionsError(f"{label} must be text, got {show(value)}")
+    value = value.strip()
+    if not value:
+        raise OptionsError(f"{label} needs a value")
+    if kind_name == "choice" and value not in kind.choices:
+        raise OptionsError(f"{label} must be one of {', '.join(kind.choices)}, got {show(value)}")
+    if kind_name == "bytes":
+        parse_bytes(value)
+    return value
+
+
+def parse_value(name: str, value, label: str | None = None):
+    """The value of option ``name`` from text as typed on the command line, JSON from the
+    web form or a Python value: parsed into the field's type and checked against its
+    :class:`Kind`. OptionsError names the option as ``label`` (default: its flag)."""
+    kind, label = kind_of(name), label or flag(name)
+    if value is None or (isinstance(value, str) and not value.strip() and kind.nullable):
+        if not kind.nullable:
+            raise OptionsError(f"{label} needs a value")
+        return None
+    if not kind.is_list:
+        return _one(value, kind.name, kind, label)
+    if isinstance(value, str):
+        parts = [p for p in value.split(",") if p.strip()]
+        if value.strip() and not parts:
+            raise OptionsError(f"{label} takes comma-separated values, got {show(value)}")
+    elif isinstance(value, Sequence):
+        parts = list(value)
+    else:
+        raise OptionsError(f"{label} takes comma-separated values, got {show(value)}")
+    low, high = kind.items
+    if len(parts) < low:
+        raise OptionsError(f"{label} needs at least {low} value{'s' * (low > 1)}")
+    if len(parts) > high:
+        raise OptionsError(f"{label} takes at most {high} values, got {len(parts)}")
+    element = kind.element
+    if kind.name == "floats" and any(_not_number(p) for p in parts):
+        raise OptionsError(f"{label} takes comma-separated numbers, got {show(value)}")
+    return tuple(_one(p, element, kind, label) for p in parts)
+
+
+def _not_number(part) -> bool:
+    try:
+        float(part)
+    except (TypeError, ValueError):
+        return True
+    return isinstance(part, bool)
+
+
+def check_value(name: str, value) -> None:
+    """Refuse a value of option ``name`` that is not already of its type and range (what
+    ``Options(...)`` does; :func:`parse_value` turns text into such values)."""
+    kind = kind_of(name)
+    typed = {
+        "int": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),
+        "float": lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool),
+        "bool": lambda v: isinstance(v, bool),
+    }.get(kind.element, lambda v: isinstance(v, str))
+    if kind.is_list:
+        wrong = not isinstance(value, tuple) or not all(typed(v) for v in value)
+    else:
+        wrong = value is not None and not typed(value)
+    if wrong:
+        raise OptionsError(
+            f"{flag(name)} must be {'a tuple' if kind.is_list else 'of kind ' + kind.name}, got "
+            f"{show(value)} (Options.make parses text)"
+        )
+    if value is None and kind.nullable:
+        return
+    if parse_value(name, value) != value:
+        raise OptionsError(f"{flag(name)}: {show(value)} is not in its parsed form")
+
+
+def _parse_all(raw: dict) -> dict:
+    unknown = set(raw) - set(Options.__dataclass_fields__)
+    if unknown:
+        raise OptionsError(f"unknown option '{sorted(unknown)[0]}'")
+    return {name: parse_value(name, value) for name, value in raw.items()}
+
+
+def check_weight(weight, what: str = "style weight") -> float:
+    """A blend weight (``PATH:WEIGHT``, a (path, weight) pair, the web's weight): a finite
+    number from 0 to MAX_WEIGHT, so that the weights' sum cannot overflow either."""
+    number = _number(weight, what, False, what)
+    if not 0 <= number <= MAX_WEIGHT:
+        raise OptionsError(f"{what} is {show(number)}; use a number from 0 to {show(MAX_WEIGHT)}")
+    return number
+
+
+def _check_together(o: Options) -> None:
+    """Refuse combinations that cannot work, with a message that says what to do."""
     if o.color_only and o.preserve_color == "luminance":
         raise OptionsError(
             "--color-only with --preserve-color luminance would return the photo; pick one"
         )
-    if not 0 <= o.strength <= 1:  # also catches NaN
-        raise OptionsError(f"--strength {o.strength} is out of range; use 0 to 1")
-    for name in ("style_layer_weights", "style_blend"):
-        flag = "--" + name.replace("_", "-")
-        object.__setattr__(o, name, parse_floats(getattr(o, name), flag))
     if o.style_layer_weights and len(o.style_layer_weights) != len(o.style_layers):
         raise OptionsError(
             f"--style-layer-weights has {len(o.style_layer_weights)} weights for "
@@ -220,6 +423,25 @@ def _check_controls(o: Options) -> None:
         raise OptionsError("--style-layer-weights needs at least one weight above 0")
     if (o.mask or o.protect) and o.loss_form == "book":
         raise OptionsError("--mask and --protect need --loss-form relative")
+
+
+def form_fields() -> list[dict]:
+    """Each option as a form shows it: name, kind, whether it may be empty, help, the
+    choices it offers and its range. Choices that depend on the machine or the encoders
+    (devices present, layer names, weight sets) are the caller's to fill in."""
+    out = []
+    for f in fields(Options):
+        kind: Kind = f.metadata["kind"]
+        item = {"name": f.name, "kind": kind.name, "nullable": kind.nullable}
+        item["help"] = f.metadata["help"]
+        if kind.choices:
+            item["choices"] = list(kind.choices)
+        if kind.low is not None:
+            item["min"] = 0 if kind.zero else kind.low
+        if kind.high is not None:
+            item["max"] = kind.high
+        out.append(item)
+    return out
 
 
 PRESETS: dict[str, Options] = {

@@ -10,6 +10,7 @@ from pathlib import Path
 import torch
 from PIL import Image
 
+from painterly.config import check_weight
 from painterly.errors import OptionsError
 from painterly.image import OUTPUT_FORMATS, load_image
 
@@ -63,8 +64,7 @@ def expand_styles(
     out: list[tuple[Image.Image, float]] = []
     groups: list[int] = []
     for index, (item, weight) in enumerate(items):
-        if not weight >= 0:
-            raise OptionsError(f"style weight {weight} must be a number >= 0")
+        weight = check_weight(weight)
         if isinstance(item, Image.Image):
             images = [item.convert("RGB")]
         elif os.path.isdir(item):
@@ -76,18 +76,6 @@ def expand_styles(
     if not out or sum(w for _, w in out) <= 0:
         raise OptionsError("at least one style image with a weight above 0 is needed")
     return out, groups
-
-
-def parse_floats(text: str | Sequence, flag: str) -> tuple[float, ...]:
-    """``"1,0.5"`` (or a sequence) -> (1.0, 0.5); OptionsError naming ``flag`` otherwise."""
-    parts = text.split(",") if isinstance(text, str) else list(text)
-    try:
-        values = tuple(float(p) for p in parts if str(p).strip())
-    except ValueError:
-        raise OptionsError(f"{flag} takes comma-separated numbers, got '{text}'") from None
-    if any(not v >= 0 for v in values):
-        raise OptionsError(f"{flag} weights must be numbers >= 0, got '{text}'")
-    return values
 
 
 def prepare(content: Image.Image, style_items: list[tuple[object, float]], opts):

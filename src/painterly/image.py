@@ -12,7 +12,6 @@ import io
 import json
 import os
 import pathlib
-import uuid
 import warnings
 
 import numpy as np
@@ -20,6 +19,7 @@ import torch
 from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 
 from painterly.errors import ImageError
+from painterly.files import atomic_writer
 
 try:
     from PIL import ImageCms
@@ -321,27 +321,6 @@ def _save_options(fmt: str, metadata: dict[str, str]) -> dict[str, object]:
     return options
 
 
-def _write_atomically(img: Image.Image, path: pathlib.Path, fmt: str, options: dict) -> None:
-    """Write to a temporary file beside ``path``, then rename it over ``path``.
-
-    A crash or a full disk therefore never leaves a half-written file under the real name.
-    The temporary file is created with os.open rather than mkstemp so that it gets the
-    usual umask-derived permissions instead of mkstemp's 0600.
-    """
-    tmp = path.with_name(f".{path.name}.{uuid.uuid4().hex}.tmp")
-    flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0)
-    fd = os.open(tmp, flags, 0o666)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            img.save(f, format=fmt, **options)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        tmp.unlink(missing_ok=True)
-        raise
-
-
 def save_image(
     img: Image.Image, path: str | os.PathLike, metadata: dict[str, str] | None = None
 ) -> pathlib.Path:
@@ -356,7 +335,8 @@ def save_image(
     rgb = img if img.mode == "RGB" else img.convert("RGB")
     options = _save_options(fmt, metadata or {})
     try:
-        _write_atomically(rgb, path, fmt, options)
+        with atomic_writer(path) as f:
+            rgb.save(f, format=fmt, **options)
     except (OSError, ValueError) as exc:
         # An errno means the system refused; otherwise the encoder did (e.g. WebP's size cap).
         advice = (

@@ -20,12 +20,12 @@ from torch.nn import functional as F
 
 from painterly import masks
 from painterly.color import style_color_noise
-from painterly.config import Options
+from painterly.config import Options, parse_bytes
 from painterly.encoders import Encoder
 from painterly.errors import OptionsError
 from painterly.events import Callback, Event, Notice, Progress, Started
 from painterly.image import MIN_SIDE, fit_size, load_image, resize, to_tensor
-from painterly.memory import available_bytes, parse_bytes, step_bytes, step_estimator
+from painterly.memory import available_bytes, step_bytes, step_estimator
 from painterly.optimize import Objective, Outcome, optimize, style_targets
 from painterly.precision import numerics, resolve_precision
 from painterly.tiling import ALIGN, optimize_tiled, tile_count, tiled_grams, window_side

@@ -28,7 +28,6 @@ from __future__ import annotations
 
 import asyncio
 import json
-import math
 import os
 import re
 import socket
@@ -54,7 +53,7 @@ from starlette.responses import PlainTextResponse, StreamingResponse
 
 import painterly
 from painterly.api import make_options, resolve_device
-from painterly.config import PRESETS, Options, option_fields
+from painterly.config import PRESETS, Options, form_fields, kind_of, option_fields, parse_value
 from painterly.encoders import layer_order
 from painterly.encoders.cache import weights_cached
 from painterly.encoders.offline import ARCH as OFFLINE_ARCH
@@ -99,44 +98,36 @@ def default_data_dir() -> Path:
 
 
 def _choices() -> dict[str, list[str]]:
-    """Values of the string-like fields the page offers, as menus.
+    """Values of the text fields the page offers, as menus.
 
-    A string field reaches the core only through one of these lists: ``weights`` and
+    A text field reaches the core only through one of these lists: ``weights`` and
     ``init`` also take file paths in the CLI, and no path may come from a request. The
-    short lists repeat what :func:`painterly.config._check` allows; a field of type
-    ``str`` or ``tuple`` missing here is not offered by the page at all.
+    fixed lists come from :func:`painterly.config.form_fields`; the devices, layers and
+    weight sets from this machine and the encoders. A text or list field missing here
+    is not offered by the page at all.
     """
     devices = ["auto", "cpu"]
     devices += ["cuda"] if torch.cuda.is_available() else []
     devices += ["mps"] if torch.backends.mps.is_available() else []
     layers = [*layer_order("vgg19"), *layer_order(OFFLINE_ARCH)]
+    fixed = {f["name"]: f["choices"] for f in form_fields() if f.get("choices")}
     return {
+        **fixed,
         "weights": ["auto", "offline", "random-vgg19", *REGISTRY],
-        "init": ["content", "noise", "style-colors"],
-        "preserve_color": ["none", "luminance", "histogram"],
         "device": devices,
         # VGG's names, then the offline encoder's own (VGG names also work with it).
         "content_layer": layers,
         "style_layers": layers,
-        "loss_form": ["relative", "book"],
-        "optimizer": ["lbfgs", "adam"],
-        "pooling": ["avg", "max"],
-        "precision": ["auto", "fp32", "tf32", "bf16"],
     }
 
 
+_FORM_KIND = {"ints": "list", "floats": "list", "layers": "list", "int": "int", "float": "float"}
+
+
 def _kind(f) -> str:
-    """bool, int, float, list or str, from the field's annotation (a string here)."""
-    t = str(f.type)
-    if t == "bool":
-        return "bool"
-    if "tuple" in t:
-        return "list"
-    if "int" in t:
-        return "int"
-    if "float" in t:
-        return "float"
-    return "str"
+    """How the page shows a field: bool, int, float, list or str (a menu)."""
+    kind = kind_of(f.name).name
+    return "bool" if kind == "bool" else _FORM_KIND.get(kind, "str")
 
 
 _LABEL_WORDS = {"tv": "TV", "lbfgs": "L-BFGS"}
@@ -160,21 +151,23 @@ def options_schema(limits: Limits) -> dict:
     """What the page builds its form from: fields, presets and limits."""
     choices = _choices()
     out = []
+    form = {item["name"]: item for item in form_fields()}
     for f in _web_fields():
         item = {
             "name": f.name,
             "label": _label(f.name),
             "kind": _kind(f),
-            "nullable": "None" in str(f.type),
-            "help": f.metadata.get("help", ""),
+            "nullable": form[f.name]["nullable"],
+            "help": form[f.name]["help"],
             "main": f.name in MAIN_FIELDS,
         }
+        item.update({k: form[f.name][k] for k in ("min", "max") if k in form[f.name]})
         if f.name in choices:
             item["choices"] = choices[f.name]
         if f.name in ("size", "height"):
             item.update(min=MIN_SIDE, max=limits.max_side)
         elif f.name == "steps":
-            item.update(min=1, max=limits.max_steps)
+            item.update(max=limits.max_steps)
         out.append(item)
     out.sort(key=lambda item: not item["main"])  # main fields first, in the dataclass order
     return {
@@ -207,28 +200,16 @@ def parse_options(raw: dict[str, Any], base: Options) -> dict[str, Any]:
             raise OptionsError(f"unknown option '{name}'")
         label, kind = _label(name), _kind(f)
         if value is None or value == "":
-            if "None" not in str(f.type):
-                raise OptionsError(f"{label} needs a value")
-            value = None
-        elif kind == "bool":
-            if not isinstance(value, bool):
-                raise OptionsError(f"{label} must be true or false")
-        elif kind in ("int", "float"):
-            if isinstance(value, bool) or not isinstance(value, int | float):
+            value = parse_value(name, None, label)  # None, or "needs a value"
+        elif kind in ("bool", "int", "float"):
+            if kind != "bool" and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise OptionsError(f"{label} must be a number")
-            if not math.isfinite(value):
-                raise OptionsError(f"{label} must be a finite number")
-            if kind == "int":
-                if value != int(value):
-                    raise OptionsError(f"{label} must be a whole number")
-                value = int(value)
-            else:
-                value = float(value)
+            value = parse_value(name, value, label)
         elif kind == "list":
             items = value.split(",") if isinstance(value, str) else value
             if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
                 raise OptionsError(f"{label} must be a list of names")
-            value = tuple(v.strip() for v in items if v.strip())
+            value = parse_value(name, [v for v in items if v.strip()], label)
             bad = [v for v in value if v not in choices[name]]
             if bad:
                 raise OptionsError(f"{label}: '{bad[0]}' is not one of {', '.join(choices[name])}")
