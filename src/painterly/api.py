@@ -19,7 +19,7 @@ from torch.nn import functional as F
 
 from painterly import __version__
 from painterly.color import style_color_noise
-from painterly.config import Options, preset
+from painterly.config import Options, parse_bytes, preset
 from painterly.controls import prepare as prepare_controls
 from painterly.encoders import (
     Encoder,
@@ -32,7 +32,7 @@ from painterly.encoders import (
 from painterly.errors import OptionsError
 from painterly.events import Callback, Event, Notice, Progress, Started, ignore
 from painterly.image import MIN_SIDE, fit_size, load_image, resize, to_image, to_tensor
-from painterly.memory import available_bytes, parse_bytes, step_estimator
+from painterly.memory import available_bytes, step_estimator
 from painterly.optimize import Objective, Outcome, optimize
 from painterly.tiling import ALIGN, optimize_tiled, tile_count, tiled_grams, window_side
 
@@ -408,12 +408,18 @@ def run(
 
 
 def resolve_run(
-    options: Options | None, overrides: dict, callback: Callback, encoder: Encoder | None
+    options: Options | None,
+    overrides: dict,
+    callback: Callback,
+    encoder: Encoder | None,
+    *,
+    progress: bool = True,
 ) -> tuple[Options, Encoder, torch.device, str | None]:
     """The options, encoder and device of a run, and why ``auto`` fell back (or None).
 
     ``auto`` weights that cannot be had fall back to the offline encoder, with one
     Notice; with a named preset, to a random VGG19, whose layer names the preset uses.
+    ``progress`` shows a download's progress bar on stderr.
     """
     weights = make_options(options, **overrides).weights
     fallback_reason = None
@@ -421,7 +427,7 @@ def resolve_run(
         weights = encoder.name
         encoder.to(resolve_device(make_options(options, **overrides).device))
     else:
-        weights, fallback_reason = resolve_weights(weights)
+        weights, fallback_reason = resolve_weights(weights, progress=progress)
         instead = "the offline encoder"
         if fallback_reason and _names_a_preset(options, overrides):
             # A named preset (chollet, gatys, ...) names VGG's layers: keep them offline.
@@ -441,7 +447,12 @@ def resolve_run(
     if encoder is None:
         upto = deepest((opts.content_layer, *opts.style_layers), arch_of(weights))
         encoder = load_encoder(
-            weights, upto=upto, pooling=opts.pooling, seed=opts.seed, device=device
+            weights,
+            upto=upto,
+            pooling=opts.pooling,
+            seed=opts.seed,
+            device=device,
+            progress=progress,
         )
     return opts, encoder, device, fallback_reason
 
