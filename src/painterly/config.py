@@ -7,6 +7,8 @@ a default lives here and nowhere else. Presets are named instances.
 from __future__ import annotations
 
 import dataclasses
+import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field, fields
 
 from painterly.errors import OptionsError
@@ -167,8 +169,6 @@ def _check(o: Options) -> None:
         raise OptionsError("--scales must be between 0 (automatic) and 12")
     if not 32 <= o.min_size <= MAX_SIDE:
         raise OptionsError(f"--min-size must be between 32 and {MAX_SIDE}")
-    from painterly.memory import parse_bytes
-
     parse_bytes(o.max_memory)  # raises OptionsError for a malformed size
     if o.tile and not 64 <= o.tile <= MAX_SIDE:
         raise OptionsError(f"--tile must be 0 (automatic) or between 64 and {MAX_SIDE}")
@@ -179,6 +179,31 @@ def _check(o: Options) -> None:
     if not o.style_layers:
         raise OptionsError("--style-layers needs at least one layer")
     _check_controls(o)
+
+
+_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
+
+
+def parse_bytes(text: str) -> int:
+    """``8G``, ``512M``, ``1.5GB`` -> bytes; ``0`` or ``auto`` -> 0 (use what is free)."""
+    if text in ("0", "auto", ""):
+        return 0
+    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)I?B?\s*", text.upper())
+    if not m or float(m.group(1)) <= 0:
+        raise OptionsError(f"--max-memory '{text}' is not a size; write it like 8G or 512M")
+    return int(float(m.group(1)) * _UNITS[m.group(2)])
+
+
+def parse_floats(text: str | Sequence, flag: str) -> tuple[float, ...]:
+    """``"1,0.5"`` (or a sequence) -> (1.0, 0.5); OptionsError naming ``flag`` otherwise."""
+    parts = text.split(",") if isinstance(text, str) else list(text)
+    try:
+        values = tuple(float(p) for p in parts if str(p).strip())
+    except ValueError:
+        raise OptionsError(f"{flag} takes comma-separated numbers, got '{text}'") from None
+    if any(not v >= 0 for v in values):
+        raise OptionsError(f"{flag} weights must be numbers >= 0, got '{text}'")
+    return values
 
 
 def _parse_scale_steps(o: Options) -> None:
@@ -198,8 +223,6 @@ def _parse_scale_steps(o: Options) -> None:
 
 def _check_controls(o: Options) -> None:
     """The artistic controls (issue 6); see color.py, controls.py and masks.py."""
-    from painterly.controls import parse_floats
-
     if o.preserve_color not in ("none", "luminance", "histogram"):
         raise OptionsError("--preserve-color must be one of none, luminance, histogram")
     if o.color_only and o.preserve_color == "luminance":

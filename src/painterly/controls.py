@@ -78,18 +78,6 @@ def expand_styles(
     return out, groups
 
 
-def parse_floats(text: str | Sequence, flag: str) -> tuple[float, ...]:
-    """``"1,0.5"`` (or a sequence) -> (1.0, 0.5); OptionsError naming ``flag`` otherwise."""
-    parts = text.split(",") if isinstance(text, str) else list(text)
-    try:
-        values = tuple(float(p) for p in parts if str(p).strip())
-    except ValueError:
-        raise OptionsError(f"{flag} takes comma-separated numbers, got '{text}'") from None
-    if any(not v >= 0 for v in values):
-        raise OptionsError(f"{flag} weights must be numbers >= 0, got '{text}'")
-    return values
-
-
 def prepare(content: Image.Image, style_items: list[tuple[object, float]], opts):
     """Everything the artistic controls do before the optimiser starts.
 

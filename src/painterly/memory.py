@@ -8,13 +8,10 @@ measured on the CPU (see tests/test_tiling.py and README "High resolution").
 
 from __future__ import annotations
 
-import re
 from collections.abc import Callable
 
 import torch
 from torch import nn
-
-from painterly.errors import OptionsError
 
 # Peak bytes of a step per fp32 byte that autograd saves for the backward pass: the saved
 # tensors themselves, plus the gradients flowing back and the Gram products. Measured on
@@ -78,19 +75,6 @@ def step_estimator(net: nn.Module, layers, lbfgs_history: int) -> Callable[[int,
 def step_bytes(net: nn.Module, layers, width: int, height: int, lbfgs_history: int) -> int:
     """Estimated peak bytes of one loss-and-gradient evaluation at (width, height)."""
     return step_estimator(net, layers, lbfgs_history)(width, height)
-
-
-_UNITS = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-
-
-def parse_bytes(text: str) -> int:
-    """``8G``, ``512M``, ``1.5GB`` -> bytes; ``0`` or ``auto`` -> 0 (use what is free)."""
-    if text in ("0", "auto", ""):
-        return 0
-    m = re.fullmatch(r"\s*([0-9]+(?:\.[0-9]+)?)\s*([KMGT]?)I?B?\s*", text.upper())
-    if not m or float(m.group(1)) <= 0:
-        raise OptionsError(f"--max-memory '{text}' is not a size; write it like 8G or 512M")
-    return int(float(m.group(1)) * _UNITS[m.group(2)])
 
 
 def available_bytes(device: torch.device) -> int:
