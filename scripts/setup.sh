@@ -10,4 +10,4 @@ python -m pip install -q --upgrade pip >/dev/null
 # torch pulls a several-GB CUDA build. 2.13.0 is the CPU build on our machines; if you
 # already have a torch you like in this venv (say, a CUDA one), it is kept.
 python -c "import torch" 2>/dev/null || python -m pip install -q "torch==2.13.0"
-python -m pip install -q -e ".[dev]"
+python -m pip install -q -e ".[dev,web]"

@@ -14,6 +14,7 @@ import torch
 from PIL import Image
 from synthetic import blob, stripes, tiny_encoder
 
+import painterly
 from painterly import report
 from painterly.cli import main
 
@@ -103,13 +104,14 @@ def tiny_report(request):
 def test_report_page_is_complete_and_self_contained(tiny_report):
     result, *_ = tiny_report
     page = check_page(result.html, max_bytes=1_000_000)
-    assert "offline-encoder" not in page.ids  # a stand-in encoder is not the offline one
+    # a stand-in encoder is neither the offline one nor VGG19 with random weights
+    assert "offline-encoder" not in page.ids and "random-vgg19" not in page.ids
     # One chart per loss view, each a well-formed SVG, with the run's layers in the legend.
     svgs = re.findall(r"<svg .*?</svg>", result.html, re.S)
     assert len(svgs) == 3  # the diagram and two charts
     for svg in svgs:
         ET.fromstring(svg)
-    for layer in report.Options().style_layers:
+    for layer in painterly.Options().style_layers:
         assert layer in result.html
 
 
@@ -152,28 +154,61 @@ def test_reconstruction_weight_makes_lbfgs_move_from_noise(device):
 def test_cli_writes_report_with_offline_fallback_and_one_encoder(
     tmp_path, capsys, monkeypatch, content_path, style_path, device
 ):
+    from painterly import api
+
     loads = []
-    real = report.load_encoder
+    real = api.load_encoder
 
     def counting(*args, **kwargs):
-        loads.append(kwargs["upto"])
+        loads.append((args[0], kwargs["upto"]))
         return real(*args, **kwargs)
 
-    monkeypatch.setattr(report, "load_encoder", counting)
+    monkeypatch.setattr(api, "load_encoder", counting)
     out = tmp_path / "r.html"
-    # weights auto with no cache and no network (see conftest): the offline encoder.
+    # weights auto with no cache and no network (see conftest): the offline encoder, with
+    # the offline preset's layers, exactly as `painterly stylize` would run.
     code = main(
         ["explain", str(content_path), str(style_path), "-o", str(out), "--size", "48"]
         + ["--steps", "3", "--recon-steps", "2", "--recon-size", "40", "--device", device]
     )
     err = capsys.readouterr().err
     assert code == 0, err
-    assert "offline encoder" in err and "[12/12]" in err and "wrote" in err
-    assert loads == ["block5_conv1"]  # once, deep enough for every reconstruction
+    assert "using the offline encoder" in err and "[12/12]" in err and "wrote" in err
+    assert loads == [("offline", "level5")]  # once, deep enough for every reconstruction
+    assert "reconstructing the photo from luma1 alone" in err
     text = out.read_text(encoding="utf-8")
     page = check_page(text, max_bytes=1_000_000)
-    assert "offline-encoder" in page.ids and "could not be downloaded" in text
-    assert "random weights" in text
+    assert "offline-encoder" in page.ids and "random-vgg19" not in page.ids
+    banner = re.search(r'<div class="banner" id="offline-encoder">(.*?)</div>', text).group(1)
+    assert "could not be downloaded" in banner and "<b>offline encoder</b>" in banner
+    for layer in ("luma1", "luma2", "luma3", "level1", "level5"):
+        assert f"<code>{layer}</code>" in banner
+    assert "VGG19 with random weights" not in text and "VGG19 architecture" not in text
+    assert "offline encoder, random weights, seed 0" in text
+
+
+def test_cli_report_names_vgg19_with_random_weights(tmp_path, capsys, content_path, style_path):
+    # A named preset names VGG19's layers, so without weights `auto` gives VGG19 with
+    # random weights (api.resolve_run); --weights random-vgg19 asks for it outright.
+    layers = ["--style-layers", "block1_conv1,block2_conv1", "--content-layer", "conv2_2"]
+    for choice, why in (
+        (["--preset", "gatys"], "could not be downloaded"),
+        (["--weights", "random-vgg19"], "<code>--weights random-vgg19</code>"),
+    ):
+        out = tmp_path / "r.html"
+        code = main(
+            ["explain", str(content_path), str(style_path), "-o", str(out), "--overwrite"]
+            + ["--size", "40", "--steps", "1", "--recon-steps", "1", *layers, *choice]
+        )
+        err = capsys.readouterr().err
+        assert code == 0, err
+        text = out.read_text(encoding="utf-8")
+        page = parse(text)
+        assert "random-vgg19" in page.ids and "offline-encoder" not in page.ids
+        banner = re.search(r'<div class="banner" id="random-vgg19">(.*?)</div>', text).group(1)
+        assert "<b>VGG19 with random weights</b>" in banner and why in banner
+        assert "offline encoder" not in text and "luma1" not in text
+        assert "VGG19 with random weights, seed 0" in text
 
 
 def test_cli_quiet_prints_nothing(tmp_path, capsys, content_path, style_path, device):
@@ -187,8 +222,11 @@ def test_cli_quiet_prints_nothing(tmp_path, capsys, content_path, style_path, de
     captured = capsys.readouterr()
     assert code == 0, captured.err
     assert captured.err == "" and captured.out == ""
-    page = parse(out.read_text(encoding="utf-8"))
+    text = out.read_text(encoding="utf-8")
+    page = parse(text)
     assert "offline-encoder" in page.ids and "settings" in page.ids
+    # VGG19 layer names are read as the offline encoder's levels at the same scale
+    assert "<code>level2</code>, outlined" in text and "--weights offline" in text
 
 
 @pytest.mark.parametrize(

@@ -1,9 +1,24 @@
-"""painterly: neural style transfer, from the book's method to high-resolution prints."""
+"""painterly: neural style transfer, from the book's method to high-resolution prints.
+
+The core API (:func:`run`, :func:`stylize`, :func:`run_batch`, :class:`Result`) is
+imported on first use, and torch with it, so that ``painterly --help`` and
+``--version`` start without loading torch.
+"""
+
+import importlib
 
 __version__ = "0.1.0"
 
-from painterly.api import Result, run, stylize  # noqa: E402
-from painterly.batch import run_batch  # noqa: E402
 from painterly.config import PRESETS, Options  # noqa: E402
 
+_LAZY = {"Result": "api", "run": "api", "stylize": "api", "run_batch": "batch"}
+
 __all__ = ["Options", "PRESETS", "Result", "run", "run_batch", "stylize", "__version__"]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"painterly.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'painterly' has no attribute {name!r}")

@@ -158,12 +158,18 @@ def run(
 
 
 def resolve_run(
-    options: Options | None, overrides: dict, callback: Callback, encoder: Encoder | None
+    options: Options | None,
+    overrides: dict,
+    callback: Callback,
+    encoder: Encoder | None,
+    *,
+    progress: bool = True,
 ) -> tuple[Options, Encoder, torch.device, str | None]:
     """The options, encoder and device of a run, and why ``auto`` fell back (or None).
 
     ``auto`` weights that cannot be had fall back to the offline encoder, with one
     Notice; with a named preset, to a random VGG19, whose layer names the preset uses.
+    ``progress`` shows a download's progress bar on stderr.
     """
     weights = make_options(options, **overrides).weights
     fallback_reason = None
@@ -171,7 +177,7 @@ def resolve_run(
         weights = encoder.name
         encoder.to(resolve_device(make_options(options, **overrides).device))
     else:
-        weights, fallback = resolve_weights(weights)
+        weights, fallback = resolve_weights(weights, progress=progress)
         fallback_reason = fallback.reason if fallback else None
         instead = "the offline encoder"
         if fallback and _names_a_preset(options, overrides):
@@ -186,7 +192,12 @@ def resolve_run(
     if encoder is None:
         upto = deepest((opts.content_layer, *opts.style_layers), arch_of(weights))
         encoder = load_encoder(
-            weights, upto=upto, pooling=opts.pooling, seed=opts.seed, device=device
+            weights,
+            upto=upto,
+            pooling=opts.pooling,
+            seed=opts.seed,
+            device=device,
+            progress=progress,
         )
     return opts, encoder, device, fallback_reason
 

@@ -28,6 +28,7 @@ from painterly.config import (
     preset,
 )
 from painterly.errors import OptionsError, PainterlyError
+from painterly.report import REPORT_SIZE, REPORT_STEPS
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool ended by SIGPIPE
@@ -215,15 +216,13 @@ def build_parser() -> argparse.ArgumentParser:
     sub.add_parser("presets", help="list the presets and what they set")
 
     # --- `painterly explain`: the HTML report (implemented in painterly.report) ---
-    from painterly import report
-
     ex = sub.add_parser(
         "explain",
         help="write a self-contained HTML report that shows what each loss does",
-        conflict_handler="resolve",  # report.add_arguments replaces --size/--steps
+        conflict_handler="resolve",  # _add_explain_arguments replaces --size/--steps
     )
     _add_option_flags(ex)
-    report.add_arguments(ex)
+    _add_explain_arguments(ex)
     # --- end explain ---
 
     # --- `painterly serve`: the web app (implemented in painterly.web) ---
@@ -242,6 +241,45 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # --- end serve ---
     return parser
+
+
+def _add_explain_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``painterly explain``, added after the Options flags; ``--size`` and
+    ``--steps`` replace theirs (the parser resolves conflicts) to show the report's own
+    defaults."""
+    parser.add_argument("content", help="the photo")
+    parser.add_argument("style", help="the painting")
+    parser.add_argument("-o", "--output", required=True, help="report file (.html)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the report file if it exists"
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=argparse.SUPPRESS,
+        metavar="SIZE",
+        help=f"long side of the stylisation in px (default: {REPORT_SIZE})",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=argparse.SUPPRESS,
+        metavar="STEPS",
+        help=f"steps of the stylisation (default: {REPORT_STEPS})",
+    )
+    parser.add_argument(
+        "--recon-size",
+        type=int,
+        metavar="PX",
+        help="long side of each reconstruction in px (default: two thirds of --size)",
+    )
+    parser.add_argument(
+        "--recon-steps",
+        type=int,
+        metavar="N",
+        help="L-BFGS steps of each reconstruction (default: half of --steps)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
 def _write_metrics(path: Path, data: dict, kept: str) -> None:
@@ -454,15 +492,77 @@ def _cmd_presets(args: argparse.Namespace) -> int:
     return EXIT_OK
 
 
-def _cmd_explain(args: argparse.Namespace) -> int:  # `painterly explain`, see report.py
-    from painterly.report import command
+def check_report_path(path: str | os.PathLike) -> Path:
+    """Refuse a report path that cannot be written, before the slow part."""
+    path = Path(path)
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise OptionsError(f"{path}: the report is an HTML file; give a name ending in .html")
+    if path.is_dir():
+        raise OptionsError(f"{path} is a directory; give a file name such as report.html")
+    parent = path.parent
+    if not parent.is_dir():
+        raise OptionsError(f"cannot write {path}: {parent} is not an existing directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OptionsError(f"cannot write {path}: directory {parent} is not writable")
+    return path
 
-    claim_output(Path(args.output), [args.content, args.style], args.overwrite)
-    return command(args)
+
+def _cmd_explain(args: argparse.Namespace) -> int:
+    from painterly.files import write_text
+    from painterly.progress import ProgressPrinter
+    from painterly.report import explain
+
+    given = {f.name: getattr(args, f.name) for f in option_fields() if hasattr(args, f.name)}
+    output = check_report_path(args.output)
+    claim_output(output, [args.content, args.style], args.overwrite)
+    printer = ProgressPrinter(quiet=args.quiet)
+
+    def on_stage(number: int, total: int, what: str) -> None:
+        printer.close()
+        if not args.quiet:
+            counter = f"[{number}/{total}] " if number else ""
+            print(f"painterly: {counter}{what}", file=sys.stderr, flush=True)
+
+    try:
+        report = explain(
+            args.content,
+            args.style,
+            recon_size=args.recon_size,
+            recon_steps=args.recon_steps,
+            callback=printer,
+            on_stage=on_stage,
+            progress=not args.quiet,
+            **given,
+        )
+    finally:
+        printer.close()
+    try:
+        write_text(output, report.html)
+    except OSError as exc:
+        raise PainterlyError(f"could not write {output} ({exc.strerror or exc})") from None
+    if not args.quiet:
+        size_kb = len(report.html.encode("utf-8")) / 1024
+        print(
+            f"painterly: wrote {output} ({size_kb:.0f} KB, {report.seconds:.0f} s)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+# What ``pip install "painterly[web]"`` adds; ``painterly serve`` needs all of them.
+WEB_MODULES = ("fastapi", "uvicorn", "starlette", "pydantic")
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:  # `painterly serve`, see web/app.py
-    from painterly.web import serve
+    try:
+        from painterly.web import serve
+    except ImportError as err:
+        if (err.name or "").split(".")[0] not in WEB_MODULES:
+            raise
+        raise PainterlyError(
+            f"painterly serve needs the web extra ({err.name} is missing): "
+            'pip install "painterly[web]"'
+        ) from None
 
     serve(args.host, args.port, args.data_dir)
     return EXIT_OK

@@ -1,0 +1,66 @@
+"""``painterly explain``: one self-contained HTML page that shows what each loss does.
+
+It answers the question learners ask of this method, "what exactly is being penalised,
+and why activations rather than weights?", with pictures made by the same core API as
+every other consumer (:func:`painterly.run`, called once per picture with one encoder
+loaded up front):
+
+* the loss curves of one stylisation, per term and per style layer, on a log scale;
+* images reconstructed from noise out of one layer's content representation alone
+  (Gatys et al. 2016, Fig. 1: shallow layers keep the pixels, deep ones the layout), and
+  out of the style representation of growing sets of layers (textures at growing scales);
+* the Gram matrices of one layer for photo, painting and result, and a few feature maps of
+  the content layer, as heat maps.
+
+Everything goes into one HTML string: images as base64 PNG data URIs, charts as inline SVG,
+inline CSS, no script and no outside URL, so the file opens anywhere offline. Nothing here
+touches the network's weights; the report says so, and shows why.
+
+Modules: :mod:`~painterly.report.runs` (:func:`explain`: the runs),
+:mod:`~painterly.report.page` (the HTML, from the prose in ``templates/``),
+:mod:`~painterly.report.charts` (SVG) and :mod:`~painterly.report.colours` (heat maps).
+This module holds the report's defaults and imports the rest (and torch) on first use, so
+that the CLI can show them in ``--help`` without loading torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+# Defaults of the report, chosen so that the whole page takes a few minutes on two CPU
+# cores: the stylisation runs at REPORT_SIZE px for REPORT_STEPS steps, each of the 11
+# reconstructions (default layers) at two thirds of that size for half as many steps.
+# --size, --steps, --recon-size and --recon-steps change them.
+REPORT_SIZE = 192
+REPORT_STEPS = 200
+
+# Reconstructions weigh their one loss term by this. The losses are in network-input units
+# (0..255 for the Caffe weights), where a relative loss of weight 1 has a gradient so small
+# (|g|_1 ~ 0.02) that L-BFGS's first step (of length |g|) barely moves the noise, and the
+# curvature it then estimates from float32 differences is noise: the loss stalls. A large
+# weight gives a normal first step (|g|_1 > 1, which L-BFGS normalises); past it L-BFGS is
+# invariant to the scale, so the value itself does not matter.
+RECON_WEIGHT = 1e6
+
+_LAZY = {
+    "Report": "runs",
+    "explain": "runs",
+    "SECTIONS": "page",
+    "log_chart_svg": "charts",
+    "pipeline_svg": "charts",
+    "DIVERGING": "colours",
+    "VIRIDIS": "colours",
+    "colour_bar": "colours",
+    "data_uri": "colours",
+    "heatmap": "colours",
+}
+
+__all__ = ["RECON_WEIGHT", "REPORT_SIZE", "REPORT_STEPS", *_LAZY]
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"painterly.report.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'painterly.report' has no attribute {name!r}")
