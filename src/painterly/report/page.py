@@ -24,11 +24,12 @@ import torch
 from PIL import Image
 
 from painterly import __version__
-from painterly.api import Result, style_size
+from painterly.api import Result
 from painterly.config import Options
 from painterly.encoders import Encoder, offline
 from painterly.image import resize, to_tensor
 from painterly.losses import gram_mean
+from painterly.pipeline import style_size
 from painterly.report import RECON_WEIGHT
 from painterly.report.charts import SERIES_COLOURS, log_chart_svg, num, pipeline_svg
 from painterly.report.colours import (
