@@ -4,8 +4,8 @@ Prints one JSON line: ms per step at 256x192, 362x272 and 512x384 (the three sca
 512x384 run), each the best of ``--repeats`` after a warm-up, so that a busy shared host
 adds as little as possible. Made for A/B comparisons across commits on the same machine:
 
-    git worktree add /tmp/old <commit>
-    PYTHONPATH=/tmp/old/src python benchmarks/bench_scale_steps.py   # then without, alternating
+    git worktree add "$OLD" <commit>     # $OLD: any folder outside this checkout
+    PYTHONPATH="$OLD/src" python benchmarks/bench_scale_steps.py   # then without, alternating
 
 ``--weights offline`` (default) is the offline encoder with its preset; ``random-vgg19``
 costs what the pretrained VGG19 costs, with the default preset.

@@ -1,4 +1,4 @@
-"""Build docs/controls.png: one before/after panel per artistic control (issue 6).
+"""Build docs/controls.png: one before/after panel per artistic control.
 
 Synthetic inputs and the offline (random-weight) encoder, so it runs anywhere without
 downloads: ``python benchmarks/controls_gallery.py [--size 192] [--steps 60]``. The

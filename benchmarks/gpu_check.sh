@@ -16,6 +16,6 @@ timeout 90 python3 benchmarks/bench_batch.py --device cuda --size 512 --batches 
     --steps 30 --weights random-vgg19 2>&1 | tee "$OUT/bench_batch_h200.jsonl"
 timeout 60 python3 -m pytest -q -p no:cacheprovider tests/test_fast_paths.py --device cuda \
     2>&1 | tee "$OUT/pytest_cuda.txt"
-# A 4096 px output with the offline encoder (issue 4's GPU run): fits untiled on an H200.
+# A 4096 px output with the offline encoder: fits untiled on an H200.
 timeout 120 python3 benchmarks/bench_tiles.py --device cuda --size 4096 \
     --output "$OUT/gpu_4096.jpg" 2>&1 | tee "$OUT/bench_tiles_4096_h200.jsonl"

@@ -1,10 +1,10 @@
-"""Gallery: every bundled photo in every bundled painting's style, old vs new offline encoder.
+"""Gallery: every bundled photo in every bundled painting's style, two offline encoders.
 
 For each content x style pair it runs two stylisations that need no download:
 
-* ``random VGG19``: the old offline encoder, VGG19 with Kaiming-normal weights
-  (``--weights random-vgg19``, :func:`painterly.encoders.offline.random_vgg`), with the
-  default preset's layers and weights;
+* ``random VGG19``: VGG19 with Kaiming-normal weights (``--weights random-vgg19``,
+  :func:`painterly.encoders.offline.random_vgg`), with the default preset's layers and
+  weights;
 * ``offline``: the offline encoder (:class:`painterly.encoders.offline.OfflineNet`) with
   the ``offline`` preset, as ``painterly stylize`` uses it when the pretrained weights are
   not available.

@@ -6,7 +6,7 @@ cd "$(dirname "$0")/.."
 bash scripts/setup.sh
 . .venv/bin/activate
 mkdir -p out
-# --overwrite: a second run replaces this script's own earlier results in out/.
+# --overwrite: running the script again replaces its own results in out/.
 painterly stylize examples/content/tubingen_neckarfront.jpg examples/style/van_gogh_starry_night.jpg -o out/tubingen_starry_night.png --overwrite
 painterly stylize examples/content/chelsea_cat.png examples/style/hokusai_great_wave.jpg -o out/cat_great_wave.png --overwrite
 painterly stylize examples/content/spacex_falcon9_dscovr_launch.jpg examples/style/kandinsky_composition_vii.jpg -o out/rocket_kandinsky.png --overwrite

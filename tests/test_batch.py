@@ -1,4 +1,4 @@
-"""Batched runs (issue 5): several items through the encoder at once, each its own image."""
+"""Batched runs: several items through the encoder at once, each its own image."""
 
 from __future__ import annotations
 
@@ -46,7 +46,7 @@ def test_losses_are_per_image_not_pooled():
 def test_adam_batch_gives_the_images_of_single_runs():
     # Different contents and styles of very different energies: a loss pooled over the
     # batch would weigh them against each other and change both images (by up to 170 of
-    # 255 levels when this was checked).
+    # 255 levels).
     items = [(blob(), stripes()), (stripes(96, 64, 12), blob())]
     options = dict(encoder=tiny_encoder(), optimizer="adam", **FAST)
     batched = painterly.run_batch(items, **options)

@@ -1,4 +1,4 @@
-"""Artistic controls (issue 6): colour, strength, layer weights, several styles, init,
+"""Artistic controls: colour, strength, layer weights, several styles, init,
 masks and reproducibility, on tiny stand-in networks and synthetic images."""
 
 from __future__ import annotations

@@ -1,4 +1,4 @@
-"""The book's losses against a direct NumPy transcription of DESIGN.md section 2."""
+"""The book's losses against a direct NumPy transcription of its formulas (Chollet, 8.3)."""
 
 from __future__ import annotations
 

@@ -53,7 +53,7 @@ def test_tiles_cover_the_image_aligned_with_the_last_at_the_edge():
 
 def test_tiles_are_spread_evenly_and_no_larger_than_needed():
     # 3072 px in tiles of at most 1664 sharing 416 px needs three tiles; a fixed stride
-    # put the third only 160 px below the second. Spread evenly, they share equal
+    # would put the third only 160 px below the second. Spread evenly, they share equal
     # overlaps (to the 16 px alignment), and a smaller side does the job.
     rows = sorted({(t.y0, t.y1) for t in tile_grid(3072, 64, 1664, 416)})
     assert len(rows) == 3 and rows[0][0] == 0 and rows[-1][1] == 3072
@@ -196,12 +196,13 @@ print(step_bytes(enc.net, obj.layers, size, size, opts.lbfgs_history) / (peak[0]
 
 @pytest.mark.parametrize("weights", ["offline", "random-vgg19"])
 def test_memory_estimate_is_within_the_stated_factor_of_measured_use(weights):
-    # README and memory.py state 0.75x to 2.5x of the measured peak; measured 1.0-1.5 for
-    # both encoders. The estimate counts what autograd saves, so it also sees the offline
-    # encoder's functional layers, which counting module outputs missed (ratio < 0.7).
+    # docs/high-resolution.md and memory.py state 0.75x to 2.5x of the measured peak;
+    # measured 1.0-1.5 for both encoders. The estimate counts what autograd saves, so it
+    # also sees the offline encoder's functional layers, which counting module outputs
+    # would miss (ratio < 0.7).
     # The peak is sampled from anonymous memory, which the kernel does not reclaim under
-    # pressure as it does the pages of the libraries (ru_maxrss did not even grow during
-    # the step once, with another job using most of the RAM).
+    # pressure as it does the pages of the libraries (ru_maxrss need not grow during the
+    # step while another process holds most of the RAM).
     done = subprocess.run(
         [sys.executable, "-c", MEASURE, weights, "384"],
         capture_output=True,
