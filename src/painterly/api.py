@@ -139,10 +139,11 @@ def run(
     reads the losses back from the device), previews every ``preview_every`` steps.
     """
     # Validate the options and read the images before anything slow (a download).
-    content_img, styles, guide, finish = prepare_inputs(
-        content, style, make_options(options, **overrides)
+    asked = make_options(options, **overrides)
+    content_img, styles, guide, finish = prepare_inputs(content, style, asked)
+    opts, encoder, device, fallback_reason = resolve_run(
+        options, overrides, callback, encoder, asked=asked
     )
-    opts, encoder, device, fallback_reason = resolve_run(options, overrides, callback, encoder)
     job = Job(content_img, styles, guide, finish)
     (outcomes,) = optimize_scales(
         [job],
@@ -164,18 +165,21 @@ def resolve_run(
     encoder: Encoder | None,
     *,
     progress: bool = True,
+    asked: Options | None = None,
 ) -> tuple[Options, Encoder, torch.device, str | None]:
     """The options, encoder and device of a run, and why ``auto`` fell back (or None).
 
     ``auto`` weights that cannot be had fall back to the offline encoder, with one
     Notice; with a named preset, to a random VGG19, whose layer names the preset uses.
-    ``progress`` shows a download's progress bar on stderr.
+    ``progress`` shows a download's progress bar on stderr. ``asked`` is
+    ``make_options(options, **overrides)`` where the caller has it already.
     """
-    weights = make_options(options, **overrides).weights
+    asked = asked or make_options(options, **overrides)
+    weights = asked.weights
     fallback_reason = None
     if encoder is not None:
         weights = encoder.name
-        encoder.to(resolve_device(make_options(options, **overrides).device))
+        encoder.to(resolve_device(asked.device))
     else:
         weights, fallback = resolve_weights(weights, progress=progress)
         fallback_reason = fallback.reason if fallback else None

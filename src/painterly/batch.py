@@ -73,7 +73,9 @@ def run_batch(
         )
     # Read every image before anything slow, so that a bad item fails the batch at once.
     prepared = [Job(*prepare_inputs(content, style, base)) for content, style in items]
-    opts, encoder, device, fallback_reason = resolve_run(options, overrides, callback, encoder)
+    opts, encoder, device, fallback_reason = resolve_run(
+        options, overrides, callback, encoder, asked=base
+    )
     results: list[Result | None] = [None] * len(items)
 
     def optimise(chunk: list[int], out_size: tuple[int, int]) -> None:

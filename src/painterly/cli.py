@@ -330,6 +330,7 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
     from painterly.events import Notice
     from painterly.image import check_output_path, save_image
     from painterly.progress import ProgressPrinter
+    from painterly.signals import StopSignals
 
     given = _given_options(args)
     inputs = _inputs(args, given)
@@ -362,22 +363,30 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
             printer(Notice(f"{err}; no more snapshots this run"))
 
     styles = [parse_style(s) for s in args.styles]
-    try:
-        result = run(
-            args.content, styles, callback=on_event, preview_every=args.save_every, **given
-        )
-    finally:
-        printer.close()
-    save_image(result.image, output, result.metadata)
-    if metrics_path:
-        _write_metrics(metrics_path, result.metrics, f"the image {output} is written")
-    if result.interrupted:
+    with StopSignals(printer.say) as stop:
+        try:
+            result = run(
+                args.content,
+                styles,
+                callback=_stoppable(on_event, stop),
+                preview_every=args.save_every,
+                **given,
+            )
+        finally:
+            printer.close()
+        if stop.aborted:
+            raise KeyboardInterrupt
+        with stop.saving():
+            save_image(result.image, output, result.metadata)
+            if metrics_path:
+                _write_metrics(metrics_path, result.metrics, f"the image {output} is written")
+    if result.interrupted or stop.asked:
         print(
             f"painterly: interrupted after {result.metrics['steps']} steps; "
             f"saved the latest image to {output}",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return stop.exit_code or EXIT_INTERRUPTED
     if not args.quiet:
         print(
             f"painterly: wrote {output} ({result.metrics['seconds']:.1f} s, "
@@ -385,6 +394,16 @@ def _cmd_stylize(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def _stoppable(callback, stop):
+    """``callback``, then the signal policy's check (painterly.signals)."""
+
+    def both(event) -> None:
+        callback(event)
+        stop.check(event)
+
+    return both
 
 
 def _style_label(specs: list[tuple[str, float]]) -> str:
@@ -396,6 +415,7 @@ def _cmd_batch(args: argparse.Namespace) -> int:
     from painterly.batch import run_batch
     from painterly.image import check_output_path, save_image
     from painterly.progress import ProgressPrinter
+    from painterly.signals import StopSignals
 
     given = _given_options(args)
     inputs = _inputs(args, given)
@@ -423,14 +443,20 @@ def _cmd_batch(args: argparse.Namespace) -> int:
 
     printer = ProgressPrinter(quiet=args.quiet)
     start = time.perf_counter()
-    try:
-        results = run_batch(items, callback=printer, max_batch=args.batch_size, **given)
-    finally:
-        printer.close()
-    seconds = time.perf_counter() - start
-    done = [(item, out, r) for item, out, r in zip(items, outputs, results, strict=True) if r]
-    for _, output, result in done:
-        save_image(result.image, output, result.metadata)
+    with StopSignals(printer.say) as stop:
+        try:
+            results = run_batch(
+                items, callback=_stoppable(printer, stop), max_batch=args.batch_size, **given
+            )
+        finally:
+            printer.close()
+        if stop.aborted:
+            raise KeyboardInterrupt
+        with stop.saving():
+            seconds = time.perf_counter() - start
+            done = [(i, out, r) for i, out, r in zip(items, outputs, results, strict=True) if r]
+            for _, output, result in done:
+                save_image(result.image, output, result.metadata)
     if metrics_path:
         _write_metrics(
             metrics_path,
@@ -445,12 +471,12 @@ def _cmd_batch(args: argparse.Namespace) -> int:
             },
             f"the {len(done)} images in {outdir} are written",
         )
-    if any(r.interrupted for _, _, r in done):
+    if any(r.interrupted for _, _, r in done) or stop.asked:
         print(
             f"painterly: interrupted; saved {len(done)} of {len(items)} images to {outdir}",
             file=sys.stderr,
         )
-        return EXIT_INTERRUPTED
+        return stop.exit_code or EXIT_INTERRUPTED
     if not args.quiet:
         print(
             f"painterly: wrote {len(done)} image{'s' * (len(done) != 1)} to {outdir} "

@@ -448,7 +448,7 @@ PRESETS: dict[str, Options] = {
     # Our default: the paper's layers with size-independent (relative) losses, average
     # pooling and L-BFGS. See README "Presets" for why.
     "default": Options(),
-    # For people, not papers: the default with one control turned (issue 6).
+    # For people, not papers: the default with one control turned.
     "subtle": Options(strength=0.3, preset="subtle"),  # style weight x0.15: a light touch
     "bold": Options(strength=0.75, preset="bold"),  # style weight x10: the painting takes over
     "keep-colors": Options(preserve_color="luminance", preset="keep-colors"),  # photo's colours

@@ -9,7 +9,7 @@ loop never prints. Ctrl-C ends the loop early and the latest image is kept.
 from __future__ import annotations
 
 import time
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -142,12 +142,23 @@ def style_targets(
     """Blend several styles by averaging their Gram matrices with the given weights:
     ``{layer: (1, C, C)}``, position-averaged unless ``book``."""
     gram = losses.gram if book else losses.gram_mean
-    total = sum(w for _, w in styles)
-    blended: dict[str, Tensor] = {}
-    for rgb, weight in styles:
+
+    def grams(rgb: Tensor) -> dict[str, Tensor]:
         feats = encoder.features(encoder.preprocessing.to_input(rgb), layers)
-        for name in layers:
-            g = gram(feats[name]) * (weight / total)
+        return {name: gram(feats[name]) for name in layers}
+
+    return blend_grams((grams(rgb), weight) for rgb, weight in styles)
+
+
+def blend_grams(weighted: Iterable[tuple[dict[str, Tensor], float]]) -> dict[str, Tensor]:
+    """``sum(w * G) / sum(w)`` per layer over ``(grams, w)`` pairs: the targets of a style
+    blend, however each style's Grams were computed (whole, or tile by tile)."""
+    pairs = list(weighted)
+    total = sum(w for _, w in pairs)
+    blended: dict[str, Tensor] = {}
+    for grams, weight in pairs:
+        for name, g in grams.items():
+            g = g * (weight / total)
             blended[name] = blended[name] + g if name in blended else g
     return blended
 

@@ -148,19 +148,20 @@ def is_out_of_memory(err: Exception) -> bool:
     )
 
 
-def tile_side(encoder: Encoder, opts: Options, size: tuple[int, int], device) -> int:
+def tile_side(
+    estimate: Callable[[int, int], int], opts: Options, size: tuple[int, int], device
+) -> int:
     """0 if a step at ``size`` fits the memory budget, else the tile side to use.
 
     ``--tile`` forces tiles of that side (when the image is larger). Otherwise the
-    budget is ``--max-memory`` or most of the free memory, and the tile is the largest
-    that fits; if not even a 128 px tile fits, the run is refused before it starts.
+    budget is ``--max-memory`` or most of the free memory, ``estimate(w, h)`` a step's
+    bytes (memory.step_estimator), and the tile is the largest that fits; if not even a
+    128 px tile fits, the run is refused before it starts.
     """
-    layers = (opts.content_layer, *opts.style_layers)
     if opts.tile:
         tile = opts.tile if max(size) > opts.tile else 0
     else:
         budget = memory_budget(opts, device)
-        estimate = step_estimator(encoder.net, layers, opts.lbfgs_history)  # probes once
         tile = 0 if estimate(*size) <= budget else _fitting_tile(estimate, size, budget)
     if tile and opts.loss_form == "book":
         raise OptionsError(
@@ -224,19 +225,64 @@ def optimize_scales(
     One job may be tiled where a scale does not fit the memory budget, and an
     out-of-memory error redoes that scale in smaller tiles. Several jobs are one batch:
     they are never tiled, and an out-of-memory error propagates so that the caller can
-    run them one by one.
+    run them one by one. A KeyboardInterrupt between steps ends the run with the scales
+    already done.
     """
-    single = len(jobs) == 1
     out_size = output_size(jobs[0].content.size, opts)
     torch.manual_seed(opts.seed)
     sizes, plan = scale_plan(out_size, opts)
     start = time.perf_counter()
     ends = deadlines(sizes, plan, opts, start)
-    progress = RunProgress(callback, planned_work(sizes, plan), start)
-    precision = resolve_precision(opts.precision, device, exact=opts.loss_form == "book")
+    run = _Run(
+        jobs,
+        opts,
+        encoder,
+        device,
+        callback,
+        RunProgress(callback, planned_work(sizes, plan), start),
+        resolve_precision(opts.precision, device, exact=opts.loss_form == "book"),
+        dict(preview_every=preview_every, progress_every=progress_every, device_name=str(device)),
+    )
     outcomes: list[Outcome] = []
-    previous: torch.Tensor | None = None
     for index, (size, steps, deadline) in enumerate(zip(sizes, plan, ends, strict=True)):
+        try:
+            previous = outcomes[-1].rgb if outcomes else None
+            where = f"scale {index + 1} of {len(sizes)} ({size[0]}x{size[1]})"
+            outcomes.append(run.scale(index, size, steps, deadline, previous, where))
+        except KeyboardInterrupt:  # between steps: keep the scales already done
+            if not outcomes:
+                raise
+            outcomes[-1] = replace(outcomes[-1], interrupted=True)
+        if outcomes and outcomes[-1].interrupted:
+            break
+    return [list(scales) for scales in zip(*(o.split() for o in outcomes), strict=True)]
+
+
+@dataclass
+class _Run:
+    """What stays the same across the scales of one :func:`optimize_scales` call."""
+
+    jobs: Sequence[Job]
+    opts: Options
+    encoder: Encoder
+    device: torch.device
+    callback: Callback
+    progress: RunProgress
+    precision: str  # fp32 from the first stall on, under auto
+    run_kwargs: dict
+    _estimator: Callable[[int, int], int] | None = None
+
+    def estimate(self, width: int, height: int) -> int:
+        """A step's bytes at (width, height); the encoder is probed once, when needed."""
+        if self._estimator is None:
+            layers = (self.opts.content_layer, *self.opts.style_layers)
+            self._estimator = step_estimator(self.encoder.net, layers, self.opts.lbfgs_history)
+        return self._estimator(width, height)
+
+    def scale(self, index, size, steps, deadline, previous, where: str) -> Outcome:
+        """One scale, redone in smaller tiles after running out of memory and in fp32
+        after a stall under ``auto``."""
+        opts, device, jobs = self.opts, self.device, self.jobs
         inputs = [
             scale_inputs(
                 job.content,
@@ -248,68 +294,60 @@ def optimize_scales(
             )
             for i, job in enumerate(jobs)
         ]
-        run_kwargs = dict(
-            callback=progress,
-            preview_every=preview_every,
-            progress_every=progress_every,
-            device_name=str(device),
-            deadline=deadline,
-        )
-        tile = tile_side(encoder, opts, size, device) if single else 0
+        single = len(jobs) == 1
+        tile = tile_side(self.estimate, opts, size, device) if single else 0
         if tile and previous is None:
-            callback(
+            self.callback(
                 Notice(
                     "the coarsest scale is tiled, so the tiles start from the photo and may "
                     "come out unequal; a smaller --min-size or a larger --tile avoids it"
                 )
             )
-        where = f"scale {index + 1} of {len(sizes)} ({size[0]}x{size[1]})"
         while True:
             tiled = tile and jobs[0].guide is None  # masks need the whole image at once
-            progress.begin_scale(index, tile_count(size[1], size[0], tile) if tiled else 1)
-            scale_opts = opts.replace(steps=steps, precision=precision)
+            self.progress.begin_scale(index, tile_count(size[1], size[0], tile) if tiled else 1)
+            scale_opts = opts.replace(steps=steps, precision=self.precision)
+            kwargs = dict(self.run_kwargs, callback=self.progress, deadline=deadline)
             try:
-                with numerics(precision, device):  # targets under the features' numerics
+                with numerics(self.precision, device):  # targets as the features are computed
                     outcome = _optimize_scale(
-                        encoder, inputs, scale_opts, jobs[0].guide, tiled and tile, run_kwargs
+                        self.encoder, inputs, scale_opts, jobs[0].guide, tiled and tile, kwargs
                     )
             except (torch.OutOfMemoryError, RuntimeError) as err:
                 if not single or not is_out_of_memory(err):
                     raise
-                # The estimate was wrong for this device: the scales already done are kept
-                # and this one is redone in smaller tiles.
-                tile = (tile or max(size)) // 2 // ALIGN * ALIGN
-                if tile < 128:
-                    raise OptionsError(
-                        f"out of memory at {size[0]}x{size[1]} even in 128 px tiles; "
-                        "use a smaller --size or free some memory"
-                    ) from None
-                if device.type == "cuda":
-                    torch.cuda.empty_cache()
-                callback(
-                    Notice(f"out of memory at {size[0]}x{size[1]}; retrying in {tile} px tiles")
-                )
+                tile = self._smaller_tile(tile, size)
                 continue
             if not outcome.stalled or outcome.interrupted:
-                break
-            if opts.precision == "auto" and precision != "fp32":
-                callback(
+                return outcome
+            if opts.precision == "auto" and self.precision != "fp32":
+                self.callback(
                     Notice(
-                        f"{where}: no step improved on its start in {precision}; redoing it in fp32"
-                    )
+                        f"{where}: no step improved on its start in {self.precision}; "
+                        "redoing it in fp32"
+                    )  # fmt: skip
                 )
-                precision = "fp32"  # for the rest of the run too
+                self.precision = "fp32"  # for the rest of the run too
                 continue
-            hint = "; --precision fp32 may help" if precision != "fp32" else ""
-            callback(
+            hint = "; --precision fp32 may help" if self.precision != "fp32" else ""
+            self.callback(
                 Notice(f"{where}: no step improved on its start, so it is kept as it began{hint}")
             )
-            break
-        outcomes.append(outcome)
-        previous = outcome.rgb
-        if outcome.interrupted:
-            break
-    return [list(scales) for scales in zip(*(o.split() for o in outcomes), strict=True)]
+            return outcome
+
+    def _smaller_tile(self, tile: int, size: tuple[int, int]) -> int:
+        """After running out of memory: the estimate was wrong for this device, so the
+        scale is redone in tiles half as large (the scales already done are kept)."""
+        tile = (tile or max(size)) // 2 // ALIGN * ALIGN
+        if tile < 128:
+            raise OptionsError(
+                f"out of memory at {size[0]}x{size[1]} even in 128 px tiles; "
+                "use a smaller --size or free some memory"
+            ) from None
+        if self.device.type == "cuda":
+            torch.cuda.empty_cache()
+        self.callback(Notice(f"out of memory at {size[0]}x{size[1]}; retrying in {tile} px tiles"))
+        return tile
 
 
 def _optimize_scale(encoder, inputs, opts, guide, tile: int, run_kwargs) -> Outcome:

@@ -38,6 +38,10 @@ class ProgressPrinter:
             )
             self.bar.update(event.step - self.bar.n)
 
+    def say(self, text: str) -> None:
+        """A line on stderr above the bar (even when quiet: it answers the user)."""
+        tqdm.write(f"painterly: {text}", file=sys.stderr)
+
     def close(self) -> None:
         if self.bar is not None:
             self.bar.close()

@@ -172,13 +172,14 @@ def tiled_grams(
 ) -> dict[str, Tensor]:
     """Position-averaged Gram matrices of the weighted styles, computed tile by tile;
     they equal the whole-image Grams up to the context lost beyond ``halo``."""
-    total_weight = sum(w for _, w in styles)
-    blended: dict[str, Tensor] = {}
-    for rgb, weight in styles:
-        for name, (g, n) in gram_sums(encoder, rgb, layers, tile, halo).items():
-            g = g / n * (weight / total_weight)
-            blended[name] = blended[name] + g if name in blended else g
-    return blended
+    from painterly.optimize import blend_grams
+
+    def grams(rgb: Tensor) -> dict[str, Tensor]:
+        return {
+            n: g / count for n, (g, count) in gram_sums(encoder, rgb, layers, tile, halo).items()
+        }
+
+    return blend_grams((grams(rgb), weight) for rgb, weight in styles)
 
 
 class Window:

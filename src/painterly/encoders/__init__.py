@@ -21,7 +21,7 @@ from painterly.errors import WeightsError
 
 WEIGHT_FILE_SUFFIXES = (".h5", ".hdf5", ".pth", ".pt", ".safetensors")
 OFFLINE = "offline"  # the offline encoder (painterly.encoders.offline)
-ALIASES = {"random": OFFLINE}  # the offline encoder's former name
+ALIASES = {"random": OFFLINE}  # another name users type for the offline encoder
 
 
 def canonical_weights(weights: str) -> str:

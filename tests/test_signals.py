@@ -1,0 +1,74 @@
+"""One signal policy for command-line runs: the first SIGINT or SIGTERM stops after the
+step and saves, a second stops at once and still saves, a third quits without saving;
+no temporary file is ever left behind."""
+
+from __future__ import annotations
+
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+from PIL import Image
+from synthetic import default_sigint
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
+
+
+def _start(tmp_path, content_path, style_path, size=160):
+    out = tmp_path / "out.png"
+    cmd = [sys.executable, "-m", "painterly", "stylize", str(content_path), str(style_path)]
+    cmd += ["-o", str(out), "--weights", "offline", "--size", str(size), "--scales", "1"]
+    cmd += ["--steps", "100000", "--save-every", "2", "--quiet"]
+    proc = subprocess.Popen(cmd, stderr=subprocess.PIPE, text=True, preexec_fn=default_sigint)
+    deadline = time.monotonic() + 120
+    while not list(tmp_path.glob("out_step*.png")) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert proc.poll() is None, proc.communicate()[1]
+    return proc, out
+
+
+def _leftovers(folder):
+    return [p.name for p in folder.iterdir() if p.name.startswith(".")]
+
+
+@pytest.mark.parametrize("sig,code", [(signal.SIGINT, 130), (signal.SIGTERM, 143)])
+def test_a_signal_stops_after_the_step_and_saves(tmp_path, content_path, style_path, sig, code):
+    proc, out = _start(tmp_path, content_path, style_path)
+    proc.send_signal(sig)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == code, err
+    assert "Traceback" not in err and signal.Signals(sig).name in err
+    assert "saved the latest image" in err
+    assert Image.open(out).size == (160, 107)
+    assert not _leftovers(tmp_path)
+
+
+def test_a_second_ctrl_c_still_saves(tmp_path, content_path, style_path):
+    proc, out = _start(tmp_path, content_path, style_path, size=320)
+    proc.send_signal(signal.SIGINT)
+    time.sleep(0.3)
+    if proc.poll() is None:
+        proc.send_signal(signal.SIGINT)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert Image.open(out).size == (320, 213)
+    assert not _leftovers(tmp_path)
+
+
+def test_a_third_signal_quits_without_a_traceback_or_a_temporary_file(
+    tmp_path, content_path, style_path
+):
+    proc, out = _start(tmp_path, content_path, style_path, size=320)
+    for _ in range(3):
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGINT)
+        time.sleep(0.02)
+    _, err = proc.communicate(timeout=60)
+    assert proc.returncode == 130, err
+    assert "Traceback" not in err
+    assert not _leftovers(tmp_path)
+    if out.exists():  # the third came after the save: then the image is whole
+        assert Image.open(out).size == (320, 213)
