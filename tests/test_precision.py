@@ -106,3 +106,18 @@ def test_chollet_runs_fp32_where_auto_would_pick_bf16(monkeypatch):
 
 def _as_on_a_gpu(p, device, exact=False):
     return resolve_precision(p, torch.device("cuda"), exact=exact)
+
+
+def test_the_bf16_probe_survives_a_pytorch_without_its_private_helpers(monkeypatch):
+    # cpu_has_bf16 reads private torch.cpu helpers, which another PyTorch may lack or
+    # have changed: it then answers False instead of failing.
+    for name in ("_is_avx512_bf16_supported", "_is_amx_tile_supported"):
+        monkeypatch.delattr(torch.cpu, name, raising=False)
+    assert precision.cpu_has_bf16() is False
+
+    def broken():
+        raise RuntimeError("changed signature")
+
+    monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", broken, raising=False)
+    monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
+    assert precision.cpu_has_bf16() is True

@@ -1,0 +1,173 @@
+"""The command line: a thin shell around :func:`painterly.run`.
+
+Flags of ``stylize`` are built from the fields of :class:`painterly.config.Options`, so
+the CLI has no defaults of its own; a flag that is not given leaves the preset's value.
+``main(argv)`` returns the exit code: 0 done, 2 bad input, 130 after Ctrl-C and 143
+after SIGTERM (the latest image is saved first, see painterly.signals), 141 when the
+reader of stdout goes away. The commands live in ``run`` (stylize, batch) and ``tools``
+(weights, presets, explain, serve); what they share in ``common``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+
+from painterly import __version__
+from painterly.cli.common import (
+    EXIT_BROKEN_PIPE,
+    EXIT_INTERRUPTED,
+    EXIT_USAGE,
+    OVERWRITE_HELP,
+    Parser,
+    add_option_flags,
+    parse_style,
+)
+from painterly.cli.run import cmd_batch, cmd_stylize
+from painterly.cli.tools import (
+    add_explain_arguments,
+    cmd_explain,
+    cmd_presets,
+    cmd_serve,
+    cmd_weights,
+)
+from painterly.errors import PainterlyError
+
+__all__ = ["build_parser", "main", "parse_style"]
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = Parser(prog="painterly", description="Neural style transfer.")
+    parser.add_argument("--version", action="version", version=f"painterly {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    st = sub.add_parser("stylize", help="paint a photo in the style of one or more paintings")
+    st.add_argument("content", help="the photo")
+    st.add_argument("styles", nargs="+", help="painting(s); PATH:WEIGHT blends several")
+    st.add_argument("-o", "--output", required=True, help="output image (.png .jpg .webp .tif)")
+    st.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    add_option_flags(st)
+    st.add_argument(
+        "--save-every",
+        type=int,
+        default=0,
+        metavar="N",
+        help="also save the image every N steps as OUTPUT_stepN.ext",
+    )
+    st.add_argument("--metrics", metavar="FILE.json", help="write timings and losses as JSON")
+    st.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    ba = sub.add_parser(
+        "batch",
+        help="paint several photos (and/or with several styles) at once, batched for speed",
+        description="Stylise every CONTENT with every --style; photos whose outputs have "
+        "the same size go through the network together. Writes OUTDIR/CONTENT_STYLE.EXT "
+        "(never over an existing file unless --overwrite) and reports images per second.",
+    )
+    ba.add_argument("contents", nargs="+", metavar="CONTENT", help="the photos")
+    ba.add_argument(
+        "--style",
+        dest="styles",
+        nargs="+",
+        action="append",
+        required=True,
+        metavar="PAINTING",
+        help="one style: painting(s), PATH:WEIGHT blends several; repeat for more styles",
+    )
+    ba.add_argument("-o", "--output-dir", required=True, metavar="OUTDIR", help="existing folder")
+    ba.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    ba.add_argument(
+        "--format", default="png", choices=("png", "jpg", "webp", "tif"), help="(default: png)"
+    )
+    ba.add_argument(
+        "--batch-size",
+        type=int,
+        default=0,
+        metavar="N",
+        help="at most N images at once (default 0: as many as fit in memory)",
+    )
+    add_option_flags(ba)
+    ba.add_argument("--metrics", metavar="FILE.json", help="write timings and losses as JSON")
+    ba.add_argument("--quiet", action="store_true", help="no progress bar")
+
+    w = sub.add_parser("weights", help="list, fetch, import or locate pretrained weights")
+    wsub = w.add_subparsers(dest="action", required=True, parser_class=Parser)
+    wsub.add_parser("list", help="known weight sets and whether they are cached")
+    fetch = wsub.add_parser("fetch", help="download a weight set into the cache")
+    fetch.add_argument("name")
+    imp = wsub.add_parser("import", help="copy a weights file you downloaded into the cache")
+    imp.add_argument("path")
+    imp.add_argument("--name", help="registry name it stands for (detected from the hash)")
+    wsub.add_parser("where", help="print the cache directory")
+
+    sub.add_parser("presets", help="list the presets and what they set")
+
+    # --- `painterly explain`: the HTML report (implemented in painterly.report) ---
+    ex = sub.add_parser(
+        "explain",
+        help="write a self-contained HTML report that shows what each loss does",
+        conflict_handler="resolve",  # add_explain_arguments replaces --size/--steps
+    )
+    add_option_flags(ex)
+    add_explain_arguments(ex)
+    # --- end explain ---
+
+    # --- `painterly serve`: the web app (implemented in painterly.web) ---
+    serve = sub.add_parser("serve", help="open the web page: upload, paint and watch it form")
+    serve.add_argument(
+        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
+    )
+    serve.add_argument(
+        "--port", type=int, default=8000, help="port to listen on (default: 8000; 0: any free)"
+    )
+    serve.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="where uploads and results go (default: $PAINTERLY_DATA/web, else "
+        "~/.local/share/painterly/web)",
+    )
+    # --- end serve ---
+    return parser
+
+
+def _silence_stdout() -> None:
+    """Point stdout at /dev/null, so that Python's own flush at exit does not report the
+    closed pipe again."""
+    try:
+        fd = sys.stdout.fileno()
+    except (AttributeError, OSError, ValueError):
+        return  # not a real file (captured output in tests)
+    devnull = os.open(os.devnull, os.O_WRONLY)
+    os.dup2(devnull, fd)
+    os.close(devnull)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Run the CLI; returns the exit code instead of exiting."""
+    parser = build_parser()
+    try:
+        args = parser.parse_args(argv)
+    except SystemExit as exc:  # --help, --version and usage errors
+        return int(exc.code or 0)
+    commands = {
+        "stylize": cmd_stylize,
+        "batch": cmd_batch,
+        "weights": cmd_weights,
+        "presets": cmd_presets,
+        "explain": cmd_explain,
+        "serve": cmd_serve,
+    }
+    try:
+        code = commands[args.command](args)
+        sys.stdout.flush()  # here, so that a closed pipe is seen while it can be handled
+        return code
+    except BrokenPipeError:  # `painterly presets | head -1`: the reader has had enough
+        _silence_stdout()
+        return EXIT_BROKEN_PIPE
+    except PainterlyError as err:
+        print(f"painterly: error: {err}", file=sys.stderr)
+        return EXIT_USAGE
+    except KeyboardInterrupt:
+        print("painterly: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED

@@ -1,0 +1,176 @@
+"""What every command shares: exit codes, the one-line argparse, option flags built from
+:class:`painterly.config.Options`, and the checks that keep the user's files safe."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import re
+import typing
+from pathlib import Path
+
+from painterly import files
+from painterly.config import PRESETS, check_weight, kind_of, option_fields, parse_value, preset
+from painterly.errors import OptionsError, PainterlyError
+
+EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
+
+
+EXIT_BROKEN_PIPE = 128 + 13  # what a shell reports for a tool ended by SIGPIPE
+
+
+class Parser(argparse.ArgumentParser):
+    """argparse that reports usage errors as one line and exit code 2 (no usage dump)."""
+
+    def error(self, message: str) -> typing.NoReturn:
+        # "argument --seed: --seed 5e+20 is out of range...": the option is named once.
+        message = re.sub(r"^argument (--[\w-]+): (?=\1 )", "", message)
+        self.exit(EXIT_USAGE, f"painterly: error: {message} (see --help)\n")
+
+
+def flag_type(name: str):
+    """argparse ``type`` for option ``name``: config's parser and checks of its kind."""
+
+    def parse(text: str):
+        try:
+            return parse_value(name, text)
+        except OptionsError as err:
+            raise argparse.ArgumentTypeError(str(err)) from None
+
+    parse.__name__ = kind_of(name).name  # argparse names the type in some messages
+    return parse
+
+
+def add_option_flags(parser: argparse.ArgumentParser) -> None:
+    defaults = PRESETS["default"]
+    for f in option_fields():
+        flag = "--" + f.name.replace("_", "-")
+        value = getattr(defaults, f.name)
+        shown = ",".join(value) if isinstance(value, tuple) else value
+        help_text = f"{f.metadata.get('help', '')} (default: {shown})"
+        if kind_of(f.name).name == "bool":
+            parser.add_argument(
+                flag,
+                action=argparse.BooleanOptionalAction,
+                default=argparse.SUPPRESS,
+                help=help_text,
+            )
+        else:
+            parser.add_argument(
+                flag,
+                type=flag_type(f.name),
+                default=argparse.SUPPRESS,
+                help=help_text,
+                metavar=f.name.split("_")[-1].upper(),
+            )
+
+
+def parse_style(spec: str) -> tuple[str, float]:
+    """``painting.jpg:0.7`` -> (``painting.jpg``, 0.7); a bare path weighs 1."""
+    path, sep, weight = spec.rpartition(":")
+    if sep and path:
+        try:
+            float(weight)
+        except ValueError:
+            return spec, 1.0  # a colon that is part of the path
+        return path, check_weight(weight, f"the weight of {path}")
+    return spec, 1.0
+
+
+OVERWRITE_HELP = "replace output files that already exist (never an input file)"
+
+
+def claim_output(path: Path, inputs: list[str], overwrite: bool) -> Path:
+    """Refuse, before anything slow, to write ``path`` over one of the ``inputs`` (even
+    with --overwrite) or over any existing file without --overwrite: nothing the user
+    had is replaced unasked. ``inputs`` are the paths the command reads."""
+    if path.exists():
+        for item in inputs:
+            if os.path.exists(item) and os.path.samefile(item, path):
+                raise OptionsError(f"{path} is one of the inputs; write the result elsewhere")
+        if not overwrite:
+            raise OptionsError(f"{path} exists; pass --overwrite to replace it")
+    check_writable(path)
+    return path
+
+
+def check_writable(path: Path) -> None:
+    """Create and remove a temporary file beside ``path``: permissions alone do not tell
+    (root may write anywhere, yet not under /proc; a read-only mount; a full inode table)."""
+    if not path.parent.is_dir():
+        raise OptionsError(f"cannot write {path}: {path.parent} is not an existing directory")
+    probe = files.temp_path(path)
+    try:
+        os.close(os.open(probe, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+        os.unlink(probe)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise OptionsError(
+            f"cannot write {path} ({reason}); choose another folder for the output"
+        ) from None
+
+
+def distinct_outputs(paths: list[Path]) -> None:
+    """Refuse two outputs of one command that are the same file (the metrics written over
+    the image, say): one would silently replace the other."""
+    seen: dict[str, Path] = {}
+    for path in paths:
+        key = os.path.normcase(os.path.realpath(path))
+        if key in seen:
+            raise OptionsError(
+                f"{seen[key]} and {path} are the same file; give each output its own"
+            )
+        seen[key] = path
+
+
+def input_files(args: argparse.Namespace, given: dict) -> list[str]:
+    """The files a command reads: photos, paintings, and any option naming a file (masks,
+    --init, a weights file)."""
+    contents = [args.content] if hasattr(args, "content") else list(args.contents)
+    # stylize: a list of paintings; batch: a list of lists (one per --style)
+    specs = [s for item in args.styles for s in ([item] if isinstance(item, str) else item)]
+    paintings = [parse_style(s)[0] for s in specs]
+    named = [v for v in given.values() if isinstance(v, str) and os.path.isfile(v)]
+    return [*contents, *paintings, *named]
+
+
+def write_metrics(path: Path, data: dict, kept: str) -> None:
+    """Write the metrics JSON; a failure (a full disk) is one line, and says that the
+    images, written before, are kept."""
+    try:
+        files.write_json(path, data)
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise PainterlyError(f"could not write metrics to {path} ({reason}); {kept}") from None
+
+
+def given_options(args: argparse.Namespace) -> dict:
+    """The option flags given on the command line, checked now, before anything slow.
+
+    The core gets the flags themselves rather than a full Options, so that the default
+    preset can give way to the offline one when there are no weights.
+    """
+    given = {f.name: getattr(args, f.name) for f in option_fields() if hasattr(args, f.name)}
+    preset(given.get("preset", "default")).replace(**given)
+    return given
+
+
+def metrics_path_of(args: argparse.Namespace) -> Path | None:
+    metrics_path = Path(args.metrics) if args.metrics else None
+    if metrics_path and not (
+        metrics_path.parent.is_dir() and os.access(metrics_path.parent, os.W_OK)
+    ):
+        raise OptionsError(
+            f"cannot write metrics to {metrics_path}: its folder is missing or read-only"
+        )
+    return metrics_path
+
+
+def stoppable(callback, stop):
+    """``callback``, then the signal policy's check (painterly.signals)."""
+
+    def both(event) -> None:
+        callback(event)
+        stop.check(event)
+
+    return both

@@ -1,0 +1,188 @@
+"""``painterly stylize`` and ``painterly batch``: thin shells around painterly.run and
+painterly.run_batch, with progress bars, snapshots, metrics and the signal policy."""
+
+from __future__ import annotations
+
+import argparse
+import glob
+import os
+import re
+import sys
+import time
+from pathlib import Path
+
+from painterly.cli.common import (
+    EXIT_INTERRUPTED,
+    EXIT_OK,
+    claim_output,
+    distinct_outputs,
+    given_options,
+    input_files,
+    metrics_path_of,
+    parse_style,
+    stoppable,
+    write_metrics,
+)
+from painterly.errors import OptionsError, PainterlyError
+
+
+def _step_path(output: Path, step: int) -> Path:
+    return output.with_name(f"{output.stem}_step{step:05d}{output.suffix}")
+
+
+def _is_step_path(output: Path, path: Path) -> bool:
+    """Whether ``path`` is the name of one of ``output``'s --save-every snapshots."""
+    folder = os.path.realpath(output.parent)
+    name = re.escape(output.stem) + r"_step\d{5,}" + re.escape(output.suffix)
+    return os.path.realpath(path.parent) == folder and re.fullmatch(name, path.name) is not None
+
+
+def cmd_stylize(args: argparse.Namespace) -> int:
+    from painterly.api import run
+    from painterly.events import Notice
+    from painterly.image import check_output_path, save_image
+    from painterly.progress import ProgressPrinter
+    from painterly.signals import StopSignals
+
+    given = given_options(args)
+    inputs = input_files(args, given)
+    output = claim_output(check_output_path(args.output), inputs, args.overwrite)
+    metrics_path = metrics_path_of(args)
+    if metrics_path:
+        claim_output(metrics_path, inputs, args.overwrite)
+    if args.save_every < 0:
+        raise OptionsError("--save-every must be >= 0")
+    distinct_outputs([output, metrics_path] if metrics_path else [output])
+    if args.save_every:  # another run's snapshots would be mixed with this one's
+        pattern = f"{glob.escape(output.stem)}_step*{glob.escape(output.suffix)}"
+        for earlier in sorted(output.parent.glob(pattern)):
+            claim_output(earlier, inputs, args.overwrite)
+        if metrics_path and _is_step_path(output, metrics_path):
+            raise OptionsError(f"{metrics_path} is where a --save-every snapshot goes")
+
+    printer = ProgressPrinter(quiet=args.quiet)
+    failed_snapshots: list[int] = []
+
+    def on_event(event) -> None:
+        printer(event)
+        if getattr(event, "image", None) is None or failed_snapshots:
+            return
+        step_path = _step_path(output, event.step)
+        try:
+            save_image(event.image, step_path, {"painterly:step": str(event.step)})
+        except PainterlyError as err:  # a snapshot is a by-product: the run goes on
+            failed_snapshots.append(event.step)
+            printer(Notice(f"{err}; no more snapshots this run"))
+
+    styles = [parse_style(s) for s in args.styles]
+    with StopSignals(printer.say) as stop:
+        try:
+            result = run(
+                args.content,
+                styles,
+                callback=stoppable(on_event, stop),
+                preview_every=args.save_every,
+                **given,
+            )
+        finally:
+            printer.close()
+        if stop.aborted:
+            raise KeyboardInterrupt
+        with stop.saving():
+            save_image(result.image, output, result.metadata)
+            if metrics_path:
+                write_metrics(metrics_path, result.metrics, f"the image {output} is written")
+    if result.interrupted or stop.asked:
+        print(
+            f"painterly: interrupted after {result.metrics['steps']} steps; "
+            f"saved the latest image to {output}",
+            file=sys.stderr,
+        )
+        return stop.exit_code or EXIT_INTERRUPTED
+    if not args.quiet:
+        print(
+            f"painterly: wrote {output} ({result.metrics['seconds']:.1f} s, "
+            f"{result.metrics['ms_per_step']:.0f} ms/step)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+def _style_label(specs: list[tuple[str, float]]) -> str:
+    """``a.jpg:0.7 b.jpg:0.3`` -> ``a+b``: a style's part of an output name."""
+    return "+".join(Path(path.rstrip("/\\")).stem or "style" for path, _ in specs)
+
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    from painterly.batch import run_batch
+    from painterly.image import check_output_path, save_image
+    from painterly.progress import ProgressPrinter
+    from painterly.signals import StopSignals
+
+    given = given_options(args)
+    inputs = input_files(args, given)
+    metrics_path = metrics_path_of(args)
+    if metrics_path:
+        claim_output(metrics_path, inputs, args.overwrite)
+    outdir = Path(args.output_dir)
+    if not outdir.is_dir():
+        raise OptionsError(f"output folder {outdir} does not exist; create it first")
+    if args.batch_size < 0:
+        raise OptionsError("--batch-size must be 0 (as many as fit) or more")
+    styles = [[parse_style(s) for s in specs] for specs in args.styles]
+    items, outputs = [], []
+    for content in args.contents:
+        for specs in styles:
+            name = f"{Path(content).stem}_{_style_label(specs)}.{args.format}"
+            output = claim_output(check_output_path(outdir / name), inputs, args.overwrite)
+            if output in outputs:
+                raise OptionsError(
+                    f"two items would both write {output}; give the inputs different file names"
+                )
+            items.append((content, specs))
+            outputs.append(output)
+    distinct_outputs([*outputs, metrics_path] if metrics_path else outputs)
+
+    printer = ProgressPrinter(quiet=args.quiet)
+    start = time.perf_counter()
+    with StopSignals(printer.say) as stop:
+        try:
+            results = run_batch(
+                items, callback=stoppable(printer, stop), max_batch=args.batch_size, **given
+            )
+        finally:
+            printer.close()
+        if stop.aborted:
+            raise KeyboardInterrupt
+        with stop.saving():
+            seconds = time.perf_counter() - start
+            done = [(i, out, r) for i, out, r in zip(items, outputs, results, strict=True) if r]
+            for _, output, result in done:
+                save_image(result.image, output, result.metadata)
+    if metrics_path:
+        write_metrics(
+            metrics_path,
+            {
+                "images": len(done),
+                "seconds": round(seconds, 3),
+                "images_per_s": round(len(done) / seconds, 4),
+                "items": [
+                    {"content": c, "style": s, "output": str(o), **r.metrics}
+                    for (c, s), o, r in done
+                ],
+            },
+            f"the {len(done)} images in {outdir} are written",
+        )
+    if any(r.interrupted for _, _, r in done) or stop.asked:
+        print(
+            f"painterly: interrupted; saved {len(done)} of {len(items)} images to {outdir}",
+            file=sys.stderr,
+        )
+        return stop.exit_code or EXIT_INTERRUPTED
+    if not args.quiet:
+        print(
+            f"painterly: wrote {len(done)} image{'s' * (len(done) != 1)} to {outdir} "
+            f"({seconds:.1f} s, {len(done) / seconds:.3g} images/s)",
+            file=sys.stderr,
+        )
+    return EXIT_OK

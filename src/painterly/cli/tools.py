@@ -1,0 +1,161 @@
+"""``painterly weights``, ``presets``, ``explain`` and ``serve``: thin shells around the
+weights cache, the presets, the report (painterly.report) and the web app (painterly.web)."""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+from pathlib import Path
+
+from painterly.cli.common import EXIT_OK, claim_output
+from painterly.config import PRESETS, Options, option_fields
+from painterly.errors import OptionsError, PainterlyError
+from painterly.report import REPORT_SIZE, REPORT_STEPS
+
+
+def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
+    """Flags of ``painterly explain``, added after the Options flags; ``--size`` and
+    ``--steps`` replace theirs (the parser resolves conflicts) to show the report's own
+    defaults."""
+    parser.add_argument("content", help="the photo")
+    parser.add_argument("style", help="the painting")
+    parser.add_argument("-o", "--output", required=True, help="report file (.html)")
+    parser.add_argument(
+        "--overwrite", action="store_true", help="replace the report file if it exists"
+    )
+    parser.add_argument(
+        "--size",
+        type=int,
+        default=argparse.SUPPRESS,
+        metavar="SIZE",
+        help=f"long side of the stylisation in px (default: {REPORT_SIZE})",
+    )
+    parser.add_argument(
+        "--steps",
+        type=int,
+        default=argparse.SUPPRESS,
+        metavar="STEPS",
+        help=f"steps of the stylisation (default: {REPORT_STEPS})",
+    )
+    parser.add_argument(
+        "--recon-size",
+        type=int,
+        metavar="PX",
+        help="long side of each reconstruction in px (default: two thirds of --size)",
+    )
+    parser.add_argument(
+        "--recon-steps",
+        type=int,
+        metavar="N",
+        help="L-BFGS steps of each reconstruction (default: half of --steps)",
+    )
+    parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
+
+
+def cmd_weights(args: argparse.Namespace) -> int:
+    from painterly.encoders import cache
+    from painterly.encoders.registry import registry_entry
+
+    if args.action == "where":
+        print(cache.cache_dir() / "weights")
+    elif args.action == "list":
+        for row in cache.describe():
+            state = row["path"] or "not cached"
+            print(f"{row['name']:<20} {row['arch']:<6} {row['size_mb']:>4} MB  {state}")
+            print(f"{'':<20} {row['description']} Licence: {row['licence']}")
+    elif args.action == "fetch":
+        ws = registry_entry(args.name)
+        print(cache.checked_path(ws) or cache.download(ws))
+    elif args.action == "import":
+        print(cache.import_file(args.path, args.name))
+    return EXIT_OK
+
+
+def cmd_presets(args: argparse.Namespace) -> int:
+    base = Options()
+    for name, opts in PRESETS.items():
+        changed = {
+            f.name: getattr(opts, f.name)
+            for f in option_fields()
+            if f.name != "preset" and getattr(opts, f.name) != getattr(base, f.name)
+        }
+        desc = ", ".join(f"{k}={v}" for k, v in changed.items()) or "the defaults"
+        print(f"{name:<12} {desc}")
+    return EXIT_OK
+
+
+def check_report_path(path: str | os.PathLike) -> Path:
+    """Refuse a report path that cannot be written, before the slow part."""
+    path = Path(path)
+    if path.suffix.lower() not in (".html", ".htm"):
+        raise OptionsError(f"{path}: the report is an HTML file; give a name ending in .html")
+    if path.is_dir():
+        raise OptionsError(f"{path} is a directory; give a file name such as report.html")
+    parent = path.parent
+    if not parent.is_dir():
+        raise OptionsError(f"cannot write {path}: {parent} is not an existing directory")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OptionsError(f"cannot write {path}: directory {parent} is not writable")
+    return path
+
+
+def cmd_explain(args: argparse.Namespace) -> int:
+    from painterly.files import write_text
+    from painterly.progress import ProgressPrinter
+    from painterly.report import explain
+
+    given = {f.name: getattr(args, f.name) for f in option_fields() if hasattr(args, f.name)}
+    output = check_report_path(args.output)
+    claim_output(output, [args.content, args.style], args.overwrite)
+    printer = ProgressPrinter(quiet=args.quiet)
+
+    def on_stage(number: int, total: int, what: str) -> None:
+        printer.close()
+        if not args.quiet:
+            counter = f"[{number}/{total}] " if number else ""
+            print(f"painterly: {counter}{what}", file=sys.stderr, flush=True)
+
+    try:
+        report = explain(
+            args.content,
+            args.style,
+            recon_size=args.recon_size,
+            recon_steps=args.recon_steps,
+            callback=printer,
+            on_stage=on_stage,
+            progress=not args.quiet,
+            **given,
+        )
+    finally:
+        printer.close()
+    try:
+        write_text(output, report.html)
+    except OSError as exc:
+        raise PainterlyError(f"could not write {output} ({exc.strerror or exc})") from None
+    if not args.quiet:
+        size_kb = len(report.html.encode("utf-8")) / 1024
+        print(
+            f"painterly: wrote {output} ({size_kb:.0f} KB, {report.seconds:.0f} s)",
+            file=sys.stderr,
+        )
+    return EXIT_OK
+
+
+# What ``pip install "painterly[web]"`` adds; ``painterly serve`` needs all of them.
+WEB_MODULES = ("fastapi", "uvicorn", "starlette", "pydantic")
+
+
+def cmd_serve(args: argparse.Namespace) -> int:  # `painterly serve`, see web/app.py
+    try:
+        from painterly.web import serve
+    except ImportError as err:
+        if (err.name or "").split(".")[0] not in WEB_MODULES:
+            raise
+        raise PainterlyError(
+            f"painterly serve needs the web extra ({err.name} is missing): "
+            'pip install "painterly[web]"'
+        ) from None
+
+    serve(args.host, args.port, args.data_dir)
+    return EXIT_OK
