@@ -176,3 +176,32 @@ def test_cli_bad_item_is_one_line_and_exit_2(tmp_path, capsys, content_path, sty
     code, err = run_cli(capsys, "batch", content_path, "--style", style_path, "-o", out / "no")
     assert code == 2 and "does not exist" in err
     assert list(out.iterdir()) == []
+
+
+def test_batch_reports_the_whole_run_like_stylize_and_retries_out_of_memory(monkeypatch):
+    # Through the one pipeline: scale k of n and whole-run progress for a batch too ...
+    events = []
+    items = [(blob(96, 64), stripes()), (blob(96, 64), stripes())]
+    common = dict(encoder=tiny_encoder(), size=80, min_size=40, scales=2, steps=6)
+    painterly.run_batch(items, callback=events.append, **common)
+    started = [(e.scale, e.scales) for e in events if isinstance(e, Started)]
+    assert started == [(1, 2), (2, 2)]
+    fractions = [e.run_fraction for e in events if isinstance(e, Progress)]
+    assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
+    # ... and an item run on its own that runs out of memory is redone in tiles.
+    real, calls = painterly.pipeline.optimize, []
+
+    def fails_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9 GiB")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(painterly.pipeline, "optimize", fails_once)
+    events.clear()
+    (result,) = painterly.run_batch(
+        [(blob(128, 96), stripes())], callback=events.append, **{**common, "size": 256, "scales": 1}
+    )
+    notices = [e.message for e in events if isinstance(e, painterly.events.Notice)]
+    assert any("retrying in 128 px tiles" in m for m in notices), notices
+    assert result.image.size == (256, 192)
