@@ -197,6 +197,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="where uploads and results go (default: $PAINTERLY_DATA/web, else "
         "~/.local/share/painterly/web)",
     )
+    serve.add_argument(
+        "--allowed-host",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="a host name the page may be opened by, besides the loopback names and the "
+        "--host address (repeatable); other names are refused, against DNS rebinding",
+    )
     # --- end serve ---
     return parser
 
@@ -411,7 +419,7 @@ def _cmd_explain(args: argparse.Namespace) -> int:  # `painterly explain`, see r
 def _cmd_serve(args: argparse.Namespace) -> int:  # `painterly serve`, see web/app.py
     from painterly.web import serve
 
-    serve(args.host, args.port, args.data_dir)
+    serve(args.host, args.port, args.data_dir, tuple(args.allowed_host))
     return EXIT_OK
 
 
