@@ -117,9 +117,11 @@ class Guard:
     async def __call__(self, scope, receive, send):
         if scope["type"] != "http":
             return await self.app(scope, receive, send)
-        refusal = self._refusal(scope, Headers(scope=scope))
+        headers = Headers(scope=scope)
+        refusal = self._refusal(scope, headers)
         if refusal:
             return await _refuse(send, *refusal)
+        has_body = headers.get("content-length", "0") != "0" or "transfer-encoding" in headers
 
         limits = self.limits
         size_limit = None if scope["path"] == UPLOAD_PATH else limits.max_body_bytes
@@ -153,7 +155,8 @@ class Guard:
                 out.setdefault("Content-Security-Policy", CSP)
                 out.setdefault("X-Content-Type-Options", "nosniff")
                 out.setdefault("Referrer-Policy", "no-referrer")
-                if cut:  # the rest of the body is not wanted: do not wait for it
+                if cut or (has_body and not body_done):
+                    # The rest of the body is not wanted: close rather than read it all.
                     out["Connection"] = "close"
             await send(message)
 
