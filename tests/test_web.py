@@ -244,7 +244,7 @@ def test_bad_uploads_are_refused_with_a_clear_message(serve, data_dir):
             413,
             "wide.png is 250x200 px (50,000 pixels); this page takes at most 40,000 pixels",
         ),
-        (png_bytes(Image.new("RGB", (64, 64)), "GIF"), "anim.gif", 415, "anim.gif is a GIF"),
+        (png_bytes(Image.new("RGB", (64, 64)), "PPM"), "raw.ppm", 415, "raw.ppm is a PPM"),
         (png_bytes(blob())[:300], "cut.png", 422, "cut.png is truncated or corrupt"),
         (png_bytes(Image.new("RGB", (8, 8))), "dot.png", 422, "needs at least 32 px"),
         (b"", "empty.png", 422, "empty.png is empty"),
@@ -254,8 +254,11 @@ def test_bad_uploads_are_refused_with_a_clear_message(serve, data_dir):
         assert status == expected, (name, err)
         assert message in err["detail"], (name, err)
         assert str(data_dir) not in err["detail"]  # our copy's path is not the user's business
-    assert "use a PNG, JPEG, WebP, TIFF or BMP file" in server.upload(b"x", "x.txt")[1]["detail"]
+    assert "use a PNG, JPEG, WebP, TIFF, BMP or GIF file" in server.upload(b"x", "x")[1]["detail"]
     assert not files_under(data_dir / "uploads")  # nothing refused is kept
+    # The formats the CLI reads, GIF among them (its first frame).
+    status, info = server.upload(png_bytes(blob().convert("P"), "GIF"), "anim.gif")
+    assert status == 201 and info["format"] == "GIF"
 
 
 def test_an_oversized_body_is_cut_off_while_it_arrives(serve, data_dir):

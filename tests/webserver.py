@@ -21,6 +21,7 @@ from synthetic import tiny_encoder
 import painterly
 from painterly.events import Progress
 from painterly.web.app import create_app, listen
+from painterly.web.limits import server_config
 
 
 class PacedRun:
@@ -47,8 +48,8 @@ class Server:
         sock = listen("127.0.0.1", 0)
         self.port = sock.getsockname()[1]
         self.base = f"http://127.0.0.1:{self.port}"
-        config = uvicorn.Config(
-            self.app, log_level="warning", lifespan="on", timeout_graceful_shutdown=1
+        config = server_config(
+            self.app, self.app.state.limits, log_level="warning", timeout_graceful_shutdown=1
         )
         self.server = uvicorn.Server(config)
         self.thread = threading.Thread(
@@ -68,10 +69,17 @@ class Server:
     # ------------------------------------------------------------------ HTTP
 
     def request(self, method: str, path: str, body=None, headers=None):
-        """(status, headers, body bytes) of one request; never raises on 4xx/5xx."""
+        """(status, headers, body bytes) of one request; never raises on 4xx/5xx.
+
+        A POST carries the page's own Origin, as a browser's fetch() does, unless
+        ``headers`` names another (or ``None`` to send none)."""
+        headers = dict(headers or {})
+        if method not in ("GET", "HEAD") and "Origin" not in headers:
+            headers["Origin"] = self.base
+        headers = {k: v for k, v in headers.items() if v is not None}
         conn = http.client.HTTPConnection("127.0.0.1", self.port, timeout=60)
         try:
-            conn.request(method, path, body=body, headers=headers or {})
+            conn.request(method, path, body=body, headers=headers)
             resp = conn.getresponse()
             return resp.status, dict(resp.getheaders()), resp.read()
         finally:

@@ -32,6 +32,17 @@ MIN_SIDE: int = 32
 MAX_PIXELS: int = 100_000_000
 """Largest input accepted, checked from the header before any pixel is decoded."""
 
+INPUT_FORMATS: dict[str, str] = {
+    "PNG": "PNG",
+    "JPEG": "JPEG",
+    "WEBP": "WebP",
+    "TIFF": "TIFF",
+    "BMP": "BMP",
+    "GIF": "GIF",
+}
+"""Input formats painterly names (Pillow format name -> how to write it): the web page
+takes these; a GIF's first frame is used."""
+
 OUTPUT_FORMATS: dict[str, str] = {
     ".png": "PNG",
     ".jpg": "JPEG",
@@ -77,7 +88,7 @@ def _open(path: pathlib.Path) -> Image.Image:
         ) from None
     except UnidentifiedImageError:
         raise ImageError(
-            f"{path} is not an image Pillow can read; use a PNG, JPEG, WebP, TIFF or BMP file"
+            f"{path} is not an image Pillow can read; use a PNG, JPEG, WebP, TIFF, BMP or GIF file"
         ) from None
     except Image.DecompressionBombError as exc:
         raise ImageError(

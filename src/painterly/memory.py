@@ -48,15 +48,26 @@ def _saved_elements(net: nn.Module, layers) -> Callable[[int, int], int]:
 
 
 def _saved_at(net: nn.Module, layers, side: int) -> int:
+    # Autograd keeps each hook's return value, and the hooks themselves, in the graph's
+    # C++ nodes, where Python's cycle collector cannot see. So the hook hands back a
+    # detached alias: it keeps the storage alive while counting (no address is freed and
+    # reused by another tensor), yet links to no node, and ``saved`` holds only numbers.
+    # Returning the tensor itself (a saved output -> its grad_fn -> the node -> the
+    # output), or keeping tensors in a dict the hook closes over (node -> hook -> dict ->
+    # tensor -> node), makes an uncollectable cycle that kept every probe's activations
+    # for the life of the process.
     saved: dict[tuple[int, int], int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         saved[(t.untyped_storage().data_ptr(), t.storage_offset())] = t.numel()
-        return t
+        return t.detach()
+
+    def unpack(t: torch.Tensor) -> torch.Tensor:
+        raise RuntimeError("the memory probe's graph is for counting, not for backward")
 
     device = next(net.parameters()).device
     probe = torch.zeros(1, 3, side, side, device=device, requires_grad=True)
-    with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+    with torch.autograd.graph.saved_tensors_hooks(pack, unpack):
         out = net(probe, layers)
     return sum(saved.values()) + sum(t.numel() for t in out.values())
 

@@ -127,6 +127,14 @@ def build_parser() -> argparse.ArgumentParser:
         help="where uploads and results go (default: $PAINTERLY_DATA/web, else "
         "~/.local/share/painterly/web)",
     )
+    serve.add_argument(
+        "--allowed-host",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="a host name the page may be opened by, besides the loopback names and the "
+        "--host address (repeatable); other names are refused, against DNS rebinding",
+    )
     # --- end serve ---
     return parser
 

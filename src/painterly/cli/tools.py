@@ -157,5 +157,5 @@ def cmd_serve(args: argparse.Namespace) -> int:  # `painterly serve`, see web/ap
             'pip install "painterly[web]"'
         ) from None
 
-    serve(args.host, args.port, args.data_dir)
+    serve(args.host, args.port, args.data_dir, tuple(args.allowed_host))
     return EXIT_OK

@@ -5,6 +5,6 @@ endpoints); :func:`serve` runs it with uvicorn, on 127.0.0.1 unless told otherwi
 """
 
 from painterly.web.app import create_app, default_data_dir, serve
-from painterly.web.uploads import Limits
+from painterly.web.limits import Limits
 
 __all__ = ["Limits", "create_app", "default_data_dir", "serve"]

@@ -38,7 +38,6 @@ from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
 from typing import Any
-from urllib.parse import urlsplit
 
 import torch
 import uvicorn
@@ -47,9 +46,8 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
 from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
-from starlette.datastructures import Headers, MutableHeaders
 from starlette.requests import ClientDisconnect
-from starlette.responses import PlainTextResponse, StreamingResponse
+from starlette.responses import StreamingResponse
 
 import painterly
 from painterly.api import make_options, resolve_device
@@ -62,9 +60,9 @@ from painterly.errors import OptionsError
 from painterly.image import MIN_SIDE
 from painterly.pipeline import output_size
 from painterly.web.jobs import TERMINAL, Job, JobManager, QueueFull, Runner
+from painterly.web.limits import LOOPBACK, Guard, Limits, allowed_hosts, server_config
 from painterly.web.uploads import (
     ACCEPT_MIME,
-    Limits,
     UploadRejected,
     UploadStore,
     clean_name,
@@ -74,14 +72,9 @@ from painterly.web.uploads import (
 MAIN_FIELDS = ("size", "steps", "style_weight", "content_weight", "tv_weight", "weights", "seed")
 """Shown at once; every other field of Options goes under "More settings"."""
 
-LOOPBACK = {"127.0.0.1", "localhost", "::1"}
 EVENT_POLL_S = 0.1
 KEEP_ALIVE_S = 15.0
 STATIC = {"app.js": "text/javascript", "app.css": "text/css", "icon.svg": "image/svg+xml"}
-CSP = (
-    "default-src 'self'; img-src 'self' blob: data:; style-src 'self'; script-src 'self'; "
-    "connect-src 'self'; frame-ancestors 'none'; base-uri 'none'; form-action 'self'"
-)
 
 
 def default_data_dir() -> Path:
@@ -235,47 +228,6 @@ class JobRequest(BaseModel):
     options: dict[str, Any] = Field(default_factory=dict)
 
 
-def _host_of(header: str) -> str:
-    """``127.0.0.1:8000`` -> ``127.0.0.1``; ``[::1]:8000`` -> ``::1``."""
-    if header.startswith("["):
-        return header[1 : header.find("]")]
-    return header.rsplit(":", 1)[0] if header.count(":") == 1 else header
-
-
-class Guard:
-    """Plain ASGI middleware: refuse requests for other host names (so that a web site
-    cannot reach a loopback server through DNS rebinding) and cross-site form posts, and
-    add headers that keep the page from loading anything from elsewhere."""
-
-    def __init__(self, app, hosts: set[str] | None):
-        self.app = app
-        self.hosts = hosts
-
-    async def __call__(self, scope, receive, send):
-        if scope["type"] != "http":
-            return await self.app(scope, receive, send)
-        headers = Headers(scope=scope)
-        host_header = headers.get("host", "")
-        if self.hosts is not None and _host_of(host_header).lower() not in self.hosts:
-            return await PlainTextResponse("unknown host name", 400)(scope, receive, send)
-        origin = headers.get("origin")
-        if scope["method"] not in ("GET", "HEAD") and origin and origin != "null":
-            if urlsplit(origin).netloc != host_header:
-                return await PlainTextResponse("cross-site request refused", 403)(
-                    scope, receive, send
-                )
-
-        async def send_with_headers(message):
-            if message["type"] == "http.response.start":
-                out = MutableHeaders(scope=message)
-                out.setdefault("Content-Security-Policy", CSP)
-                out.setdefault("X-Content-Type-Options", "nosniff")
-                out.setdefault("Referrer-Policy", "no-referrer")
-            await send(message)
-
-        await self.app(scope, receive, send_with_headers)
-
-
 def _static(name: str) -> bytes:
     return (resources.files("painterly.web") / "static" / name).read_bytes()
 
@@ -291,17 +243,19 @@ def create_app(
     limits: Limits | None = None,
     runner: Runner = painterly.run,
     host: str = "127.0.0.1",
+    allowed_host: tuple[str, ...] = (),
 ) -> FastAPI:
     """The app, keeping everything it writes under ``data_dir``.
 
     ``runner`` is :func:`painterly.run` or a stand-in with its signature (the tests pass
-    one with a tiny encoder). ``host`` is the address it is served on: on a loopback
-    address, requests must name a loopback host.
+    one with a tiny encoder). ``host`` is the address it is served on; requests must
+    name it, a loopback name or one of ``allowed_host`` in their Host header.
     """
     limits = limits or Limits()
     data = Path(data_dir)
     uploads = UploadStore(data / "uploads", limits)
     manager = JobManager(data / "jobs", uploads, limits, runner)
+    uploads.in_use = manager.in_use
 
     @asynccontextmanager
     async def lifespan(app: FastAPI):
@@ -311,8 +265,8 @@ def create_app(
     app = FastAPI(title="painterly", lifespan=lifespan, docs_url=None, redoc_url=None)
     app.state.manager = manager
     app.state.uploads = uploads
-    hosts = (LOOPBACK | {host.strip("[]")}) if host.strip("[]") in LOOPBACK else None
-    app.add_middleware(Guard, hosts=hosts)
+    app.state.limits = limits
+    app.add_middleware(Guard, hosts=allowed_hosts(host, allowed_host), limits=limits)
 
     @app.exception_handler(RequestValidationError)
     async def bad_request(request: Request, exc: RequestValidationError):
@@ -366,6 +320,7 @@ def create_app(
     def create_job(req: JobRequest) -> dict:
         if len(req.styles) > limits.max_styles:
             raise HTTPException(422, f"use at most {limits.max_styles} paintings")
+        uploads.touch([req.content, *(s.id for s in req.styles)])  # evicted last
         try:
             content = uploads.info(req.content)
             styles = [dict(uploads.info(s.id), weight=s.weight) for s in req.styles]
@@ -502,7 +457,12 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(host: str = "127.0.0.1", port: int = 8000, data_dir: str | None = None) -> None:
+def serve(
+    host: str = "127.0.0.1",
+    port: int = 8000,
+    data_dir: str | None = None,
+    allowed_host: tuple[str, ...] = (),
+) -> None:
     """Serve the page until Ctrl-C. Binds ``127.0.0.1`` unless told otherwise."""
     data = Path(data_dir).expanduser() if data_dir else default_data_dir()
     sock = listen(host, port)
@@ -513,7 +473,8 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data_dir: str | None = None
         raise OptionsError(
             f"cannot use {data} for the web app's files ({err.strerror}); choose --data-dir"
         ) from None
-    app = create_app(data, host=host)
+    limits = Limits()
+    app = create_app(data, host=host, limits=limits, allowed_host=allowed_host)
     shown = f"[{host}]" if ":" in host else host
     print(
         f"painterly: serving http://{shown}:{sock.getsockname()[1]}/ "
@@ -521,13 +482,15 @@ def serve(host: str = "127.0.0.1", port: int = 8000, data_dir: str | None = None
         file=sys.stderr,
     )
     if host.strip("[]") not in LOOPBACK:
+        names = ", ".join(sorted(allowed_hosts(host, allowed_host)))
         print(
             f"painterly: warning: listening on {host}: anyone who can reach this machine can "
-            "use the page and see its pictures",
+            f"use the page and see its pictures. Requests must name one of these hosts: "
+            f"{names} (add the names people use with --allowed-host NAME)",
             file=sys.stderr,
         )
-    config = uvicorn.Config(
-        app, log_level="warning", access_log=False, timeout_graceful_shutdown=3, lifespan="on"
+    config = server_config(
+        app, limits, log_level="warning", access_log=False, timeout_graceful_shutdown=3
     )
     try:
         uvicorn.Server(config).run(sockets=[sock])

@@ -14,7 +14,6 @@ import io
 import json
 import logging
 import math
-import os
 import shutil
 import threading
 import time
@@ -25,8 +24,10 @@ from pathlib import Path
 
 from painterly.errors import PainterlyError
 from painterly.events import Event, Notice, Preview, Progress, Started, Stop
+from painterly.files import write_bytes, write_json
 from painterly.image import save_image
-from painterly.web.uploads import THUMB_SIDE, Limits, UploadStore, valid_id
+from painterly.web.limits import Limits
+from painterly.web.uploads import THUMB_SIDE, UploadStore, valid_id
 
 log = logging.getLogger("painterly.web")
 
@@ -165,6 +166,12 @@ class JobManager:
             )
         return data
 
+    def in_use(self) -> set[str]:
+        """Uploads that waiting and running jobs need."""
+        with self.lock:
+            active = [j for j in self.jobs.values() if j.status not in TERMINAL]
+            return {u["id"] for j in active for u in j.uploads()}
+
     def recent(self) -> list[dict]:
         with self.lock:
             jobs = sorted(self.jobs.values(), key=lambda j: j.created, reverse=True)
@@ -300,7 +307,7 @@ class JobManager:
                 **job.options,
             )
             save_image(result.image, self.result_path(job), result.metadata)
-            self.thumb_path(job).write_bytes(_jpeg(result.image, THUMB_SIDE))
+            write_bytes(self.thumb_path(job), _jpeg(result.image, THUMB_SIDE))
         except PainterlyError as err:
             message = str(err)
             for path, name in names.items():
@@ -332,10 +339,7 @@ class JobManager:
     # ------------------------------------------------------------------ storage
 
     def _save(self, job: Job) -> None:
-        path = self.root / job.id / "job.json"
-        tmp = path.with_name(".job.json.tmp")
-        tmp.write_text(json.dumps(job.to_json()))
-        os.replace(tmp, path)
+        write_json(self.root / job.id / "job.json", job.to_json())
 
     def _load(self) -> None:
         for path in sorted(self.root.glob("*/job.json")):

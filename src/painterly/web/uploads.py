@@ -3,48 +3,45 @@
 A request never names a file: it sends bytes and gets back an id (16 hex digits); later
 requests name the id, which is matched against :data:`ID_RE` before it is turned into a
 path inside the data directory. The client's file name is kept only as a label.
+
+Decoding is the costly part (a 50-megapixel PNG of a few hundred kilobytes unpacks to
+about a gigabyte on the way to RGB), so at most ``Limits.max_decodes`` uploads decode at
+once, each only after its header's pixel count has passed. All uploads together stay
+under ``Limits.max_upload_store_bytes``: a new one evicts the least recently used ones
+that no waiting or running job needs.
 """
 
 from __future__ import annotations
 
+import contextlib
+import ctypes
 import json
 import os
 import re
 import secrets
+import threading
 import time
 import unicodedata
 import warnings
-from collections.abc import AsyncIterator
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
 from PIL import Image
 
 from painterly.errors import ImageError
-from painterly.image import load_image
+from painterly.files import atomic_writer, temp_path, write_json
+from painterly.image import INPUT_FORMATS, load_image
+from painterly.web.limits import Limits
 
 ID_RE = re.compile(r"[0-9a-f]{16}")
 
-ACCEPTED_FORMATS = {"PNG": "PNG", "JPEG": "JPEG", "WEBP": "WebP", "TIFF": "TIFF", "BMP": "BMP"}
-"""Pillow format name -> how the page names it."""
+ACCEPTED_FORMATS = INPUT_FORMATS
+"""Pillow format name -> how the page names it: what the CLI reads."""
 
-ACCEPT_MIME = "image/png,image/jpeg,image/webp,image/tiff,image/bmp"
+ACCEPT_MIME = ",".join(f"image/{name.lower()}" for name in INPUT_FORMATS.values())
 """The page's <input accept=...>: a hint for the file chooser; the server checks the bytes."""
 
 THUMB_SIDE = 320
-
-
-@dataclass(frozen=True)
-class Limits:
-    """What the server accepts. The page reads these too, to warn before uploading."""
-
-    max_upload_bytes: int = 40 * 1024 * 1024
-    max_pixels: int = 50_000_000  # per input image, checked from the header before decoding
-    max_side: int = 4096  # of the output
-    max_steps: int = 20_000
-    max_styles: int = 8
-    max_queued: int = 32  # waiting jobs, all devices together
-    keep_jobs: int = 60  # finished jobs kept on disk for "recent results"
 
 
 class UploadRejected(Exception):
@@ -74,13 +71,27 @@ def _human_bytes(n: int) -> str:
     return f"{n / 1024 / 1024:.0f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
 
 
+def _return_freed_memory() -> None:
+    """Hand the heap's free pages back to the system where the C library can (glibc).
+
+    A decode's large buffers are freed into the allocator's per-thread arenas, where
+    they stay as resident memory of the server for ever unless trimmed.
+    """
+    with contextlib.suppress(OSError, AttributeError, TypeError):
+        ctypes.CDLL(None).malloc_trim(0)
+
+
 class UploadStore:
     """Uploaded images in ``root``: ``<id>.img`` (the bytes as sent), ``<id>.json`` (what
-    they are) and ``<id>.jpg`` (a thumbnail)."""
+    they are) and ``<id>.jpg`` (a thumbnail). ``in_use()`` names the uploads that waiting
+    or running jobs need; those are never evicted."""
 
-    def __init__(self, root: Path, limits: Limits):
+    def __init__(self, root: Path, limits: Limits, in_use: Callable[[], set[str]] = set):
         self.root = root
         self.limits = limits
+        self.in_use = in_use
+        self.decoding = threading.BoundedSemaphore(limits.max_decodes)
+        self.store_lock = threading.Lock()
         root.mkdir(parents=True, exist_ok=True)
 
     def path(self, upload_id: str) -> Path:
@@ -113,7 +124,9 @@ class UploadStore:
         if length is not None and length > limit:
             raise too_big
         upload_id = new_id()
-        part = self.root / f".{upload_id}.part"
+        # A temporary name painterly.files knows: if the server dies, the next write into
+        # this folder sweeps it away.
+        part = temp_path(self.root / f"{upload_id}.img")
         size = 0
         try:
             with open(part, "wb") as fh:
@@ -122,6 +135,8 @@ class UploadStore:
                     if size > limit:
                         raise too_big
                     fh.write(chunk)
+                fh.flush()
+                os.fsync(fh.fileno())
         except BaseException:
             part.unlink(missing_ok=True)
             raise
@@ -133,17 +148,57 @@ class UploadStore:
     def accept(self, upload_id: str, part: Path, name: str) -> dict:
         """Check the received bytes are an image we take, then keep them. Blocking (decodes)."""
         try:
-            info = self._check(part, name, upload_id)
+            with self.decoding:
+                try:
+                    info = self._check(part, name, upload_id)
+                finally:
+                    _return_freed_memory()
             info.update(id=upload_id, name=name, bytes=part.stat().st_size)
-            (self.root / f"{upload_id}.json").write_text(json.dumps(info))
-            os.replace(part, self.root / f"{upload_id}.img")
+            write_json(self.root / f"{upload_id}.json", info)
+            os.replace(part, self.root / f"{upload_id}.img")  # a temporary file of ours
         except BaseException:
             part.unlink(missing_ok=True)
             raise
+        self.evict(keep={upload_id})
         return info
 
+    def touch(self, upload_ids) -> None:
+        """Mark uploads as just used, so that eviction takes them last."""
+        for upload_id in upload_ids:
+            with contextlib.suppress(KeyError, OSError):
+                os.utime(self.path(upload_id))
+
+    def evict(self, keep: set[str] = frozenset()) -> list[str]:
+        """Delete the least recently used uploads until all of them fit
+        ``max_upload_store_bytes``, sparing ``keep`` and those in use. Returns their ids."""
+        with self.store_lock:
+            spared = set(keep) | self.in_use()
+            sizes: dict[str, int] = {}
+            used: dict[str, float] = {}
+            for entry in os.scandir(self.root):
+                upload_id = entry.name.split(".")[0]
+                if not valid_id(upload_id):
+                    continue
+                with contextlib.suppress(OSError):
+                    stat = entry.stat()
+                    sizes[upload_id] = sizes.get(upload_id, 0) + stat.st_size
+                    if entry.name.endswith(".img"):
+                        used[upload_id] = stat.st_mtime
+            total, evicted = sum(sizes.values()), []
+            for upload_id in sorted(used, key=used.get):
+                if total <= self.limits.max_upload_store_bytes:
+                    break
+                if upload_id in spared:
+                    continue
+                for ext in (".img", ".json", ".jpg"):
+                    (self.root / f"{upload_id}{ext}").unlink(missing_ok=True)
+                total -= sizes[upload_id]
+                evicted.append(upload_id)
+            return evicted
+
     def _check(self, part: Path, name: str, upload_id: str) -> dict:
-        kinds = ", ".join(list(ACCEPTED_FORMATS.values())[:-1]) + " or BMP"
+        names = list(ACCEPTED_FORMATS.values())
+        kinds = ", ".join(names[:-1]) + " or " + names[-1]
         fmt = size = None
         try:  # the header alone: refuse a wrong type or a pixel bomb before decoding
             with warnings.catch_warnings():
@@ -162,14 +217,16 @@ class UploadStore:
                 f"{self.limits.max_pixels:,} pixels, so downscale it first",
             )
         try:
-            img = load_image(part)
+            img = load_image(part)  # decodes the whole image
         except ImageError as err:
             # The core names the file by its path; the user knows it by its own name.
             raise UploadRejected(422, str(err).replace(str(part), name)) from None
         if fmt is None:  # decodable, yet its header could not be read on its own
             raise UploadRejected(415, f"{name} is not a {kinds} file")
         img.thumbnail((THUMB_SIDE, THUMB_SIDE))
-        img.save(self.root / f"{upload_id}.jpg", "JPEG", quality=85)
+        with atomic_writer(self.root / f"{upload_id}.jpg") as fh:
+            img.save(fh, "JPEG", quality=85)
+        img.close()
         w, h = size
         return {"width": w, "height": h, "format": ACCEPTED_FORMATS[fmt]}
 
