@@ -17,9 +17,8 @@ from torch import nn
 # tensors themselves, plus the gradients flowing back and the Gram products. Measured on
 # the CPU (peak RSS growth during one loss-and-gradient evaluation / saved bytes, one
 # thread): offline encoder 0.91 at 256 px, 0.95 at 1024 px; VGG19 0.89 and 1.01. 1.25
-# keeps the estimate 1.1x to 1.4x above all of them. (Counting only the outputs of
-# modules, as before, missed the offline encoder's functional layers: it estimated 12 GB
-# for a 4096x3072 step that was killed at 18.5 GB.)
+# keeps the estimate 1.1x to 1.4x above all of them. Counting what autograd saves, not
+# the outputs of modules, also sees the offline encoder's functional layers.
 STEP_FACTOR = 1.25
 
 
