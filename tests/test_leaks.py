@@ -13,7 +13,7 @@ import warnings
 
 import pytest
 import torch
-from painterly.encoders.random import LAYER_NAMES
+from painterly.encoders.offline import LAYER_NAMES
 from synthetic import blob, stripes, tiny_encoder
 
 import painterly
@@ -48,7 +48,7 @@ def live_tensors() -> int:
 
 
 def test_the_memory_probe_leaves_no_tensors_behind():
-    encoder = load_encoder("random")
+    encoder = load_encoder("offline")
     step_estimator(encoder.net, LAYER_NAMES, 5)
     before = live_tensors()
     for _ in range(5):
