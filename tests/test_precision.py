@@ -13,6 +13,7 @@ import painterly
 from painterly import pipeline, precision
 from painterly.api import make_options
 from painterly.encoders import load_encoder
+from painterly.encoders.preprocessing import CAFFE
 from painterly.events import Notice
 from painterly.image import resize, to_tensor
 from painterly.optimize import Objective
@@ -121,3 +122,38 @@ def test_the_bf16_probe_survives_a_pytorch_without_its_private_helpers(monkeypat
     monkeypatch.setattr(torch.cpu, "_is_avx512_bf16_supported", broken, raising=False)
     monkeypatch.setattr(torch.cpu, "_is_amx_tile_supported", lambda: True, raising=False)
     assert precision.cpu_has_bf16() is True
+
+
+def test_chollet_first_evaluation_matches_the_books_formulas_in_float64(monkeypatch):
+    # Where auto would pick bf16 (as on a GPU), the chollet preset still computes the
+    # book's losses in full precision: its first evaluation, of the content image, agrees
+    # with the book's formulas evaluated in float64 on the same network to 1e-6.
+    monkeypatch.setattr(pipeline, "resolve_precision", _as_on_a_gpu)
+    common = dict(weights="random-vgg19", preset="chollet", height=32, steps=1, seed=2)
+    result = painterly.run(blob(), stripes(), **common)
+    got = result.metrics["history"][0]
+    opts = make_options(**common)
+    encoder = load_encoder("random-vgg19", seed=2, pooling="max").net.double()
+    pre = CAFFE  # what a Keras VGG19 expects, as random-vgg19 uses
+    size = painterly.pipeline.output_size(blob().size, opts)
+    content = pre.to_input(to_tensor(resize(blob(), size)).double())
+    style = pre.to_input(to_tensor(resize(stripes(), size)).double())
+    layers = [opts.content_layer, *opts.style_layers]
+    fc, fs = encoder(content, layers), encoder(style, layers)
+
+    def gram(f):
+        f = f.flatten(2)
+        return f @ f.transpose(1, 2)
+
+    pixels = size[0] * size[1]
+    style_loss = sum(
+        float(((gram(fs[n]) - gram(fc[n])) ** 2).sum()) / (4.0 * 9 * pixels**2)
+        for n in opts.style_layers
+    ) / len(opts.style_layers)
+    a = (content[:, :, :-1, :-1] - content[:, :, 1:, :-1]) ** 2
+    b = (content[:, :, :-1, :-1] - content[:, :, :-1, 1:]) ** 2
+    tv = float(((a + b) ** 1.25).sum())
+    assert result.metrics["precision"] == "fp32"
+    assert got["content"] == 0.0  # the book starts from the content image
+    assert got["style"] == pytest.approx(style_loss, rel=1e-6)
+    assert got["tv"] == pytest.approx(tv, rel=1e-6)
