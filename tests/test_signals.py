@@ -72,3 +72,32 @@ def test_a_third_signal_quits_without_a_traceback_or_a_temporary_file(
     assert not _leftovers(tmp_path)
     if out.exists():  # the third came after the save: then the image is whole
         assert Image.open(out).size == (320, 213)
+
+
+def test_the_policy_step_by_step():
+    from painterly.events import Progress, Started, Stop
+    from painterly.signals import StopSignals
+
+    said = []
+    progress = Progress(1, 10, {"total": 1.0}, 0.1)
+    # A long step: the second signal interrupts it at once.
+    stop = StopSignals(said.append)
+    stop.check(progress)  # nothing asked yet: the run goes on
+    stop._handle(signal.SIGTERM, None)
+    stop.check(Started(10, (8, 8), "tiny", "cpu"))  # only a step's end stops the run
+    with pytest.raises(KeyboardInterrupt):
+        stop._handle(signal.SIGINT, None)
+    assert stop.exit_code == 143 and not stop.aborted
+    # A short step: the run stopped at its end, so the second signal waits for the save.
+    stop = StopSignals(said.append)
+    stop._handle(signal.SIGINT, None)
+    with pytest.raises(Stop):
+        stop.check(progress)
+    stop._handle(signal.SIGINT, None)
+    with stop.saving(), pytest.raises(KeyboardInterrupt):
+        stop._handle(signal.SIGINT, None)  # the third quits
+    assert stop.aborted and stop.exit_code == 130 and len(said) == 5
+    assert said[-2:] == [
+        "SIGINT: saving the latest image (a third time: quit without saving)",
+        "SIGINT: quitting without saving",
+    ]

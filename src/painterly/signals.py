@@ -2,8 +2,9 @@
 
 1. The first SIGINT or SIGTERM asks the run to stop after the step in progress; the
    latest (best) image is then saved as usual.
-2. A second one stops the step at once (KeyboardInterrupt inside the optimiser, which
-   keeps the best image evaluated so far); while the result is being saved it waits.
+2. A second one stops a step still in progress at once (KeyboardInterrupt inside the
+   optimiser, which keeps the best image evaluated so far); once the run is winding
+   down or saving, it waits for the save.
 3. A third one aborts: nothing more is written, and no half-written file is left (the
    atomic writer removes its temporary file).
 
@@ -32,7 +33,8 @@ class StopSignals:
     def __init__(self, say: Callable[[str], None]):
         self.say = say
         self.received: list[int] = []
-        self._saving = False
+        self._saving = False  # the result is being written
+        self._stopping = False  # the run has been told to stop at its last step
         self._previous: dict[int, object] = {}
 
     @property
@@ -55,8 +57,12 @@ class StopSignals:
         return self
 
     def __exit__(self, *exc) -> None:
+        # After a signal the command is ending: later ones are ignored (SIG_IGN, which
+        # Python keeps through interpreter shutdown), so that one arriving while it
+        # prints its last line or exits cannot turn a saved run into a killed one.
+        # Without a signal, the previous handlers come back.
         for sig, handler in self._previous.items():
-            signal.signal(sig, handler)
+            signal.signal(sig, signal.SIG_IGN if self.received else handler)
         self._previous.clear()
 
     def _handle(self, signum: int, frame) -> None:
@@ -67,11 +73,11 @@ class StopSignals:
                 f"{name}: stopping after this step and saving the latest image "
                 "(again: stop at once; a third time: quit without saving)"
             )
-        elif len(self.received) == 2 and not self._saving:
+        elif len(self.received) == 2 and not (self._stopping or self._saving):
             self.say(f"{name}: stopping now; saving the latest image")
-            raise KeyboardInterrupt
-        elif len(self.received) == 2:
-            self.say(f"{name}: saving the result (a third time: quit without saving)")
+            raise KeyboardInterrupt  # the optimiser keeps its best image so far
+        elif len(self.received) == 2:  # the step has ended: the result is on its way
+            self.say(f"{name}: saving the latest image (a third time: quit without saving)")
         else:
             self.say(f"{name}: quitting without saving")
             raise KeyboardInterrupt
@@ -80,6 +86,7 @@ class StopSignals:
         """Raise :class:`Stop` (which ends the optimisation and keeps its best image) at
         the first step after a signal. Only on Progress, which comes from inside a step."""
         if self.received and isinstance(event, Progress):
+            self._stopping = True
             raise Stop
 
     @contextlib.contextmanager

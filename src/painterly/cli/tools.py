@@ -143,7 +143,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
 
 
 # What ``pip install "painterly[web]"`` adds; ``painterly serve`` needs all of them.
-WEB_MODULES = ("fastapi", "uvicorn", "starlette", "pydantic")
+WEB_MODULES = ("fastapi", "uvicorn", "starlette", "pydantic", "h11")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:  # `painterly serve`, see web/app.py
