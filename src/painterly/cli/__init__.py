@@ -15,6 +15,7 @@ import os
 import sys
 
 from painterly import __version__
+from painterly.cli import fast
 from painterly.cli.common import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERRUPTED,
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         "~/.local/share/painterly/web)",
     )
     # --- end serve ---
+    fast.add_parsers(sub)  # train, apply, models, export (painterly.fast)
     return parser
 
 
@@ -157,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "presets": cmd_presets,
         "explain": cmd_explain,
         "serve": cmd_serve,
+        **dict.fromkeys(fast.COMMANDS, fast.dispatch),
     }
     try:
         code = commands[args.command](args)
