@@ -20,3 +20,7 @@ class WeightsError(PainterlyError):
 
 class OptionsError(PainterlyError):
     """An option has a value that cannot work (unknown layer, absurd size, ...)."""
+
+
+class ModelError(PainterlyError):
+    """A fast-model file is missing, corrupt, truncated or not one of painterly's."""

@@ -15,6 +15,7 @@ import os
 import sys
 
 from painterly import __version__
+from painterly.cli import fast
 from painterly.cli.common import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERRUPTED,
@@ -136,6 +137,7 @@ def build_parser() -> argparse.ArgumentParser:
         "--host address (repeatable); other names are refused, against DNS rebinding",
     )
     # --- end serve ---
+    fast.add_parsers(sub)  # train, apply, models, export (painterly.fast)
     return parser
 
 
@@ -165,6 +167,7 @@ def main(argv: list[str] | None = None) -> int:
         "presets": cmd_presets,
         "explain": cmd_explain,
         "serve": cmd_serve,
+        **dict.fromkeys(fast.COMMANDS, fast.dispatch),
     }
     try:
         code = commands[args.command](args)

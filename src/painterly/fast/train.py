@@ -1,0 +1,359 @@
+"""Training a fast model: a feed-forward network learns to do what the optimiser does.
+
+The loss is painterly's own :class:`painterly.optimize.Objective` (relative content,
+style and TV losses on the encoder's layers), with the network's output in place of the
+optimised image: each batch of photo crops is its own content target and every image
+is scored against the same blended style Grams, computed once. The encoder is any that
+``stylize`` can use, the offline encoder included, so a model can be trained with
+nothing downloaded.
+
+Reproducibility: the network's starting weights come from ``seed``; the crops of
+iteration ``i`` from a generator seeded with ``(seed, i)`` alone. So the randomness of
+a run is a function of the seed and the iteration count, and a checkpoint needs only the
+weights, Adam's state and the iteration to continue exactly where it stopped: a resumed
+run ends with the same weights, bit for bit on the CPU, as one that never stopped.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image, UnidentifiedImageError
+
+from painterly import __version__
+from painterly.config import Options
+from painterly.controls import STYLE_SUFFIXES, expand_styles
+from painterly.errors import ImageError, OptionsError
+from painterly.events import Callback, Preview, Progress, Started, Stop, ignore
+from painterly.fast import model_file
+from painterly.fast.network import DEFAULT_BLOCKS, DEFAULT_WIDTH, TransformerNet, make_network
+from painterly.image import fit_size, load_image, resize, to_image, to_tensor
+from painterly.optimize import Objective, style_targets
+
+Tensor = torch.Tensor
+LOSSES = ("total", "content", "style", "tv")
+CACHE_PHOTOS = 4096  # decoded photos kept in memory (each at most 2 crops on its short side)
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained (the losses are in :class:`painterly.config.Options`)."""
+
+    iterations: int = 2000
+    batch_size: int = 4
+    crop: int = 256
+    width: int = DEFAULT_WIDTH
+    blocks: int = DEFAULT_BLOCKS
+    learning_rate: float = 1e-3
+    seed: int = 0
+    time_limit: float = 0.0  # seconds; 0: no limit
+    save_every: int = 200  # checkpoint and preview every N iterations; 0: only at the end
+    jitter: float = 2.0  # a crop covers 1/jitter .. all of a photo's short side
+
+    def __post_init__(self) -> None:
+        checks = [
+            (self.iterations >= 1, "--iterations must be at least 1"),
+            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (16 <= self.crop <= 4096, "--crop must be from 16 to 4096 px"),
+            (1 <= self.width <= 256, "--width must be from 1 to 256"),
+            (0 <= self.blocks <= 32, "--blocks must be from 0 to 32"),
+            (0 < self.learning_rate <= 1, "--learning-rate must be above 0 and at most 1"),
+            (self.time_limit >= 0, "--time-limit must be 0 (none) or more seconds"),
+            (self.save_every >= 0, "--save-every must be 0 (only at the end) or more"),
+            (self.jitter >= 1, "the scale jitter must be at least 1"),
+        ]
+        for ok, message in checks:
+            if not ok:
+                raise OptionsError(message)
+
+
+@dataclass
+class TrainResult:
+    net: TransformerNet
+    info: model_file.ModelInfo
+    metrics: dict
+    interrupted: bool = False
+    skipped: list[str] = field(default_factory=list)  # photos that could not be read
+
+
+# --- the photos ---------------------------------------------------------------------
+
+
+class Photos:
+    """Every readable image under a folder (recursive, sorted), cropped on demand.
+
+    Files are found by extension and their headers read up front; one that cannot be
+    decoded when first used is skipped from then on, its neighbour used instead, and
+    counted. Decoded photos are kept, shrunk to twice the crop on their short side
+    (the largest that a crop's scale jitter asks for)."""
+
+    def __init__(self, folder: str | os.PathLike, crop: int, jitter: float):
+        folder = Path(folder)
+        if not folder.is_dir():
+            raise OptionsError(f"--images {folder} is not a folder")
+        self.crop, self.jitter = crop, jitter
+        self.skipped: list[str] = []
+        self.paths: list[Path] = []
+        for path in sorted(p for p in folder.rglob("*") if p.is_file()):
+            if path.suffix.lower() not in STYLE_SUFFIXES or path.name.startswith("."):
+                continue
+            try:
+                with Image.open(path) as img:
+                    img.size  # noqa: B018 (the header is read)
+                self.paths.append(path)
+            except (OSError, UnidentifiedImageError, ValueError):
+                self.skipped.append(str(path))
+        if not self.paths:
+            raise OptionsError(
+                f"--images {folder} has no readable photos (.jpg .png .webp .tif ...)"
+            )
+        self._cache: dict[int, Image.Image | None] = {}
+
+    def __len__(self) -> int:
+        return len(self.paths)
+
+    def photo(self, index: int) -> Image.Image:
+        """Photo ``index``, or the next readable one after it."""
+        for step in range(len(self.paths)):
+            i = (index + step) % len(self.paths)
+            if i not in self._cache:
+                self._cache[i] = self._load(self.paths[i])
+                if len(self._cache) > CACHE_PHOTOS:
+                    self._cache.pop(next(k for k, v in self._cache.items() if v is not None))
+            if self._cache[i] is not None:
+                return self._cache[i]
+        raise OptionsError("none of the photos under --images can be decoded")
+
+    def _load(self, path: Path) -> Image.Image | None:
+        try:
+            img = load_image(path)
+        except ImageError:
+            self.skipped.append(str(path))
+            return None
+        if min(img.size) <= 2 * self.crop:
+            return img
+        longest = 2 * self.crop * max(img.size) / min(img.size)
+        return resize(img, fit_size(*img.size, round(longest)))
+
+    def batch(self, rng: np.random.Generator, size: int) -> Tensor:
+        """(size, 3, crop, crop) random crops in 0..1: a random photo, scaled so that its
+        short side is 1..jitter crops, cut at a random place, flipped half the time."""
+        crops = []
+        for _ in range(size):
+            img = self.photo(int(rng.integers(len(self.paths))))
+            short = self.crop * rng.uniform(1.0, self.jitter)
+            scale = short / min(img.size)
+            w, h = (max(self.crop, round(side * scale)) for side in img.size)
+            img = resize(img, (w, h))
+            x, y = int(rng.integers(w - self.crop + 1)), int(rng.integers(h - self.crop + 1))
+            t = to_tensor(img.crop((x, y, x + self.crop, y + self.crop)))
+            crops.append(t.flip(-1) if rng.random() < 0.5 else t)
+        return torch.cat(crops)
+
+
+def iteration_rng(seed: int, iteration: int) -> np.random.Generator:
+    """The generator of one iteration's crops: a function of (seed, iteration) only."""
+    return np.random.default_rng([seed, iteration])
+
+
+# --- the styles ---------------------------------------------------------------------
+
+
+def style_records(specs: Sequence[tuple[str, float]]) -> list[dict]:
+    """Name, SHA-256 and weight of each style file (a folder: each of its images)."""
+    out = []
+    for path, weight in specs:
+        path = Path(path)
+        found = (
+            sorted(p for p in path.iterdir() if p.suffix.lower() in STYLE_SUFFIXES)
+            if path.is_dir()
+            else [path]
+        )
+        for item in found:
+            out.append({"name": item.stem, "sha256": model_file.sha256_of(item), "weight": weight})
+    return out
+
+
+def style_tensors(
+    specs: Sequence[tuple[str, float]], opts: Options, crop: int
+) -> list[tuple[Tensor, float]]:
+    """The paintings as (1, 3, H, W) tensors, their long side ``2 crop x style_scale``:
+    the size of the photos the crops come from, as ``stylize`` sizes a style to its output."""
+    images, _ = expand_styles(list(specs), opts.style_blend)
+    side = max(32, round(2 * crop * opts.style_scale))
+    return [(to_tensor(resize(img, fit_size(*img.size, side))), w) for img, w in images]
+
+
+# --- the loop -----------------------------------------------------------------------
+
+
+def settings_of(config: TrainConfig, opts: Options, styles: list[dict], encoder: str) -> dict:
+    """What a resumed run must share with the run it continues (not the iteration
+    budget, the time limit or how often it saves: those may change)."""
+    same = asdict(config)
+    for key in ("iterations", "time_limit", "save_every"):
+        same.pop(key)
+    settings = {"train": same, "options": asdict(opts), "styles": styles, "encoder": encoder}
+    return json.loads(json.dumps(settings))  # as a checkpoint gives it back (tuples: lists)
+
+
+def train(
+    photos: Photos,
+    styles: list[tuple[Tensor, float]],
+    style_info: list[dict],
+    config: TrainConfig,
+    opts: Options,
+    encoder,
+    device: torch.device,
+    *,
+    checkpoint: str | os.PathLike | None = None,
+    resume: bool = False,
+    preview: Image.Image | None = None,
+    callback: Callback = ignore,
+) -> TrainResult:
+    """Train a network for ``config.iterations`` (or until ``time_limit``, a Stop from
+    the callback or Ctrl-C) and return it.
+
+    ``checkpoint``: where to keep the training state, written every ``save_every``
+    iterations, at the end and when stopped; with ``resume`` the run continues from it.
+    Events: Started (``total_steps`` is the whole run's iterations), then a Progress after
+    every iteration (``step`` counts from the start of the whole run, resumed or not),
+    and a Preview of ``preview`` painted every ``save_every`` iterations.
+    """
+    settings = settings_of(config, opts, style_info, encoder.name)
+    net = make_network(config.width, config.blocks, config.seed).to(device).train()
+    optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
+    history: list[dict] = []
+    start_iteration = 0
+    if resume:
+        state = model_file.load_checkpoint(checkpoint)
+        _check_same(state.settings, settings, checkpoint)
+        net.load_state_dict(state.net_state)
+        optimizer.load_state_dict(state.optimizer_state)
+        start_iteration, history = state.iteration, state.history
+    pre = encoder.preprocessing
+    with torch.no_grad():
+        grams = style_targets(
+            encoder, [(s.to(device), w) for s, w in styles], opts.style_layers, False
+        )
+    seconds_before = history[-1]["seconds"] if history else 0.0
+    start = time.perf_counter()
+    callback(Started(config.iterations, (config.crop, config.crop), encoder.name, str(device)))
+
+    def save(done: int) -> None:
+        if checkpoint is not None:
+            model_file.save_checkpoint(checkpoint, net, optimizer, done, settings, history)
+
+    done, stepping, interrupted = start_iteration, False, False
+    try:
+        for iteration in range(start_iteration, config.iterations):
+            if _out_of_time(config.time_limit, start, done - start_iteration):
+                break
+            content = photos.batch(iteration_rng(config.seed, iteration), config.batch_size)
+            content = content.to(device)
+            objective = Objective(encoder, content, [], opts, grams=grams)
+            total, parts = objective(pre.to_input(net(content)))
+            loss = total / config.batch_size  # a mean: the learning rate holds at any batch size
+            optimizer.zero_grad(set_to_none=True)
+            loss.backward()
+            stepping = True  # a half-applied Adam step must not be saved
+            optimizer.step()
+            stepping = False
+            done = iteration + 1
+            losses = {k: float(parts[k].detach().mean()) for k in LOSSES}
+            elapsed = seconds_before + time.perf_counter() - start
+            history.append({"iteration": done, **losses, "seconds": round(elapsed, 3)})
+            if config.save_every and done % config.save_every == 0 and done < config.iterations:
+                save(done)
+                if preview is not None:
+                    callback(Preview(done, paint(net, preview, device)))
+            callback(Progress(done, config.iterations, losses, elapsed))
+    except (KeyboardInterrupt, Stop):
+        interrupted = True
+    if not stepping:
+        save(done)
+    net.eval().requires_grad_(False)
+    info = model_file.ModelInfo(
+        width=config.width,
+        blocks=config.blocks,
+        styles=style_info,
+        encoder=encoder.name,
+        options={**asdict(config), "loss": _loss_options(opts)},
+        iterations=done,
+        version=__version__,
+    )
+    metrics = {
+        "iterations": done,
+        "resumed_from": start_iteration,
+        "seconds": history[-1]["seconds"] if history else 0.0,
+        "iterations_per_s": _rate(history, start_iteration),
+        "encoder": encoder.name,
+        "device": str(device),
+        "options": info.options,
+        "styles": style_info,
+        "photos": len(photos),
+        "skipped": list(photos.skipped),
+        "interrupted": interrupted,
+        "history": history,
+        "version": __version__,
+    }
+    return TrainResult(net.cpu(), info, metrics, interrupted, list(photos.skipped))
+
+
+def _loss_options(opts: Options) -> dict:
+    keep = ("content_weight", "style_weight", "tv_weight", "strength", "content_layer")
+    return {**{k: getattr(opts, k) for k in keep}, "style_layers": list(opts.style_layers)}
+
+
+def _rate(history: list[dict], start_iteration: int) -> float:
+    mine = [h for h in history if h["iteration"] > start_iteration]
+    if len(mine) < 2:
+        return 0.0
+    spent = mine[-1]["seconds"] - mine[0]["seconds"]
+    return round((len(mine) - 1) / spent, 4) if spent > 0 else 0.0
+
+
+def _out_of_time(limit: float, start: float, done: int) -> bool:
+    """Whether one more iteration, at the pace so far, would end past ``limit`` seconds."""
+    if not limit:
+        return False
+    spent = time.perf_counter() - start
+    return spent >= limit or (done > 0 and spent + spent / done > limit)
+
+
+def _check_same(old: dict, new: dict, path) -> None:
+    for part in ("train", "options", "styles", "encoder"):
+        if old.get(part) != new.get(part):
+            if isinstance(new.get(part), dict):
+                keys = sorted(k for k in new[part] if old.get(part, {}).get(k) != new[part][k])
+                what = ", ".join(keys[:3]) or part
+            else:
+                what = part
+            raise OptionsError(
+                f"{path} was made with other settings ({what} differ); resume with the "
+                "same ones, or start afresh with --overwrite"
+            )
+
+
+@torch.no_grad()
+def paint(net: TransformerNet, photo: Image.Image, device: torch.device) -> Image.Image:
+    """One forward pass on ``photo``, leaving the network in the mode it was in."""
+    was_training = net.training
+    net.eval()
+    try:
+        return to_image(net(to_tensor(photo).to(device)))
+    finally:
+        net.train(was_training)
+
+
+def preview_photo(path: str | os.PathLike, side: int) -> Image.Image:
+    """The held-out photo for previews, its long side ``side`` px at most."""
+    img = load_image(path)
+    return resize(img, fit_size(*img.size, side)) if max(img.size) > side else img
