@@ -13,11 +13,11 @@ import warnings
 
 import pytest
 import torch
-from painterly.encoders.offline import LAYER_NAMES
 from synthetic import blob, stripes, tiny_encoder
 
 import painterly
 from painterly.encoders import load_encoder
+from painterly.encoders.offline import LAYER_NAMES
 from painterly.memory import step_estimator
 
 RUNS = 12
