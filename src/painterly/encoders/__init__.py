@@ -72,6 +72,21 @@ def layer_order(arch: str) -> tuple[str, ...]:
     return offline.LAYER_NAMES if arch == offline.ARCH else layer_names(arch)
 
 
+def weights_choices() -> list[str]:
+    """What ``--weights`` takes by name (a file path works too), for forms and help."""
+    return ["auto", OFFLINE, "random-vgg19", *REGISTRY]
+
+
+def all_layer_names() -> list[str]:
+    """VGG19's layer names, then the offline encoder's own (VGG names also work with it)."""
+    return [*layer_names("vgg19"), *offline.LAYER_NAMES]
+
+
+def pretrained_cached(name: str = "vgg19") -> bool:
+    """Whether a genuine copy of the weight set ``name`` is cached (hashed on first use)."""
+    return cache.weights_cached(name)
+
+
 def canonical_layer(name: str, arch: str = "vgg19") -> str:
     """The canonical name of layer ``name`` in ``arch``; OptionsError if it has none."""
     return offline.resolve_layer(name) if arch == offline.ARCH else resolve_layer(name, arch)

@@ -52,10 +52,7 @@ from starlette.responses import StreamingResponse
 import painterly
 from painterly.api import make_options, resolve_device
 from painterly.config import PRESETS, Options, form_fields, kind_of, option_fields, parse_value
-from painterly.encoders import layer_order
-from painterly.encoders.cache import weights_cached
-from painterly.encoders.offline import ARCH as OFFLINE_ARCH
-from painterly.encoders.registry import REGISTRY
+from painterly.encoders import all_layer_names, pretrained_cached, weights_choices
 from painterly.errors import OptionsError
 from painterly.image import MIN_SIDE
 from painterly.pipeline import output_size
@@ -102,11 +99,11 @@ def _choices() -> dict[str, list[str]]:
     devices = ["auto", "cpu"]
     devices += ["cuda"] if torch.cuda.is_available() else []
     devices += ["mps"] if torch.backends.mps.is_available() else []
-    layers = [*layer_order("vgg19"), *layer_order(OFFLINE_ARCH)]
+    layers = all_layer_names()
     fixed = {f["name"]: f["choices"] for f in form_fields() if f.get("choices")}
     return {
         **fixed,
-        "weights": ["auto", "offline", "random-vgg19", *REGISTRY],
+        "weights": weights_choices(),
         "device": devices,
         # VGG's names, then the offline encoder's own (VGG names also work with it).
         "content_layer": layers,
@@ -168,7 +165,7 @@ def options_schema(limits: Limits) -> dict:
         "presets": {name: _jsonable(asdict(p)) for name, p in PRESETS.items()},
         # Without cached pretrained weights a run would fall back to the offline encoder
         # (or try a download first): show its own preset, so that the form shows what runs.
-        "default_preset": "default" if weights_cached("vgg19") else "offline",
+        "default_preset": "default" if pretrained_cached("vgg19") else "offline",
         "limits": asdict(limits),
         "accept": ACCEPT_MIME,
         "version": painterly.__version__,
