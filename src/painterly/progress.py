@@ -10,27 +10,37 @@ from painterly.events import Event, Notice, Progress, Started
 
 
 class ProgressPrinter:
-    """Callback that draws one progress bar per run and prints notices above it."""
+    """Callback that draws one progress bar per optimisation and prints notices above it.
 
-    def __init__(self, quiet: bool = False):
-        self.quiet = quiet
+    A Started event opens a bar (``scale k/n WxH device``); a Progress without one (a
+    training run, which counts iterations) opens a bar named ``desc`` that starts at
+    that step, so a resumed run's rate is its own."""
+
+    def __init__(self, quiet: bool = False, *, unit: str = "step", desc: str = ""):
+        self.quiet, self.unit, self.desc = quiet, unit, desc
         self.bar: tqdm | None = None
+
+    def _open(self, total: int, desc: str, initial: int = 0) -> None:
+        self.close()
+        self.bar = tqdm(
+            total=total,
+            initial=initial,
+            desc=desc,
+            unit=self.unit,
+            file=sys.stderr,
+            dynamic_ncols=True,
+        )
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Notice):
             tqdm.write(f"painterly: warning: {event.message}", file=sys.stderr)
         elif isinstance(event, Started) and not self.quiet:
-            self.close()
             w, h = event.size
             scale = f"scale {event.scale}/{event.scales} " if event.scales > 1 else ""
-            self.bar = tqdm(
-                total=event.total_steps,
-                desc=f"{scale}{w}x{h} {event.device}",
-                unit="step",
-                file=sys.stderr,
-                dynamic_ncols=True,
-            )
-        elif isinstance(event, Progress) and self.bar is not None:
+            self._open(event.total_steps, f"{scale}{w}x{h} {event.device}")
+        elif isinstance(event, Progress) and not self.quiet:
+            if self.bar is None:
+                self._open(event.total_steps, self.desc, initial=event.step - 1)
             loss = event.losses
             self.bar.set_postfix_str(
                 f"content {loss['content']:.3g} style {loss['style']:.3g} tv {loss['tv']:.3g}",

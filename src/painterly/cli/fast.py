@@ -147,48 +147,6 @@ def _model_path(name: str, writing: bool = False) -> Path:
     return path
 
 
-class _Bar:
-    """The training bar: iteration, losses, it/s and time left; starts where a resumed
-    run starts, so its rate is this run's."""
-
-    def __init__(self, quiet: bool):
-        self.quiet, self.bar = quiet, None
-
-    def __call__(self, event) -> None:
-        from tqdm import tqdm
-
-        from painterly.events import Notice, Progress
-
-        if isinstance(event, Notice):
-            tqdm.write(f"painterly: warning: {event.message}", file=sys.stderr)
-        elif isinstance(event, Progress) and not self.quiet:
-            if self.bar is None:
-                self.bar = tqdm(
-                    total=event.total_steps,
-                    initial=event.step - 1,
-                    unit="it",
-                    file=sys.stderr,
-                    dynamic_ncols=True,
-                    desc="train",
-                )
-            loss = event.losses
-            self.bar.set_postfix_str(
-                f"content {loss['content']:.3g} style {loss['style']:.3g} tv {loss['tv']:.3g}",
-                refresh=False,
-            )
-            self.bar.update(event.step - self.bar.n)
-
-    def say(self, text: str) -> None:
-        from tqdm import tqdm
-
-        tqdm.write(f"painterly: {text}", file=sys.stderr)
-
-    def close(self) -> None:
-        if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
 def cmd_train(args: argparse.Namespace) -> int:
     from painterly.api import resolve_run
     from painterly.cli.common import stoppable
@@ -196,6 +154,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from painterly.fast import model_file
     from painterly.fast import train as training
     from painterly.image import save_image
+    from painterly.progress import ProgressPrinter
     from painterly.signals import StopSignals
 
     given = {k: getattr(args, k) for k in TRAIN_OPTIONS if hasattr(args, k)}
@@ -231,7 +190,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
     photos = training.Photos(args.images, config.crop, config.jitter)
     preview = training.preview_photo(args.preview, 512) if args.preview else None
-    bar = _Bar(args.quiet)
+    bar = ProgressPrinter(args.quiet, unit="it", desc="train")
     opts, encoder, device, _ = resolve_run(None, given, bar, None)
     styles = training.style_tensors(specs, opts, config.crop)
     records = training.style_records(specs)

@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from painterly.cli.common import EXIT_OK, claim_output
+from painterly.cli.common import EXIT_OK, claim_output, flag_type
 from painterly.config import PRESETS, Options, option_fields
 from painterly.errors import OptionsError, PainterlyError
 from painterly.report import REPORT_SIZE, REPORT_STEPS
@@ -26,14 +26,14 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     )
     parser.add_argument(
         "--size",
-        type=int,
+        type=flag_type("size"),
         default=argparse.SUPPRESS,
         metavar="SIZE",
         help=f"long side of the stylisation in px (default: {REPORT_SIZE})",
     )
     parser.add_argument(
         "--steps",
-        type=int,
+        type=flag_type("steps"),
         default=argparse.SUPPRESS,
         metavar="STEPS",
         help=f"steps of the stylisation (default: {REPORT_STEPS})",
