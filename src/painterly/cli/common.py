@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import re
+import sys
 import typing
 from pathlib import Path
 
@@ -174,3 +175,14 @@ def stoppable(callback, stop):
         stop.check(event)
 
     return both
+
+
+def closing_line(stop, interrupted: bool, stopped: str, done: str, quiet: bool) -> int:
+    """The last line of a run on stderr and its exit code: ``stopped`` and 130/143 after
+    an interruption or a signal (painterly.signals), else ``done`` (unless quiet) and 0."""
+    if interrupted or stop.asked:
+        print(f"painterly: {stopped}", file=sys.stderr)
+        return stop.exit_code or EXIT_INTERRUPTED
+    if not quiet:
+        print(f"painterly: {done}", file=sys.stderr)
+    return EXIT_OK

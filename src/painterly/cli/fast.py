@@ -14,11 +14,11 @@ import time
 from pathlib import Path
 
 from painterly.cli.common import (
-    EXIT_INTERRUPTED,
     EXIT_OK,
     OVERWRITE_HELP,
     check_writable,
     claim_output,
+    closing_line,
     distinct_outputs,
     flag_type,
     metrics_path_of,
@@ -234,20 +234,15 @@ def cmd_train(args: argparse.Namespace) -> int:
     m = result.metrics
     if len(result.skipped) > skipped_first:  # more found undecodable while training
         print(f"painterly: skipped {len(result.skipped)} unreadable photo(s)", file=sys.stderr)
-    if result.interrupted or stop.asked:
-        print(
-            f"painterly: interrupted after {m['iterations']} iterations; wrote {model} and "
-            f"{checkpoint} (continue with --resume)",
-            file=sys.stderr,
-        )
-        return stop.exit_code or EXIT_INTERRUPTED
-    if not args.quiet:
-        print(
-            f"painterly: wrote {model} ({m['iterations']} iterations, {m['seconds']:.1f} s, "
-            f"{m['iterations_per_s']:.3g} it/s on {m['encoder']})",
-            file=sys.stderr,
-        )
-    return EXIT_OK
+    return closing_line(
+        stop,
+        result.interrupted,
+        f"interrupted after {m['iterations']} iterations; wrote {model} and {checkpoint} "
+        "(continue with --resume)",
+        f"wrote {model} ({m['iterations']} iterations, {m['seconds']:.1f} s, "
+        f"{m['iterations_per_s']:.3g} it/s on {m['encoder']})",
+        args.quiet,
+    )
 
 
 def _photo_files(items: list[str]) -> list[Path]:

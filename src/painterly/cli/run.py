@@ -7,14 +7,12 @@ import argparse
 import glob
 import os
 import re
-import sys
 import time
 from pathlib import Path
 
 from painterly.cli.common import (
-    EXIT_INTERRUPTED,
-    EXIT_OK,
     claim_output,
+    closing_line,
     distinct_outputs,
     given_options,
     input_files,
@@ -92,20 +90,14 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             save_image(result.image, output, result.metadata)
             if metrics_path:
                 write_metrics(metrics_path, result.metrics, f"the image {output} is written")
-    if result.interrupted or stop.asked:
-        print(
-            f"painterly: interrupted after {result.metrics['steps']} steps; "
-            f"saved the latest image to {output}",
-            file=sys.stderr,
-        )
-        return stop.exit_code or EXIT_INTERRUPTED
-    if not args.quiet:
-        print(
-            f"painterly: wrote {output} ({result.metrics['seconds']:.1f} s, "
-            f"{result.metrics['ms_per_step']:.0f} ms/step)",
-            file=sys.stderr,
-        )
-    return EXIT_OK
+    m = result.metrics
+    return closing_line(
+        stop,
+        result.interrupted,
+        f"interrupted after {m['steps']} steps; saved the latest image to {output}",
+        f"wrote {output} ({m['seconds']:.1f} s, {m['ms_per_step']:.0f} ms/step)",
+        args.quiet,
+    )
 
 
 def _style_label(specs: list[tuple[str, float]]) -> str:
@@ -173,16 +165,12 @@ def cmd_batch(args: argparse.Namespace) -> int:
             },
             f"the {len(done)} images in {outdir} are written",
         )
-    if any(r.interrupted for _, _, r in done) or stop.asked:
-        print(
-            f"painterly: interrupted; saved {len(done)} of {len(items)} images to {outdir}",
-            file=sys.stderr,
-        )
-        return stop.exit_code or EXIT_INTERRUPTED
-    if not args.quiet:
-        print(
-            f"painterly: wrote {len(done)} image{'s' * (len(done) != 1)} to {outdir} "
-            f"({seconds:.1f} s, {len(done) / seconds:.3g} images/s)",
-            file=sys.stderr,
-        )
-    return EXIT_OK
+    plural = "s" * (len(done) != 1)
+    return closing_line(
+        stop,
+        any(r.interrupted for _, _, r in done),
+        f"interrupted; saved {len(done)} of {len(items)} images to {outdir}",
+        f"wrote {len(done)} image{plural} to {outdir} "
+        f"({seconds:.1f} s, {len(done) / seconds:.3g} images/s)",
+        args.quiet,
+    )
