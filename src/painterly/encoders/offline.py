@@ -49,6 +49,7 @@ across machines).
 from __future__ import annotations
 
 import difflib
+import functools
 import math
 import re
 from collections.abc import Iterable
@@ -154,6 +155,63 @@ def _calibration(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return scale, bias
 
 
+def _draw(gen: torch.Generator, cin: int, cout: int) -> nn.Conv2d:
+    """Kaiming-normal (fan-in, ReLU gain) 3x3 weights in float64; bias set later."""
+    conv = nn.Conv2d(cin, cout, 3, dtype=torch.float64)
+    w = torch.randn(conv.weight.shape, generator=gen, dtype=torch.float64)
+    conv.weight.data.copy_(w * math.sqrt(2.0 / (cin * 9)))
+    conv.bias.data.zero_()
+    return conv
+
+
+@functools.lru_cache(maxsize=4)
+@torch.no_grad()
+def _calibrated_weights(seed: int):
+    """``(levels, luma)``: the float32 (weight, bias) of every convolution for ``seed``.
+
+    Every weight is drawn in a fixed order (levels, then the branch), so a truncated net
+    has exactly the layers of the full one. Then every channel gets zero mean and unit
+    variance before its ReLU on pink noise, layer by layer in float64, and the constants
+    are rounded. This takes seconds, so a process computes it once per seed (a server
+    runs many jobs) and every net built from it gets its own copy.
+    """
+    gen = torch.Generator().manual_seed(seed)
+    levels, cin = [], 3
+    for width in WIDTHS:
+        levels.append(_draw(gen, cin, width))
+        cin = width
+    luma, cin = [], 1
+    for width in LUMA_WIDTHS:
+        luma.append(_draw(gen, cin, width))
+        cin = width
+    k = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=torch.float64) / 8
+    blur = (k[:, None] * k[None, :]).view(1, 1, 4, 4)
+    probe = pink_noise(1, _CALIBRATION_SIZE, _CALIBRATION_NOISE_SEED)
+
+    def settle(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
+        scale, bias = _calibration(_conv(x, conv))
+        conv.weight.data.mul_(scale.view(-1, 1, 1, 1))
+        conv.bias.data.copy_(bias)
+        return F.relu(_conv(x, conv))
+
+    x = probe  # already whitened: unit variance per opponent channel
+    for i, conv in enumerate(levels):
+        x = settle(conv, _blur_down(x, blur) if i else x)
+    y = _blur_down(_standardise(probe[:, :1]), blur)  # calibrated at luma2's scale
+    for conv in luma:
+        y = settle(conv, y)
+    return tuple(
+        tuple((c.weight.float(), c.bias.float()) for c in group) for group in (levels, luma)
+    )
+
+
+def _conv_from(weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
+    conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3)
+    conv.weight.data.copy_(weight)
+    conv.bias.data.copy_(bias)
+    return conv
+
+
 class OfflineNet(nn.Module):
     """The offline encoder's network: ``forward(x, layers) -> {name: (N, C, H, W)}``.
 
@@ -167,58 +225,18 @@ class OfflineNet(nn.Module):
     def __init__(self, seed: int = 0, upto: str = STYLE_LAYERS[-1]):
         super().__init__()
         upto = resolve_layer(upto)
-        gen = torch.Generator().manual_seed(seed)
-        # Draw every weight in a fixed order (levels, then the branch) before truncating,
-        # so that a truncated net has exactly the layers of the full one.
-        levels, cin = [], 3
-        for width in WIDTHS:
-            levels.append(self._draw(gen, cin, width))
-            cin = width
-        luma, cin = [], 1
-        for width in LUMA_WIDTHS:
-            luma.append(self._draw(gen, cin, width))
-            cin = width
         k = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=torch.float64) / 8
         self.register_buffer("blur", (k[:, None] * k[None, :]).view(1, 1, 4, 4).float())
         self.register_buffer("opponent", _OPPONENT.float().view(3, 3, 1, 1))
-        self._calibrate(levels, luma)
+        levels, luma = (
+            [_conv_from(w, b) for w, b in group] for group in _calibrated_weights(seed)
+        )
         depth = LAYER_NAMES.index(upto) - len(LUMA_LAYERS) + 1
         self.names = STYLE_LAYERS[: max(depth, 0)]
         self.levels = nn.ModuleList(levels[: len(self.names)])
         self.luma = nn.ModuleList(luma)
         self.requires_grad_(False)
         self.eval()
-
-    @staticmethod
-    def _draw(gen: torch.Generator, cin: int, cout: int) -> nn.Conv2d:
-        """Kaiming-normal (fan-in, ReLU gain) 3x3 weights in float64; bias set later."""
-        conv = nn.Conv2d(cin, cout, 3, dtype=torch.float64)
-        w = torch.randn(conv.weight.shape, generator=gen, dtype=torch.float64)
-        conv.weight.data.copy_(w * math.sqrt(2.0 / (cin * 9)))
-        conv.bias.data.zero_()
-        return conv
-
-    @torch.no_grad()
-    def _calibrate(self, levels: list[nn.Conv2d], luma: list[nn.Conv2d]) -> None:
-        """Give every channel zero mean and unit variance before its ReLU on pink noise,
-        layer by layer in float64; then round the constants and store float32 weights."""
-        probe = pink_noise(1, _CALIBRATION_SIZE, _CALIBRATION_NOISE_SEED)
-        blur = self.blur.double()
-
-        def settle(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
-            scale, bias = _calibration(_conv(x, conv))
-            conv.weight.data.mul_(scale.view(-1, 1, 1, 1))
-            conv.bias.data.copy_(bias)
-            return F.relu(_conv(x, conv))
-
-        x = probe  # already whitened: unit variance per opponent channel
-        for i, conv in enumerate(levels):
-            x = settle(conv, _blur_down(x, blur) if i else x)
-        y = _blur_down(_standardise(probe[:, :1]), blur)  # calibrated at luma2's scale
-        for conv in luma:
-            y = settle(conv, y)
-        for conv in (*levels, *luma):
-            conv.float()
 
     def _whiten(self, x: torch.Tensor) -> torch.Tensor:
         return F.conv2d(x, self.opponent.to(x.dtype))
