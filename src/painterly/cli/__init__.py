@@ -32,6 +32,7 @@ from painterly.cli.tools import (
     cmd_serve,
     cmd_weights,
 )
+from painterly.cli.video import add_video_parser, cmd_video
 from painterly.errors import PainterlyError
 
 __all__ = ["build_parser", "main", "parse_style"]
@@ -128,6 +129,7 @@ def build_parser() -> argparse.ArgumentParser:
         "~/.local/share/painterly/web)",
     )
     # --- end serve ---
+    add_video_parser(sub)  # `painterly video`, see cli/video.py
     return parser
 
 
@@ -157,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "presets": cmd_presets,
         "explain": cmd_explain,
         "serve": cmd_serve,
+        "video": cmd_video,
     }
     try:
         code = commands[args.command](args)
