@@ -18,6 +18,7 @@ from painterly.cli.common import (
     add_option_flags,
     check_writable,
     claim_output,
+    flag_type,
     given_options,
     input_files,
     metrics_path_of,
@@ -26,6 +27,7 @@ from painterly.cli.common import (
     write_metrics,
 )
 from painterly.errors import OptionsError, PainterlyError
+from painterly.video import FIRST_STEPS, LATER_STEPS, TEMPORAL_WEIGHT
 
 VIDEO_MODULES = {"av", "cv2"}
 
@@ -34,6 +36,13 @@ def _count(text: str) -> int:
     value = int(text)
     if value < 0:
         raise argparse.ArgumentTypeError(f"{text} is negative; give 0 or more")
+    return value
+
+
+def _steps(text: str) -> int:
+    value = int(text)
+    if not 1 <= value <= 100_000:
+        raise argparse.ArgumentTypeError(f"{text} steps: give 1 to 100000")
     return value
 
 
@@ -72,6 +81,7 @@ def add_video_parser(sub) -> None:
     vid = sub.add_parser(
         "video",
         help="paint a clip frame by frame without flicker (needs the video extra)",
+        conflict_handler="resolve",  # --steps below replaces the stylize flag
         description="Stylise every frame of INPUT (a video file or a folder of frames) "
         "with optical-flow temporal consistency (Ruder et al. 2016) and write OUTPUT: a "
         ".mp4/.mov/.mkv file (H.264, the audio copied) or, without a suffix, a folder of "
@@ -95,13 +105,17 @@ def add_video_parser(sub) -> None:
         "--fps", type=_positive, default=24.0, help="frame rate of a folder of frames (24)"
     )
     vid.add_argument(
-        "--first-steps", type=_count, default=None, help="steps of the first frame (300)"
+        "--first-steps",
+        type=_steps,
+        default=FIRST_STEPS,
+        help=f"steps of the first frame, coarse to fine (default: {FIRST_STEPS})",
     )
     vid.add_argument(
         "--temporal-weight",
         type=_weight,
-        default=None,
-        help="weight of the temporal loss (200; 0: every frame on its own, with flicker)",
+        default=TEMPORAL_WEIGHT,
+        help="weight of the temporal loss; 0: each frame on its own, which flickers "
+        f"(default: {TEMPORAL_WEIGHT:g})",
     )
     vid.add_argument(
         "--long-term",
@@ -111,7 +125,13 @@ def add_video_parser(sub) -> None:
         help="also hold each frame to the outputs J, K.. frames back (e.g. 4,8)",
     )
     vid.add_argument("--model", help=argparse.SUPPRESS)
-    add_option_flags(vid)  # --steps: each frame after the first (default here: 100)
+    add_option_flags(vid)
+    vid.add_argument(  # replaces the stylize flag: here it counts each later frame's steps
+        "--steps",
+        type=flag_type("steps"),
+        default=argparse.SUPPRESS,
+        help=f"steps of each frame after the first, at the output size (default: {LATER_STEPS})",
+    )
     vid.add_argument("--metrics", metavar="FILE.json", help="write per-frame losses as JSON")
     vid.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -184,13 +204,7 @@ def cmd_video(args: argparse.Namespace) -> int:
         ) from None
     from painterly.signals import StopSignals
     from painterly.video import io
-    from painterly.video.run import (
-        FIRST_STEPS,
-        LATER_STEPS,
-        TEMPORAL_WEIGHT,
-        FrameStore,
-        stylize_clip,
-    )
+    from painterly.video.run import FrameStore, stylize_clip
 
     given = given_options(args)
     inputs = input_files(argparse.Namespace(content=args.input, styles=args.styles), given)
@@ -226,10 +240,8 @@ def cmd_video(args: argparse.Namespace) -> int:
                 [parse_style(s) for s in args.styles],
                 store,
                 overrides=given,
-                first_steps=args.first_steps if args.first_steps else FIRST_STEPS,
-                temporal_weight=(
-                    TEMPORAL_WEIGHT if args.temporal_weight is None else args.temporal_weight
-                ),
+                first_steps=args.first_steps,
+                temporal_weight=args.temporal_weight,
                 long_term=args.long_term,
                 resume=args.resume,
                 overwrite=args.overwrite,

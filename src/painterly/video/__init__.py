@@ -12,3 +12,8 @@ how reliable the flow is there.
 
 PyAV and OpenCV are the ``video`` extra; nothing here is imported by ``painterly`` itself.
 """
+
+# Defaults of painterly video, here so that the CLI can show them without importing torch.
+FIRST_STEPS = 300  # the first frame: an ordinary coarse-to-fine stylisation
+LATER_STEPS = 100  # each later frame: one scale, started from the warped previous output
+TEMPORAL_WEIGHT = 5000.0  # docs/video.md: the bench's balance of flicker and style

@@ -30,13 +30,9 @@ from painterly.errors import OptionsError
 from painterly.events import Callback, ignore
 from painterly.image import load_image, read_metadata, save_image, to_image
 from painterly.pipeline import Job, optimize_scales
-from painterly.video import io
+from painterly.video import FIRST_STEPS, LATER_STEPS, TEMPORAL_WEIGHT, io
 from painterly.video.flow import FlowCache, warp
 from painterly.video.temporal import TemporalLoss, long_term_masks, start_image, to_tensor
-
-TEMPORAL_WEIGHT = 200.0  # see docs/video.md: 3x less flicker than per-frame on the bench
-LATER_STEPS = 100
-FIRST_STEPS = 300
 
 
 @dataclass(frozen=True)
