@@ -25,14 +25,22 @@ def _python(code: str) -> subprocess.CompletedProcess:
 
 
 @pytest.mark.parametrize(
-    "argv", [["--version"], ["--help"], ["presets"], ["explain", "--help"], ["stylize", "--help"]]
+    "argv",
+    [
+        ["--version"],
+        ["--help"],
+        ["presets"],
+        ["explain", "--help"],
+        ["stylize", "--help"],
+        ["video", "--help"],
+    ],
 )
 def test_cli_starts_without_torch(argv):
     done = _python(
         "import sys\n"
         "from painterly import cli\n"
         f"code = cli.main({argv!r})\n"
-        "heavy = sorted({'torch', 'numpy', 'PIL'} & set(sys.modules))\n"
+        "heavy = sorted({'torch', 'numpy', 'PIL', 'av', 'cv2'} & set(sys.modules))\n"
         "print('exit', code, 'heavy', heavy)\n"
     )
     assert done.returncode == 0, done.stderr

@@ -9,7 +9,7 @@ loop never prints. Ctrl-C ends the loop early and the latest image is kept.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
 
 import torch
@@ -55,6 +55,10 @@ class Objective:
     ``content_rgb`` may be a batch (N, 3, H, W) with ``grams`` of N targets (N, C, C)
     per layer (batch.py): each image is then scored against its own targets and the
     objective is the sum of the images' own objectives.
+
+    ``extra``, if given, is one more loss term, already weighted: it takes the current
+    image as RGB in 0..1 (N, 3, H, W) and returns one value per image (N,). It is added
+    to the total and reported as the part ``extra`` (painterly video's temporal loss).
     """
 
     def __init__(
@@ -67,8 +71,10 @@ class Objective:
         *,
         grams: dict[str, Tensor] | None = None,
         rest: dict[str, tuple[Tensor, int]] | None = None,
+        extra: Callable[[Tensor], Tensor] | None = None,
     ):
         self.encoder = encoder
+        self.extra = extra
         # For a tile: Gram sums and position counts of the rest of the image, so the style
         # loss compares the whole image's statistics with the target (tiling.py).
         self.rest = rest
@@ -131,6 +137,10 @@ class Objective:
         style_weight = o.style_weight * controls.style_factor(o.strength)
         total = o.content_weight * content + style_weight * style + o.tv_weight * tv
         parts = {"total": total, "content": content, "style": style, "tv": tv}
+        if self.extra is not None:
+            more = self.extra(self.encoder.preprocessing.to_rgb(x).float())
+            parts["total"] = total = total + more
+            parts["extra"] = more
         parts.update({f"style:{n}": v for n, v in per_layer.items()})
         return total.sum(), parts
 

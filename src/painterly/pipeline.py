@@ -39,6 +39,10 @@ class Job:
     styles: list[tuple[Image.Image, float]]
     guide: masks.Guide | None  # per-region styles and protected regions, or None
     finish: Callable[[torch.Tensor], torch.Tensor]  # the optimiser's pixels -> the output's
+    # Optional: the image (1, 3, H, W) in 0..1, of any size, that the first scale starts
+    # from instead of --init; and one more loss term (optimize.Objective's ``extra``).
+    init: torch.Tensor | None = None
+    extra: Callable[[torch.Tensor], torch.Tensor] | None = None
 
 
 # --- sizes and plans ----------------------------------------------------------------
@@ -290,7 +294,7 @@ class _Run:
                 size,
                 opts,
                 device,
-                None if previous is None else previous[i : i + 1],
+                job.init if previous is None else previous[i : i + 1],
             )
             for i, job in enumerate(jobs)
         ]
@@ -311,7 +315,7 @@ class _Run:
             try:
                 with numerics(self.precision, device):  # targets as the features are computed
                     outcome = _optimize_scale(
-                        self.encoder, inputs, scale_opts, jobs[0].guide, tiled and tile, kwargs
+                        self.encoder, inputs, scale_opts, jobs[0], tiled and tile, kwargs
                     )
             except (torch.OutOfMemoryError, RuntimeError) as err:
                 if not single or not is_out_of_memory(err):
@@ -350,18 +354,23 @@ class _Run:
         return tile
 
 
-def _optimize_scale(encoder, inputs, opts, guide, tile: int, run_kwargs) -> Outcome:
+def _optimize_scale(encoder, inputs, opts, job: Job, tile: int, run_kwargs) -> Outcome:
     """One scale: one job whole or (``tile`` > 0) in tiles that match the whole style's
-    Grams, or a batch of jobs as one stacked optimisation."""
+    Grams, or a batch of jobs as one stacked optimisation (``job`` is the first)."""
     if len(inputs) == 1:
         content_t, style_ts, init = inputs[0]
+        if tile and job.extra is not None:  # the extra term sees the whole image
+            raise OptionsError(
+                f"{content_t.shape[-1]}x{content_t.shape[-2]} does not fit in memory at "
+                "once; use a smaller --size"
+            )
         if tile:
             w, h = content_t.shape[-1], content_t.shape[-2]
             why = "as --tile asks" if opts.tile else "it does not fit in memory at once"
             run_kwargs["callback"](Notice(f"{w}x{h} in tiles of {tile} px, {why}"))
             grams = tiled_grams(encoder, style_ts, opts.style_layers, tile)
             return optimize_tiled(encoder, content_t, init, grams, opts, tile, **run_kwargs)
-        objective = Objective(encoder, content_t, style_ts, opts, guide)
+        objective = Objective(encoder, content_t, style_ts, opts, job.guide, extra=job.extra)
         return optimize(objective, init, opts, **run_kwargs)
     book = opts.loss_form == "book"
     targets = [style_targets(encoder, styles, opts.style_layers, book) for _, styles, _ in inputs]

@@ -33,6 +33,7 @@ from painterly.cli.tools import (
     cmd_serve,
     cmd_weights,
 )
+from painterly.cli.video import add_video_parser, cmd_video
 from painterly.errors import PainterlyError
 
 __all__ = ["build_parser", "main", "parse_style"]
@@ -138,6 +139,7 @@ def build_parser() -> argparse.ArgumentParser:
     )
     # --- end serve ---
     fast.add_parsers(sub)  # train, apply, models, export (painterly.fast)
+    add_video_parser(sub)  # `painterly video`, see cli/video.py
     return parser
 
 
@@ -168,6 +170,7 @@ def main(argv: list[str] | None = None) -> int:
         "explain": cmd_explain,
         "serve": cmd_serve,
         **dict.fromkeys(fast.COMMANDS, fast.dispatch),
+        "video": cmd_video,
     }
     try:
         code = commands[args.command](args)

@@ -228,9 +228,7 @@ class OfflineNet(nn.Module):
         k = torch.tensor([1.0, 3.0, 3.0, 1.0], dtype=torch.float64) / 8
         self.register_buffer("blur", (k[:, None] * k[None, :]).view(1, 1, 4, 4).float())
         self.register_buffer("opponent", _OPPONENT.float().view(3, 3, 1, 1))
-        levels, luma = (
-            [_conv_from(w, b) for w, b in group] for group in _calibrated_weights(seed)
-        )
+        levels, luma = ([_conv_from(w, b) for w, b in group] for group in _calibrated_weights(seed))
         depth = LAYER_NAMES.index(upto) - len(LUMA_LAYERS) + 1
         self.names = STYLE_LAYERS[: max(depth, 0)]
         self.levels = nn.ModuleList(levels[: len(self.names)])

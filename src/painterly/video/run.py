@@ -1,0 +1,231 @@
+"""The frame loop of ``painterly video``: one :func:`painterly.pipeline.optimize_scales`
+call per frame, with the temporal terms, and every finished frame kept on disk.
+
+The first frame is an ordinary coarse-to-fine stylisation (``first_steps``). Each later
+frame is one scale at the output size (``steps``, fewer: it starts close to its answer),
+started from the previous output warped by the flow (the frame itself where the flow is
+unreliable) and held to it by the temporal loss.
+
+A :class:`FrameStore` (``OUTPUT.frames/``) keeps each finished frame as a PNG written
+atomically, the flows, and the settings; a run stopped at any point, even by SIGKILL,
+continues from the first frame not on disk and redoes nothing finished.
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+from PIL import Image
+
+from painterly import __version__, color, files
+from painterly.api import _style_list, make_options, make_result, resolve_run
+from painterly.controls import expand_styles
+from painterly.errors import OptionsError
+from painterly.events import Callback, ignore
+from painterly.image import load_image, read_metadata, save_image, to_image
+from painterly.pipeline import Job, optimize_scales
+from painterly.video import FIRST_STEPS, LATER_STEPS, TEMPORAL_WEIGHT, io
+from painterly.video.flow import FlowCache, warp
+from painterly.video.temporal import TemporalLoss, long_term_masks, start_image, to_tensor
+
+
+@dataclass(frozen=True)
+class FrameStarted:
+    """Frame ``index`` (1-based) of ``count`` begins, with ``steps`` to make."""
+
+    index: int
+    count: int
+    steps: int
+
+
+@dataclass(frozen=True)
+class FrameDone:
+    """Frame ``index`` (1-based) of ``count`` is on disk."""
+
+    index: int
+    count: int
+    seconds: float
+    losses: dict[str, float]
+
+
+@dataclass
+class VideoResult:
+    frames: list[Path]  # the finished frames, in order
+    count: int  # frames in the clip
+    interrupted: bool
+    records: list[dict] = field(default_factory=list)  # per frame: steps, seconds, losses
+
+
+class FrameStore:
+    """``OUTPUT.frames/``: ``frames/NNNNNN.png`` (finished, with their losses in the PNG's
+    text), ``raw/`` (the optimiser's own pixels, where --preserve-color changes the
+    output's), ``flow/`` (cached flows) and ``run.json`` (the settings, to resume)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.frames, self.raw = folder / "frames", folder / "raw"
+
+    @staticmethod
+    def beside(output: Path) -> FrameStore:
+        return FrameStore(output.with_name(output.name + ".frames"))
+
+    def frame(self, index: int) -> Path:
+        return self.frames / f"{index:06d}.png"
+
+    def open(self, settings: dict, resume: bool, overwrite: bool) -> int:
+        """Check or start the store; return how many leading frames are finished."""
+        manifest = self.folder / "run.json"
+        if self.folder.exists() and not resume:
+            if not (overwrite and manifest.exists()):
+                raise OptionsError(
+                    f"{self.folder} holds an earlier run's frames; pass --resume to continue "
+                    "it, or --overwrite to start again"
+                )
+            shutil.rmtree(self.folder)
+        if resume and manifest.exists():
+            kept = json.loads(manifest.read_text())
+            changed = _differences(kept, json.loads(json.dumps(settings)))
+            if changed:
+                raise OptionsError(
+                    f"{self.folder} was made with other settings ({changed[0]} differs); "
+                    "resume with the same input, styles and options, or pass --overwrite "
+                    "without --resume to start again"
+                )
+        for folder in (self.frames, self.raw):
+            folder.mkdir(parents=True, exist_ok=True)
+        files.write_json(manifest, settings)
+        done = 0
+        while self.frame(done).exists():
+            done += 1
+        return done
+
+    def save(self, index: int, image: Image.Image, raw: Image.Image | None, record: dict) -> None:
+        """The raw pixels first, then the frame: a frame on disk is a finished frame."""
+        if raw is not None:
+            save_image(raw, self.raw / f"{index:06d}.png")
+        save_image(image, self.frame(index), {"painterly:frame": json.dumps(record)})
+
+    def previous(self, index: int) -> np.ndarray:
+        """Frame ``index``'s optimiser pixels, (H, W, 3) float32 in 0..1."""
+        path = self.raw / f"{index:06d}.png"
+        return _array(load_image(path if path.exists() else self.frame(index)))
+
+    def record(self, index: int) -> dict:
+        return json.loads(read_metadata(self.frame(index)).get("painterly:frame", "{}"))
+
+
+def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Names of the settings that differ, one level into nested dicts (``steps``)."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += _differences(x, y, prefix)
+        elif x != y:
+            out.append(prefix + key)
+    return out
+
+
+def _array(img: Image.Image) -> np.ndarray:
+    return np.asarray(img, dtype=np.float32) / 255.0
+
+
+def stylize_clip(
+    clip: io.Clip,
+    styles: Sequence,
+    store: FrameStore,
+    *,
+    overrides: dict,
+    first_steps: int = FIRST_STEPS,
+    temporal_weight: float = TEMPORAL_WEIGHT,
+    long_term: Sequence[int] = (),
+    resume: bool = False,
+    overwrite: bool = False,
+    callback: Callback = ignore,
+) -> VideoResult:
+    """Stylise every frame of ``clip`` into ``store``; ``overrides`` are the stylize
+    options (``steps``: each later frame's, LATER_STEPS if not given).
+    ``temporal_weight`` 0 stylises each frame on its own, as ``painterly stylize`` would
+    with ``first_steps``: the per-frame baseline that flickers."""
+    overrides = {"steps": LATER_STEPS, **overrides}
+    asked = make_options(None, **overrides)
+    if asked.mask or asked.protect:
+        raise OptionsError("--mask and --protect are for still images; painterly video has none")
+    pairs, _ = expand_styles(_style_list(styles), asked.style_blend)  # read once
+    opts, encoder, device, fallback = resolve_run(None, overrides, callback, None, asked=asked)
+    size = io.output_size(clip, opts.size, opts.height)
+    opts = opts.replace(size=None, height=None)  # the frames come at the output size
+    first = opts.replace(steps=first_steps)
+    later = opts.replace(scales=1, scale_steps=()) if temporal_weight > 0 else first
+    offsets = (1, *sorted(set(long_term) - {1}))
+    settings = {
+        "input": str(clip.path.resolve()),
+        "start": clip.start,
+        "frames": clip.count,
+        "size": list(size),
+        "styles": [[str(s), w] for s, w in _style_list(styles) if not isinstance(s, Image.Image)],
+        "options": asdict(opts),
+        "first_steps": first_steps,
+        "temporal_weight": temporal_weight,
+        "long_term": list(offsets[1:]),
+        "version": __version__,
+    }
+    done = store.open(settings, resume, overwrite)
+    flows = FlowCache(store.folder / "flow")
+    keeps_raw = opts.preserve_color != "none" or opts.color_only
+    window: dict[int, Image.Image] = {}
+    for k, frame in enumerate(io.frames(clip, size)):
+        window[k] = frame
+        window.pop(k - offsets[-1] - 1, None)
+        if k < done:
+            continue
+        frame_opts = first if k == 0 else later
+        callback(FrameStarted(k + 1, clip.count, frame_opts.steps))
+        start = time.perf_counter()
+        content, frame_styles, finish = color.prepare(
+            frame, pairs, opts.preserve_color, opts.color_only
+        )
+        job = Job(content, frame_styles, None, finish)
+        if k > 0 and temporal_weight > 0:
+            job = _temporal_job(job, k, offsets, window, flows, store, temporal_weight, device)
+        (outcomes,) = optimize_scales([job], frame_opts, encoder, device, callback=callback)
+        result = make_result(outcomes, frame_opts, encoder, device, size, finish, fallback)
+        if result.interrupted:  # a stopped frame is not finished: --resume redoes it
+            return VideoResult([store.frame(i) for i in range(k)], clip.count, True)
+        final = outcomes[-1].final
+        record = {
+            "steps": result.metrics["steps"],
+            "seconds": round(time.perf_counter() - start, 3),
+            "losses": {n: v for n, v in final.items() if not n.startswith("style:")},
+        }
+        raw = to_image(outcomes[-1].rgb) if keeps_raw else None
+        store.save(k, result.image, raw, record)
+        callback(FrameDone(k + 1, clip.count, record["seconds"], record["losses"]))
+    frames = [store.frame(i) for i in range(clip.count)]
+    records = [store.record(i) for i in range(clip.count)]
+    return VideoResult(frames, clip.count, False, records)
+
+
+def _temporal_job(job, k, offsets, window, flows, store, weight, device) -> Job:
+    """Frame ``k``'s job with the start image and temporal loss from earlier outputs."""
+    content = _array(job.content)
+    warped, masks = [], []
+    for j in offsets:
+        if k - j < 0:
+            break
+        flow_kj, mask = flows.pair(k, k - j, window[k], window[k - j])
+        warped.append(warp(store.previous(k - j), flow_kj))
+        masks.append(mask)
+    job.init = to_tensor(np.clip(start_image(warped[0], masks[0], content), 0, 1), device)
+    targets = [
+        (to_tensor(w, device), to_tensor(m, device))
+        for w, m in zip(warped, long_term_masks(masks), strict=True)
+    ]
+    job.extra = TemporalLoss(targets, weight)
+    return job
