@@ -27,7 +27,7 @@ from painterly.events import Event, Notice, Preview, Progress, Started, Stop
 from painterly.files import write_bytes, write_json
 from painterly.image import save_image
 from painterly.web.limits import Limits
-from painterly.web.uploads import THUMB_SIDE, UploadStore, valid_id
+from painterly.web.uploads import THUMB_SIDE, UploadStore, return_freed_memory, valid_id
 
 log = logging.getLogger("painterly.web")
 
@@ -264,6 +264,7 @@ class JobManager:
                 with self.lock:
                     del self.running[device]
                 self._prune()
+                return_freed_memory()  # a run's tensors go back to the system, not a pool
 
     def _run(self, job: Job) -> None:
         # Messages from the core name our copies of the files; the user knows their names.

@@ -71,7 +71,7 @@ def _human_bytes(n: int) -> str:
     return f"{n / 1024 / 1024:.0f} MB" if n >= 1024 * 1024 else f"{n / 1024:.0f} KB"
 
 
-def _return_freed_memory() -> None:
+def return_freed_memory() -> None:
     """Hand the heap's free pages back to the system where the C library can (glibc).
 
     A decode's large buffers are freed into the allocator's per-thread arenas, where
@@ -152,7 +152,7 @@ class UploadStore:
                 try:
                     info = self._check(part, name, upload_id)
                 finally:
-                    _return_freed_memory()
+                    return_freed_memory()
             info.update(id=upload_id, name=name, bytes=part.stat().st_size)
             write_json(self.root / f"{upload_id}.json", info)
             os.replace(part, self.root / f"{upload_id}.img")  # a temporary file of ours
