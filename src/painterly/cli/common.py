@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import importlib
 import os
 import re
 import sys
@@ -186,3 +187,18 @@ def closing_line(stop, interrupted: bool, stopped: str, done: str, quiet: bool) 
     if not quiet:
         print(f"painterly: {done}", file=sys.stderr)
     return EXIT_OK
+
+
+def require_extra(command: str, extra: str, modules: tuple[str, ...]) -> None:
+    """Import ``modules`` (what ``pip install "painterly[extra]"`` adds); where one is
+    missing, one line says which extra ``painterly command`` needs."""
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except ImportError as err:
+            if (err.name or "").split(".")[0] not in modules:
+                raise  # something else is broken: show it, do not blame the extra
+            raise PainterlyError(
+                f"painterly {command} needs the {extra} extra ({err.name} is missing): "
+                f'pip install "painterly[{extra}]"'
+            ) from None

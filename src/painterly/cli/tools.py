@@ -8,7 +8,7 @@ import os
 import sys
 from pathlib import Path
 
-from painterly.cli.common import EXIT_OK, claim_output, flag_type
+from painterly.cli.common import EXIT_OK, claim_output, flag_type, require_extra
 from painterly.config import PRESETS, Options, option_fields
 from painterly.errors import OptionsError, PainterlyError
 from painterly.report import REPORT_SIZE, REPORT_STEPS
@@ -147,15 +147,8 @@ WEB_MODULES = ("fastapi", "uvicorn", "starlette", "pydantic", "h11")
 
 
 def cmd_serve(args: argparse.Namespace) -> int:  # `painterly serve`, see web/app.py
-    try:
-        from painterly.web import serve
-    except ImportError as err:
-        if (err.name or "").split(".")[0] not in WEB_MODULES:
-            raise
-        raise PainterlyError(
-            f"painterly serve needs the web extra ({err.name} is missing): "
-            'pip install "painterly[web]"'
-        ) from None
+    require_extra("serve", "web", WEB_MODULES)
+    from painterly.web import serve
 
     serve(args.host, args.port, args.data_dir, tuple(args.allowed_host))
     return EXIT_OK

@@ -23,13 +23,14 @@ from painterly.cli.common import (
     input_files,
     metrics_path_of,
     parse_style,
+    require_extra,
     stoppable,
     write_metrics,
 )
-from painterly.errors import OptionsError, PainterlyError
+from painterly.errors import OptionsError
 from painterly.video import FIRST_STEPS, LATER_STEPS, TEMPORAL_WEIGHT
 
-VIDEO_MODULES = {"av", "cv2"}
+VIDEO_MODULES = ("av", "cv2")  # what pip install "painterly[video]" adds
 
 
 def _count(text: str) -> int:
@@ -192,16 +193,7 @@ def _duration(seconds: float) -> str:
 def cmd_video(args: argparse.Namespace) -> int:
     if args.model:
         raise OptionsError("--model (fast models) is not available for painterly video yet")
-    try:
-        import av  # noqa: F401
-        import cv2  # noqa: F401
-    except ImportError as err:
-        if (err.name or "").split(".")[0] not in VIDEO_MODULES:
-            raise
-        raise PainterlyError(
-            f"painterly video needs the video extra ({err.name} is missing): "
-            'pip install "painterly[video]"'
-        ) from None
+    require_extra("video", "video", VIDEO_MODULES)
     from painterly.signals import StopSignals
     from painterly.video import io
     from painterly.video.run import FrameStore, stylize_clip
