@@ -470,7 +470,7 @@ def serve(
         raise OptionsError(
             f"cannot use {data} for the web app's files ({err.strerror}); choose --data-dir"
         ) from None
-    limits = Limits()
+    limits = Limits(return_memory_after_jobs=True)
     app = create_app(data, host=host, limits=limits, allowed_host=allowed_host)
     shown = f"[{host}]" if ":" in host else host
     print(

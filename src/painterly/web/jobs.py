@@ -264,7 +264,8 @@ class JobManager:
                 with self.lock:
                     del self.running[device]
                 self._prune()
-                return_freed_memory()  # a run's tensors go back to the system, not a pool
+                if self.limits.return_memory_after_jobs:
+                    return_freed_memory()
 
     def _run(self, job: Job) -> None:
         # Messages from the core name our copies of the files; the user knows their names.
