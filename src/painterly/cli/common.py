@@ -30,12 +30,13 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"painterly: error: {message} (see --help)\n")
 
 
-def flag_type(name: str):
-    """argparse ``type`` for option ``name``: config's parser and checks of its kind."""
+def flag_type(name: str, label: str | None = None):
+    """argparse ``type`` for option ``name``: config's parser and checks of its kind.
+    ``label`` names a flag of a command's own that takes the same kind of value."""
 
     def parse(text: str):
         try:
-            return parse_value(name, text)
+            return parse_value(name, text, label)
         except OptionsError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
 

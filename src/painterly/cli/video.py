@@ -61,13 +61,6 @@ def _positive(text: str) -> float:
     return value
 
 
-def _weight(text: str) -> float:
-    value = float(text)
-    if not 0 <= value <= 1e12:
-        raise argparse.ArgumentTypeError(f"{text} is not a weight from 0 to 1e12")
-    return value
-
-
 def _offsets(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
@@ -113,7 +106,7 @@ def add_video_parser(sub) -> None:
     )
     vid.add_argument(
         "--temporal-weight",
-        type=_weight,
+        type=flag_type("content_weight", "--temporal-weight"),  # a loss weight like the rest
         default=TEMPORAL_WEIGHT,
         help="weight of the temporal loss; 0: each frame on its own, which flickers "
         f"(default: {TEMPORAL_WEIGHT:g})",
