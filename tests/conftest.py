@@ -7,9 +7,19 @@ runs on a GPU machine with ``pytest --device cuda``.
 from __future__ import annotations
 
 import dataclasses
+import os
+import sys
 
-import pytest
-from synthetic import blob, stripes
+# OpenMP's threads spin while they wait for work. On a shared machine whose cores are
+# busy (a browser, a server thread, other jobs) a spinning thread that loses its core
+# stalls every parallel region: a 64 px step took 10x longer at the median, and up to
+# 100x, than with sleeping waits. The suite's tensors are tiny, so waiting passively
+# costs nothing here. Set before torch loads OpenMP; the tests' subprocesses inherit it.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+assert "torch" not in sys.modules, "conftest must run before torch is imported"
+
+import pytest  # noqa: E402
+from synthetic import blob, stripes  # noqa: E402
 
 
 def pytest_addoption(parser):
