@@ -20,7 +20,7 @@ class ProgressPrinter:
         self.quiet, self.unit, self.desc = quiet, unit, desc
         self.bar: tqdm | None = None
 
-    def _open(self, total: int, desc: str, initial: int = 0) -> None:
+    def open_bar(self, total: int, desc: str, initial: int = 0) -> None:
         self.close()
         self.bar = tqdm(
             total=total,
@@ -37,10 +37,10 @@ class ProgressPrinter:
         elif isinstance(event, Started) and not self.quiet:
             w, h = event.size
             scale = f"scale {event.scale}/{event.scales} " if event.scales > 1 else ""
-            self._open(event.total_steps, f"{scale}{w}x{h} {event.device}")
+            self.open_bar(event.total_steps, f"{scale}{w}x{h} {event.device}")
         elif isinstance(event, Progress) and not self.quiet:
             if self.bar is None:
-                self._open(event.total_steps, self.desc, initial=event.step - 1)
+                self.open_bar(event.total_steps, self.desc, initial=event.step - 1)
             loss = event.losses
             self.bar.set_postfix_str(
                 f"content {loss['content']:.3g} style {loss['style']:.3g} tv {loss['tv']:.3g}",

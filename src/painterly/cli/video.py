@@ -28,7 +28,7 @@ from painterly.cli.common import (
     write_metrics,
 )
 from painterly.errors import OptionsError
-from painterly.video import FIRST_STEPS, LATER_STEPS, TEMPORAL_WEIGHT
+from painterly.video import BLEND, FIRST_STEPS, LATER_STEPS, TEMPORAL_WEIGHT
 
 VIDEO_MODULES = ("av", "cv2")  # what pip install "painterly[video]" adds
 
@@ -61,6 +61,13 @@ def _positive(text: str) -> float:
     return value
 
 
+def _fraction(text: str) -> float:
+    value = float(text)
+    if not 0 <= value < 1:  # also refuses NaN; 1 would never let the model's output in
+        raise argparse.ArgumentTypeError(f"{text} is not a share from 0 to below 1")
+    return value
+
+
 def _offsets(text: str) -> tuple[int, ...]:
     try:
         values = tuple(int(v) for v in text.split(",") if v.strip())
@@ -83,7 +90,9 @@ def add_video_parser(sub) -> None:
         "stopped run continues with --resume.",
     )
     vid.add_argument("input", help="video file, or a folder of frames (sorted by name)")
-    vid.add_argument("styles", nargs="+", help="painting(s); PATH:WEIGHT blends several")
+    vid.add_argument(
+        "styles", nargs="*", help="painting(s); PATH:WEIGHT blends several (none with --model)"
+    )
     vid.add_argument("-o", "--output", required=True, help="OUT.mp4 (.mov .mkv) or a folder")
     vid.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     vid.add_argument(
@@ -118,7 +127,18 @@ def add_video_parser(sub) -> None:
         metavar="J,K",
         help="also hold each frame to the outputs J, K.. frames back (e.g. 4,8)",
     )
-    vid.add_argument("--model", help=argparse.SUPPRESS)
+    vid.add_argument(
+        "--model",
+        help="a trained fast model (painterly train, a file or a name in painterly models): "
+        "each frame painted in one pass and steadied by the flow, instead of optimised",
+    )
+    vid.add_argument(
+        "--blend",
+        type=_fraction,
+        default=None,
+        help="with --model: the share of each reliable pixel taken from the previous output "
+        f"warped (0: each frame on its own, which flickers; default: {BLEND})",
+    )
     add_option_flags(vid)
     vid.add_argument(  # replaces the stylize flag: here it counts each later frame's steps
         "--steps",
@@ -131,13 +151,14 @@ def add_video_parser(sub) -> None:
 
 
 class VideoProgress:
-    """A bar for the current frame's steps and a line per finished frame with the time
-    the whole clip still needs, from the pace of the steps made so far."""
+    """Optimising: a bar for the current frame's steps and a line per finished frame with
+    the time the whole clip still needs, from the pace of the steps made so far. With a
+    fast model (``later_steps`` 0): one bar over the frames."""
 
     def __init__(self, quiet: bool, later_steps: int):
         from painterly.progress import ProgressPrinter
 
-        self.printer = ProgressPrinter(quiet=quiet)
+        self.printer = ProgressPrinter(quiet=quiet, unit="frame" if not later_steps else "step")
         self.quiet, self.later_steps = quiet, later_steps
         self.frame, self.seconds, self.steps = "", 0.0, 0
 
@@ -145,6 +166,12 @@ class VideoProgress:
         from painterly.events import Progress, Started
         from painterly.video.run import FrameDone, FrameStarted
 
+        if not self.later_steps:
+            if isinstance(event, FrameDone) and not self.quiet:
+                if self.printer.bar is None:
+                    self.printer.open_bar(event.count, "frames", initial=event.index - 1)
+                self.printer.bar.update(event.index - self.printer.bar.n)
+            return
         if isinstance(event, FrameStarted):
             self.frame = f"frame {event.index}/{event.count}"
         elif isinstance(event, FrameDone):
@@ -183,16 +210,34 @@ def _duration(seconds: float) -> str:
     return f"{seconds / 3600:.1f} h"
 
 
+# What a fast model's one pass can take; the rest of the stylize options are for optimising.
+MODEL_OPTIONS = {"size", "height", "preserve_color", "device", "max_memory"}
+
+
 def cmd_video(args: argparse.Namespace) -> int:
-    if args.model:
-        raise OptionsError("--model (fast models) is not available for painterly video yet")
     require_extra("video", "video", VIDEO_MODULES)
     from painterly.signals import StopSignals
     from painterly.video import io
-    from painterly.video.run import FrameStore, stylize_clip
+    from painterly.video.run import FrameStore
 
     given = given_options(args)
-    inputs = input_files(argparse.Namespace(content=args.input, styles=args.styles), given)
+    if args.model:
+        if args.styles:
+            raise OptionsError("a --model carries its own style; give no paintings with it")
+        refused = sorted(set(given) - MODEL_OPTIONS)
+        if refused:
+            flag = "--" + refused[0].replace("_", "-")
+            raise OptionsError(f"{flag} is for optimising; it does not apply with --model")
+        from painterly.cli.fast import _model_path
+
+        model = _model_path(args.model)
+        inputs = [args.input, str(model)]
+    else:
+        if not args.styles:
+            raise OptionsError("give at least one painting, or --model MODEL")
+        if args.blend is not None:
+            raise OptionsError("--blend is for --model; optimisation uses --temporal-weight")
+        inputs = input_files(argparse.Namespace(content=args.input, styles=args.styles), given)
     output = Path(args.output)
     is_video = output.suffix.lower() in io.VIDEO_SUFFIXES
     if output.suffix and not is_video:
@@ -215,23 +260,14 @@ def cmd_video(args: argparse.Namespace) -> int:
     if is_video:
         io.check_encoder()
     store = FrameStore.beside(output)
-    later_steps = given.get("steps", LATER_STEPS)
-    progress = VideoProgress(args.quiet, later_steps)
+    progress = VideoProgress(args.quiet, 0 if args.model else given.get("steps", LATER_STEPS))
     started = time.perf_counter()
     with StopSignals(progress.say) as stop:
         try:
-            result = stylize_clip(
-                clip,
-                [parse_style(s) for s in args.styles],
-                store,
-                overrides=given,
-                first_steps=args.first_steps,
-                temporal_weight=args.temporal_weight,
-                long_term=args.long_term,
-                resume=args.resume,
-                overwrite=args.overwrite,
-                callback=stoppable(progress, stop),
-            )
+            if args.model:
+                result = _paint_with_model(args, model, clip, store, given, progress, stop)
+            else:
+                result = _optimise(args, clip, store, given, stoppable(progress, stop))
         finally:
             progress.close()
         if result.interrupted or stop.asked:
@@ -254,10 +290,49 @@ def cmd_video(args: argparse.Namespace) -> int:
         shutil.rmtree(store.folder, ignore_errors=True)
     if not args.quiet:
         print(
-            f"painterly: wrote {output} ({result.count} frames, {seconds:.1f} s)",
+            f"painterly: wrote {output} ({result.count} frames, {seconds:.1f} s, "
+            f"{result.count / seconds:.3g} frames/s)",
             file=sys.stderr,
         )
     return EXIT_OK
+
+
+def _optimise(args, clip, store, given, callback):
+    from painterly.video.run import stylize_clip
+
+    return stylize_clip(
+        clip,
+        [parse_style(s) for s in args.styles],
+        store,
+        overrides=given,
+        first_steps=args.first_steps,
+        temporal_weight=args.temporal_weight,
+        long_term=args.long_term,
+        resume=args.resume,
+        overwrite=args.overwrite,
+        callback=callback,
+    )
+
+
+def _paint_with_model(args, model, clip, store, given, progress, stop):
+    from painterly.api import resolve_device
+    from painterly.video.fast_model import paint_clip
+
+    return paint_clip(
+        clip,
+        model,
+        store,
+        size=given.get("size"),
+        height=given.get("height"),
+        blend=BLEND if args.blend is None else args.blend,
+        preserve_color=given.get("preserve_color", "none"),
+        device=resolve_device(given.get("device", "auto")),
+        max_memory=given.get("max_memory", "auto"),
+        resume=args.resume,
+        overwrite=args.overwrite,
+        callback=progress,
+        should_stop=lambda: stop.asked,
+    )
 
 
 def _claim_folder(folder: Path, overwrite: bool) -> None:

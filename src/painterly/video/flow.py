@@ -68,14 +68,19 @@ def reliable(flow_ab: np.ndarray, flow_ba: np.ndarray) -> np.ndarray:
 
 class FlowCache:
     """Flows and masks of frame pairs, computed once and kept in ``folder`` as
-    ``A_B.npz`` (A's grid), so that a resumed run does not compute them again."""
+    ``A_B.npz`` (A's grid), so that a resumed run does not compute them again; with no
+    folder, computed each time and not kept."""
 
-    def __init__(self, folder: Path):
+    def __init__(self, folder: Path | None):
         self.folder = folder
-        folder.mkdir(parents=True, exist_ok=True)
+        if folder is not None:
+            folder.mkdir(parents=True, exist_ok=True)
 
     def pair(self, a: int, b: int, frame_a, frame_b) -> tuple[np.ndarray, np.ndarray]:
         """(flow from frame ``a`` to frame ``b``, reliability on ``a``'s grid)."""
+        if self.folder is None:
+            flow_ab = flow(frame_a, frame_b)
+            return flow_ab, reliable(flow_ab, flow(frame_b, frame_a))
         path = self.folder / f"{a:06d}_{b:06d}.npz"
         if path.exists():
             try:

@@ -105,11 +105,19 @@ class FrameStore:
             done += 1
         return done
 
-    def save(self, index: int, image: Image.Image, raw: Image.Image | None, record: dict) -> None:
+    def save(
+        self,
+        index: int,
+        image: Image.Image,
+        raw: Image.Image | None,
+        record: dict,
+        metadata: dict[str, str] | None = None,
+    ) -> None:
         """The raw pixels first, then the frame: a frame on disk is a finished frame."""
         if raw is not None:
             save_image(raw, self.raw / f"{index:06d}.png")
-        save_image(image, self.frame(index), {"painterly:frame": json.dumps(record)})
+        text = {**(metadata or {}), "painterly:frame": json.dumps(record)}
+        save_image(image, self.frame(index), text)
 
     def previous(self, index: int) -> np.ndarray:
         """Frame ``index``'s optimiser pixels, (H, W, 3) float32 in 0..1."""
