@@ -11,6 +11,13 @@ camera), stylises it twice with the same settings, independently frame by frame
   per-frame result's; ``seconds``: wall time of the run.
 
     python benchmarks/bench_video.py --frames 12 --size 160 --strip docs/video_strip.jpg
+
+With ``--model MODEL`` the runs are a fast model's instead (painterly video --model): each
+frame on its own (``--blend 0``) and steadied by the flow, with frames per second and each
+frame's style ratio (its relative Gram loss against the painting under the offline
+encoder, over the photo's) next to the per-frame output's:
+
+    python benchmarks/bench_video.py --frames 48 --size 320 --model starry.safetensors
 """
 
 from __future__ import annotations
@@ -26,7 +33,8 @@ import numpy as np
 import torch
 from PIL import Image
 
-from painterly.video import io
+from painterly.video import BLEND, io
+from painterly.video.fast_model import paint_clip
 from painterly.video.flow import flow, reliable
 from painterly.video.run import FrameStore, stylize_clip
 from painterly.video.temporal import warping_error
@@ -87,8 +95,12 @@ def main() -> None:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--strip", help="save consecutive frames of each run here (.jpg)")
     parser.add_argument("--strip-frames", type=int, default=5)
+    parser.add_argument("--model", help="measure painterly video --model with this model")
+    parser.add_argument("--blend", type=float, nargs="+", default=[BLEND])
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
+    if args.model:
+        return model_runs(args)
     size = (args.size, round(args.size * 3 / 4))
     base = {"weights": args.weights, "size": args.size, "device": "cpu", "seed": 0}
     with tempfile.TemporaryDirectory() as tmp:
@@ -156,6 +168,73 @@ def main() -> None:
     )
     if args.strip:
         strip(list(outputs.values()), Path(args.strip), args.strip_frames)
+
+
+def style_ratios(frames, inputs, painting: Path) -> list[float]:
+    """Each frame's relative Gram loss against the painting over its input frame's, under
+    the offline encoder at its style layers (lower: more like the painting)."""
+    from painterly.encoders import load_encoder
+    from painterly.encoders.offline import STYLE_LAYERS
+    from painterly.image import fit_size, load_image, resize, to_tensor
+
+    try:
+        from offline_heldout import style_distance
+    except ImportError:  # pragma: no cover - imported as benchmarks.bench_video
+        from benchmarks.offline_heldout import style_distance
+
+    encoder = load_encoder("offline", device="cpu")
+    art = load_image(painting)
+    style = to_tensor(resize(art, fit_size(*art.size, max(frames[0].shape[:2]))))
+
+    def distance(array):
+        return style_distance(
+            encoder, STYLE_LAYERS, torch.from_numpy(array).permute(2, 0, 1)[None], style
+        )
+
+    return [distance(f) / distance(i) for f, i in zip(frames, inputs, strict=True)]
+
+
+def model_runs(args) -> None:
+    size = (args.size, round(args.size * 3 / 4))
+    model = Path(args.model)
+    with tempfile.TemporaryDirectory() as tmp:
+        clip = io.open_clip(make_clip(Path(tmp) / "in", args.frames, size, Path(args.photo)))
+        inputs = arrays(clip.frames)
+        pairs = []
+        for a, b in zip(inputs, inputs[1:], strict=False):
+            f_ab = flow((a * 255).astype(np.uint8), (b * 255).astype(np.uint8))
+            f_ba = flow((b * 255).astype(np.uint8), (a * 255).astype(np.uint8))
+            pairs.append((f_ab, reliable(f_ab, f_ba)))
+        summary = {
+            "frames": args.frames,
+            "size": list(clip.size),
+            "model": model.name,
+            "cpu": f"{platform.processor() or platform.machine()}, {args.threads} threads",
+            "input_warp_error": round(flicker(inputs, pairs), 6),
+        }
+        outputs, ratios = {"input": inputs}, {}
+        for blend in [0.0, *args.blend]:
+            name = "per_frame" if blend == 0 else f"blend{blend:g}"
+            start = time.perf_counter()
+            result = paint_clip(clip, model, FrameStore(Path(tmp) / name), blend=blend)
+            seconds = time.perf_counter() - start
+            outputs[name] = frames = arrays(result.frames)
+            ratios[name] = style_ratios(frames, inputs, Path(args.style))
+            summary[name] = {
+                "warp_error": round(flicker(frames, pairs), 6),
+                "frames_per_s": round(args.frames / seconds, 2),
+                "mean_style_ratio": round(float(np.mean(ratios[name])), 4),
+            }
+        for name in summary:
+            if name.startswith("blend"):
+                run, per_frame = summary[name], summary["per_frame"]
+                run["vs_per_frame"] = round(per_frame["warp_error"] / run["warp_error"], 2)
+                run["vs_input"] = round(run["warp_error"] / summary["input_warp_error"], 2)
+                worst = max(b / p for b, p in zip(ratios[name], ratios["per_frame"], strict=True))
+                run["worst_style_vs_per_frame"] = round(worst, 3)
+        print(json.dumps(summary))
+        if args.strip:
+            strip(list(outputs.values()), Path(args.strip), args.strip_frames)
 
 
 if __name__ == "__main__":

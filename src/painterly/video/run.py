@@ -3,8 +3,8 @@ call per frame, with the temporal terms, and every finished frame kept on disk.
 
 The first frame is an ordinary coarse-to-fine stylisation (``first_steps``). Each later
 frame is one scale at the output size (``steps``, fewer: it starts close to its answer),
-started from the previous output warped by the flow (the frame itself where the flow is
-unreliable) and held to it by the temporal loss.
+started from the previous output warped by the flow and held to it, where the flow is
+reliable, by the temporal loss.
 
 A :class:`FrameStore` (``OUTPUT.frames/``) keeps each finished frame as a PNG written
 atomically, the flows, and the settings; a run stopped at any point, even by SIGKILL,
@@ -32,7 +32,7 @@ from painterly.image import load_image, read_metadata, save_image, to_image
 from painterly.pipeline import Job, optimize_scales
 from painterly.video import FIRST_STEPS, LATER_STEPS, TEMPORAL_WEIGHT, io
 from painterly.video.flow import FlowCache, warp
-from painterly.video.temporal import TemporalLoss, long_term_masks, start_image, to_tensor
+from painterly.video.temporal import TemporalLoss, long_term_masks, to_tensor
 
 
 @dataclass(frozen=True)
@@ -221,8 +221,14 @@ def stylize_clip(
 
 
 def _temporal_job(job, k, offsets, window, flows, store, weight, device) -> Job:
-    """Frame ``k``'s job with the start image and temporal loss from earlier outputs."""
-    content = _array(job.content)
+    """Frame ``k``'s job with the start image and temporal loss from earlier outputs.
+
+    The start is the previous output warped, everywhere: where the flow is unreliable
+    (a disocclusion, the edge a pan brings in) it holds a smeared copy of nearby painted
+    pixels, which the content loss reshapes within the frame's steps. Starting those
+    pixels from the photo instead leaves them less painted than the rest, and the
+    temporal loss then keeps them so: on bench_video's pan, the style loss rose faster
+    and the flicker was higher (docs/video.md)."""
     warped, masks = [], []
     for j in offsets:
         if k - j < 0:
@@ -230,7 +236,7 @@ def _temporal_job(job, k, offsets, window, flows, store, weight, device) -> Job:
         flow_kj, mask = flows.pair(k, k - j, window[k], window[k - j])
         warped.append(warp(store.previous(k - j), flow_kj))
         masks.append(mask)
-    job.init = to_tensor(np.clip(start_image(warped[0], masks[0], content), 0, 1), device)
+    job.init = to_tensor(np.clip(warped[0], 0, 1), device)
     targets = [
         (to_tensor(w, device), to_tensor(m, device))
         for w, m in zip(warped, long_term_masks(masks), strict=True)

@@ -60,13 +60,6 @@ class TemporalLoss:
         return self.weight * total
 
 
-def start_image(warped: np.ndarray, mask: np.ndarray, content: np.ndarray) -> np.ndarray:
-    """Where to start frame t: the previous output warped where the flow is reliable,
-    the frame itself (fresh content) where it is not. (H, W, 3) arrays in 0..1."""
-    m = mask[..., None]
-    return m * warped + (1 - m) * content
-
-
 def warping_error(a: np.ndarray, b: np.ndarray, flow_ab: np.ndarray, mask: np.ndarray) -> float:
     """Lai et al.'s warping error of one frame pair: the mean squared difference between
     frame A and frame B warped onto A's grid, over the reliable pixels only; (H, W, 3)
