@@ -467,6 +467,8 @@ function renderJob() {
   notice.replaceChildren(...pieces.map((piece, i) => (i % 2 ? el("code", { text: piece }) : piece)));
   notice.hidden = !(job.notices && job.notices.length);
 
+  // A fast model paints in one pass: it has no loss curves to show.
+  $("chart-head").hidden = $("chart").hidden = Boolean(job.model);
   renderInputs(job);
   showImage(job);
 }
@@ -595,10 +597,7 @@ function drawChart() {
   if (!isFinite(lo)) {
     ctx.fillStyle = "#6e685d";
     ctx.textAlign = "center";
-    const empty = !state.job ? "No run yet."
-      : state.job.model ? "A fast model paints in one pass: no curves."
-        : "Curves appear after the first step.";
-    ctx.fillText(empty, left + plotW / 2, top + plotH / 2);
+    ctx.fillText(state.job ? "Curves appear after the first step." : "No run yet.", left + plotW / 2, top + plotH / 2);
     return;
   }
   lo = Math.max(lo, hi / 10 ** MAX_DECADES);
