@@ -94,3 +94,22 @@ class StemmedTinyEncoder(nn.Module):
 
 def stemmed_tiny_encoder() -> Encoder:
     return Encoder(StemmedTinyEncoder(), CAFFE, "tiny-stemmed", "vgg19")
+
+
+def tiny_model(path, style: str = "stripes", seed: int = 0):
+    """A fast-model file of an untrained 4-channel, 1-block network: what a model file
+    carries, at a fraction of a second's cost. Returns the path."""
+    from painterly import __version__
+    from painterly.fast.model_file import ModelInfo, save_model
+    from painterly.fast.network import make_network
+
+    info = ModelInfo(
+        width=4,
+        blocks=1,
+        styles=[{"name": style, "sha256": "0" * 64, "weight": 1.0}],
+        encoder="offline",
+        options={"crop": 32},
+        iterations=3,
+        version=__version__,
+    )
+    return save_model(path, make_network(4, 1, seed), info)

@@ -9,10 +9,11 @@ from __future__ import annotations
 
 import os
 import re
+from contextlib import contextmanager
 
 import pytest
 from PIL import Image
-from synthetic import blob, stripes
+from synthetic import blob, stripes, tiny_model
 from webserver import PacedRun, Server
 
 CHROMIUM = "/usr/bin/chromium"
@@ -46,23 +47,32 @@ def browser():
         browser.close()
 
 
-@pytest.fixture
-def page(browser, tmp_path):
-    """A page on a fresh server; fails the test on any script error or console error."""
-    server = Server(tmp_path / "data", PacedRun(pause=0.05))
+@contextmanager
+def opened(browser, server):
+    """A page on ``server``, stopped at the end; fails the test on any script error or
+    console error."""
     context = browser.new_context(viewport={"width": 1280, "height": 900}, accept_downloads=True)
     page = context.new_page()
     problems = []
     page.on("pageerror", lambda err: problems.append(str(err)))
     page.on("console", lambda msg: msg.type == "error" and problems.append(msg.text))
-    page.goto(server.base + "/")
-    page.server = server
-    yield page
-    context.close()
-    server.stop()
+    try:
+        page.goto(server.base + "/")
+        page.server = server
+        yield page
+    finally:
+        context.close()
+        server.stop()
     # Chromium logs every 4xx answer (the refused upload) as "Failed to load resource";
     # script errors and refusals by the Content-Security-Policy are what count here.
     assert not [p for p in problems if not p.startswith("Failed to load resource")], problems
+
+
+@pytest.fixture
+def page(browser, tmp_path):
+    """A page on a fresh server whose jobs are slowed down."""
+    with opened(browser, Server(tmp_path / "data", PacedRun(pause=0.05))) as page:
+        yield page
 
 
 @pytest.fixture
@@ -143,3 +153,48 @@ def test_cancel_from_the_page_keeps_the_latest_image(page, pictures):
     expect(status).to_contain_text("Stopped at step", timeout=30_000)
     expect(page.locator("#download")).to_be_visible()
     expect(page.locator("#cancel")).to_be_hidden()
+
+
+def test_a_fast_model_paints_at_once_and_its_download_carries_the_model(
+    browser, pictures, tmp_path
+):
+    from playwright.sync_api import expect
+
+    folder = tmp_path / "models"
+    folder.mkdir()
+    tiny_model(folder / "waves.safetensors", style="waves")
+    photo, _ = pictures
+    with opened(browser, Server(tmp_path / "data", PacedRun(), models=[folder])) as page:
+        page.set_input_files("#content-file", photo)
+        expect(page.locator("#content-list li")).to_have_count(1)
+        expect(page.locator("#start")).to_be_disabled()  # a preset needs a painting
+        # The model is a choice in the preset menu; it needs no painting and hides the
+        # settings that do not apply to it.
+        page.select_option("#opt-preset", "model:waves")
+        expect(page.locator("#style-step")).to_be_hidden()
+        expect(page.locator("#preset-help")).to_contain_text("Trained on waves")
+        expect(page.locator('[data-field="steps"]')).to_be_hidden()
+        expect(page.locator('[data-field="style_weight"]')).to_be_hidden()
+        expect(page.locator('[data-field="size"]')).to_be_visible()
+        expect(page.locator("#start")).to_be_enabled()
+        page.fill("#opt-size", "64")
+        page.click("#start")
+
+        expect(page.locator("#status")).to_contain_text("Done · painted by waves", timeout=60_000)
+        expect(page.locator("#live")).to_be_visible(timeout=30_000)
+        expect(page.locator("#job-inputs")).to_contain_text("waves")
+        expect(page.locator("#gallery li")).to_have_count(1)
+        with page.expect_download() as info:
+            page.click("#download")
+        saved = tmp_path / info.value.suggested_filename
+        info.value.save_as(saved)
+        with Image.open(saved) as img:
+            assert img.size == (64, 43)
+            assert img.text["painterly:model"] == "waves.safetensors"
+            assert "waves" in img.text["painterly:model:styles"]
+
+        # Back to a preset: the paintings and every setting return.
+        page.select_option("#opt-preset", "default")
+        expect(page.locator("#style-step")).to_be_visible()
+        expect(page.locator('[data-field="steps"]')).to_be_visible()
+        expect(page.locator("#start")).to_be_disabled()

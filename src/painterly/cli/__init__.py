@@ -130,6 +130,14 @@ def build_parser() -> argparse.ArgumentParser:
         "~/.local/share/painterly/web)",
     )
     serve.add_argument(
+        "--models",
+        metavar="DIR",
+        action="append",
+        default=[],
+        help="a folder of fast models to offer beside the presets, besides those "
+        "`painterly models` lists (repeatable)",
+    )
+    serve.add_argument(
         "--allowed-host",
         metavar="NAME",
         action="append",

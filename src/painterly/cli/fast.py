@@ -281,11 +281,7 @@ def cmd_apply(args: argparse.Namespace) -> int:
     distinct_outputs(outputs)
     net, info = load_model(model)
     device = resolve_device(args.device)
-    metadata = {
-        "Software": f"painterly {info.version}",
-        "painterly:model": model.name,
-        **{f"painterly:model:{k}": v for k, v in info.metadata().items()},
-    }
+    metadata = info.image_metadata(model.name)
     for photo, output in zip(photos, outputs, strict=True):
         start = time.perf_counter()
         img = paint(

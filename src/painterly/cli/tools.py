@@ -150,5 +150,5 @@ def cmd_serve(args: argparse.Namespace) -> int:  # `painterly serve`, see web/ap
     require_extra("serve", "web", WEB_MODULES)
     from painterly.web import serve
 
-    serve(args.host, args.port, args.data_dir, tuple(args.allowed_host))
+    serve(args.host, args.port, args.data_dir, tuple(args.allowed_host), args.models)
     return EXIT_OK

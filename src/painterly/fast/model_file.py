@@ -15,6 +15,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -52,6 +53,14 @@ class ModelInfo:
             "options": json.dumps(self.options, sort_keys=True),
             "iterations": str(self.iterations),
             "painterly_version": self.version,
+        }
+
+    def image_metadata(self, model_name: str) -> dict[str, str]:
+        """Text chunks of an image this model paints: its file name and its metadata."""
+        return {
+            "Software": f"painterly {self.version}",
+            "painterly:model": model_name,
+            **{f"painterly:model:{k}": v for k, v in self.metadata().items()},
         }
 
     @property
@@ -246,13 +255,16 @@ def resolve_model_path(name: str, *, for_writing: bool = False) -> Path:
     return folder / (name + SUFFIX)
 
 
-def list_models() -> list[tuple[Path, ModelInfo | None]]:
-    """Every ``*.safetensors`` in :func:`models_dir`, with its metadata (None: unreadable)."""
-    folder = models_dir()
+def list_models(
+    folders: Sequence[str | os.PathLike] = (),
+) -> list[tuple[Path, ModelInfo | None]]:
+    """Every ``*.safetensors`` in :func:`models_dir`, then in each of ``folders``, with
+    its metadata (None: unreadable)."""
     out = []
-    for path in sorted(folder.glob("*" + SUFFIX)) if folder.is_dir() else []:
-        try:
-            out.append((path, read_info(path)))
-        except ModelError:
-            out.append((path, None))
+    for folder in [models_dir(), *map(Path, folders)]:
+        for path in sorted(folder.glob("*" + SUFFIX)) if folder.is_dir() else []:
+            try:
+                out.append((path, read_info(path)))
+            except ModelError:
+                out.append((path, None))
     return out

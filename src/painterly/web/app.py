@@ -9,8 +9,10 @@ Endpoints (JSON unless said otherwise; errors are ``{"detail": "one line"}``):
                                        presets and the server's limits
 ``POST /api/uploads?name=FILE``        an image as the raw request body -> its id
 ``GET  /api/uploads/{id}/thumb``       a small JPEG of an upload
+``GET  /api/models``                   the fast models on offer, with their metadata
 ``POST /api/jobs``                     ``{content, styles: [{id, weight}], preset,
-                                       options}`` -> the queued job
+                                       options}`` or ``{content, model, options}``
+                                       -> the queued job
 ``GET  /api/jobs``                     recent jobs, newest first
 ``GET  /api/jobs/{id}``                one job, with its whole loss history
 ``GET  /api/jobs/{id}/events``         server-sent events: the job each time it changes
@@ -33,6 +35,7 @@ import re
 import socket
 import sys
 import time
+from collections.abc import Sequence
 from contextlib import asynccontextmanager
 from dataclasses import asdict
 from importlib import resources
@@ -53,11 +56,12 @@ import painterly
 from painterly.api import make_options, resolve_device
 from painterly.config import PRESETS, Options, form_fields, kind_of, option_fields, parse_value
 from painterly.encoders import all_layer_names, pretrained_cached, weights_choices
-from painterly.errors import OptionsError
+from painterly.errors import ModelError, OptionsError
 from painterly.image import MIN_SIDE
 from painterly.pipeline import output_size
 from painterly.web.jobs import TERMINAL, Job, JobManager, QueueFull, Runner
 from painterly.web.limits import LOOPBACK, Guard, Limits, allowed_hosts, server_config
+from painterly.web.models import MODEL_FIELDS, ModelShelf
 from painterly.web.uploads import (
     ACCEPT_MIME,
     UploadRejected,
@@ -166,6 +170,7 @@ def options_schema(limits: Limits) -> dict:
         # Without cached pretrained weights a run would fall back to the offline encoder
         # (or try a download first): show its own preset, so that the form shows what runs.
         "default_preset": "default" if pretrained_cached("vgg19") else "offline",
+        "model_fields": list(MODEL_FIELDS),
         "limits": asdict(limits),
         "accept": ACCEPT_MIME,
         "version": painterly.__version__,
@@ -220,7 +225,8 @@ class StyleRef(BaseModel):
 
 class JobRequest(BaseModel):
     content: str
-    styles: list[StyleRef] = Field(min_length=1)
+    styles: list[StyleRef] = Field(default_factory=list)
+    model: str | None = Field(default=None, max_length=200)  # a fast model's id, or paintings
     preset: str = "default"
     options: dict[str, Any] = Field(default_factory=dict)
 
@@ -241,17 +247,20 @@ def create_app(
     runner: Runner = painterly.run,
     host: str = "127.0.0.1",
     allowed_host: tuple[str, ...] = (),
+    models: Sequence[str | os.PathLike] = (),
 ) -> FastAPI:
     """The app, keeping everything it writes under ``data_dir``.
 
     ``runner`` is :func:`painterly.run` or a stand-in with its signature (the tests pass
     one with a tiny encoder). ``host`` is the address it is served on; requests must
-    name it, a loopback name or one of ``allowed_host`` in their Host header.
+    name it, a loopback name or one of ``allowed_host`` in their Host header. The fast
+    models offered are the cache's (``painterly models``) and those in ``models``.
     """
     limits = limits or Limits()
     data = Path(data_dir)
     uploads = UploadStore(data / "uploads", limits)
-    manager = JobManager(data / "jobs", uploads, limits, runner)
+    shelf = ModelShelf(models)
+    manager = JobManager(data / "jobs", uploads, limits, runner, shelf)
     uploads.in_use = manager.in_use
 
     @asynccontextmanager
@@ -313,6 +322,43 @@ def create_app(
         except KeyError:
             raise HTTPException(404, "no such upload") from None
 
+    @app.get("/api/models")
+    def get_models() -> list[dict]:
+        return shelf.listing()
+
+    def check_size(content: dict, opts: Options) -> None:
+        w, h = output_size((content["width"], content["height"]), opts)
+        if max(w, h) > limits.max_side:
+            raise HTTPException(
+                422,
+                f"the result would be {w}x{h} px; this server makes at most "
+                f"{limits.max_side} px on the long side, so set a smaller Size",
+            )
+
+    def model_job(req: JobRequest, content: dict) -> Job:
+        """A job for the fast model ``req.model``: the model carries the style, so only
+        the fields of MODEL_FIELDS apply."""
+        if req.styles:
+            raise HTTPException(422, "a fast model carries its own style: send no paintings")
+        try:
+            _, info = shelf.find(req.model)
+            other = sorted(set(req.options) - set(MODEL_FIELDS))
+            if other:
+                raise OptionsError(f"{_label(other[0])} does not apply to a fast model")
+            opts = make_options(**parse_options(req.options, PRESETS["default"]))
+            device = resolve_device(opts.device)
+        except (OptionsError, ModelError) as err:
+            raise HTTPException(422, str(err)) from None
+        check_size(content, opts)
+        return Job(
+            id=new_id(),
+            device=str(device),
+            content={"id": content["id"], "name": content["name"]},
+            styles=[],
+            options={name: getattr(opts, name) for name in MODEL_FIELDS},
+            model={"id": req.model, "styles": [s["name"] for s in info.styles]},
+        )
+
     @app.post("/api/jobs", status_code=201)
     def create_job(req: JobRequest) -> dict:
         if len(req.styles) > limits.max_styles:
@@ -325,6 +371,19 @@ def create_app(
             raise HTTPException(
                 404, "an uploaded image is gone; add the photo and paintings again"
             ) from None
+        if req.model is not None:
+            job = model_job(req, content)
+        else:
+            job = painting_job(req, content, styles)
+        try:
+            manager.submit(job)
+        except QueueFull as err:
+            raise HTTPException(503, str(err)) from None
+        return manager.snapshot(job)
+
+    def painting_job(req: JobRequest, content: dict, styles: list[dict]) -> Job:
+        if not styles:
+            raise HTTPException(422, "add at least one painting, or choose a fast model")
         if sum(s["weight"] for s in styles) <= 0:
             raise HTTPException(422, "give at least one painting a weight above 0")
         try:
@@ -339,14 +398,8 @@ def create_app(
             raise HTTPException(422, str(err)) from None
         if opts.steps > limits.max_steps:
             raise HTTPException(422, f"Steps: this server runs at most {limits.max_steps}")
-        w, h = output_size((content["width"], content["height"]), opts)
-        if max(w, h) > limits.max_side:
-            raise HTTPException(
-                422,
-                f"the result would be {w}x{h} px; this server makes at most "
-                f"{limits.max_side} px on the long side, so set a smaller Size",
-            )
-        job = Job(
+        check_size(content, opts)
+        return Job(
             id=new_id(),
             device=str(device),
             content={"id": content["id"], "name": content["name"]},
@@ -354,11 +407,6 @@ def create_app(
             options={"preset": req.preset, **changed},
             total_steps=opts.steps,
         )
-        try:
-            manager.submit(job)
-        except QueueFull as err:
-            raise HTTPException(503, str(err)) from None
-        return manager.snapshot(job)
 
     @app.get("/api/jobs")
     def list_jobs() -> list[dict]:
@@ -459,9 +507,15 @@ def serve(
     port: int = 8000,
     data_dir: str | None = None,
     allowed_host: tuple[str, ...] = (),
+    models: Sequence[str] = (),
 ) -> None:
-    """Serve the page until Ctrl-C. Binds ``127.0.0.1`` unless told otherwise."""
+    """Serve the page until Ctrl-C. Binds ``127.0.0.1`` unless told otherwise; offers
+    the cache's fast models and those in the folders ``models``."""
     data = Path(data_dir).expanduser() if data_dir else default_data_dir()
+    folders = [Path(m).expanduser() for m in models]
+    for folder in folders:
+        if not folder.is_dir():
+            raise OptionsError(f"--models {folder} is not a folder of fast models")
     sock = listen(host, port)
     try:
         data.mkdir(parents=True, exist_ok=True)
@@ -471,7 +525,7 @@ def serve(
             f"cannot use {data} for the web app's files ({err.strerror}); choose --data-dir"
         ) from None
     limits = Limits(return_memory_after_jobs=True)
-    app = create_app(data, host=host, limits=limits, allowed_host=allowed_host)
+    app = create_app(data, host=host, limits=limits, allowed_host=allowed_host, models=folders)
     shown = f"[{host}]" if ":" in host else host
     print(
         f"painterly: serving http://{shown}:{sock.getsockname()[1]}/ "

@@ -24,9 +24,11 @@ from pathlib import Path
 
 from painterly.errors import PainterlyError
 from painterly.events import Event, Notice, Preview, Progress, Started, Stop
+from painterly.fast.apply import run_model
 from painterly.files import write_bytes, write_json
 from painterly.image import save_image
 from painterly.web.limits import Limits
+from painterly.web.models import ModelShelf
 from painterly.web.uploads import THUMB_SIDE, UploadStore, return_freed_memory, valid_id
 
 log = logging.getLogger("painterly.web")
@@ -48,7 +50,8 @@ class Job:
     device: str
     content: dict  # {"id", "name"} of the photo's upload
     styles: list[dict]  # {"id", "name", "weight"} of each painting's upload
-    options: dict  # the preset's name and the fields changed from it
+    options: dict  # the preset's name and the fields changed from it, or a model's fields
+    model: dict | None = None  # {"id", "styles"} of the fast model that paints, if one does
     status: str = "queued"  # then running, and one of TERMINAL
     created: float = field(default_factory=time.time)
     started: float | None = None
@@ -74,7 +77,7 @@ class Job:
     cancel: threading.Event = field(default_factory=threading.Event)
 
     STORED = (
-        "id device content styles options status created started finished step total_steps "
+        "id device content styles options model status created started finished step total_steps "
         "elapsed scale scales run_fraction run_elapsed size encoder notices error metrics "
         "history has_result"
     ).split()
@@ -118,13 +121,27 @@ Runner = Callable[..., object]  # painterly.run's signature
 
 
 class JobManager:
-    """Jobs by id, a waiting line per device and the worker threads that serve them."""
+    """Jobs by id, a waiting line per device and the worker threads that serve them.
 
-    def __init__(self, root: Path, uploads: UploadStore, limits: Limits, runner: Runner):
+    ``runner`` paints the jobs with paintings (painterly.run), ``model_runner`` those
+    with a fast model of ``models`` (painterly.fast.apply.run_model).
+    """
+
+    def __init__(
+        self,
+        root: Path,
+        uploads: UploadStore,
+        limits: Limits,
+        runner: Runner,
+        models: ModelShelf,
+        model_runner: Runner = run_model,
+    ):
         self.root = root
         self.uploads = uploads
         self.limits = limits
         self.runner = runner
+        self.models = models
+        self.model_runner = model_runner
         self.jobs: dict[str, Job] = {}
         self.lines: dict[str, deque[Job]] = {}  # device -> waiting jobs, next first
         self.running: dict[str, Job] = {}  # device -> its running job
@@ -182,6 +199,7 @@ class JobManager:
                     "created": j.created,
                     "content": j.content,
                     "styles": j.styles,
+                    "model": j.model,
                     "step": j.step,
                     "total_steps": j.total_steps,
                     "run_fraction": j.run_fraction,
@@ -301,13 +319,20 @@ class JobManager:
                 raise Stop
 
         try:
-            result = self.runner(
-                self.uploads.path(job.content["id"]),
-                [(self.uploads.path(s["id"]), s["weight"]) for s in job.styles],
-                callback=on_event,
-                preview_every=max(1, job.total_steps // PREVIEWS_PER_RUN),
-                **job.options,
-            )
+            if job.model:
+                model, _ = self.models.find(job.model["id"])
+                names[str(model)] = f"the model '{job.model['id']}'"
+                result = self.model_runner(
+                    self.uploads.path(job.content["id"]), model, callback=on_event, **job.options
+                )
+            else:
+                result = self.runner(
+                    self.uploads.path(job.content["id"]),
+                    [(self.uploads.path(s["id"]), s["weight"]) for s in job.styles],
+                    callback=on_event,
+                    preview_every=max(1, job.total_steps // PREVIEWS_PER_RUN),
+                    **job.options,
+                )
             save_image(result.image, self.result_path(job), result.metadata)
             write_bytes(self.thumb_path(job), _jpeg(result.image, THUMB_SIDE))
         except PainterlyError as err:
@@ -323,8 +348,8 @@ class JobManager:
             with self.lock:
                 job.has_result = True
                 job.preview = None  # the result is the image now
-                kept = ("encoder", "device", "size", "steps", "seconds", "ms_per_step")
-                job.metrics = {k: m[k] for k in kept}
+                kept = ("model", "encoder", "device", "size", "steps", "seconds", "ms_per_step")
+                job.metrics = {k: m[k] for k in kept if k in m}
                 job.metrics["losses"] = {k: _finite(v) for k, v in m["losses"].items()}
             self._end(job, "cancelled" if result.interrupted else "done")
 

@@ -14,6 +14,7 @@ const CURVES = [
 
 const state = {
   schema: null,
+  models: [], // the fast models on offer (GET /api/models)
   content: null, // upload info of the photo
   styles: [], // [{info, weight}]
   uploading: 0,
@@ -129,10 +130,48 @@ function buildForm(schema) {
     const box = field.kind === "bool"
       ? el("div", { class: "field check" }, input, label, help)
       : el("div", { class: field.kind === "list" ? "field wide" : "field" }, label, input, help);
+    box.dataset.field = field.name;
     (field.main ? $("main-fields") : $("more-fields")).append(box);
   }
-  preset.addEventListener("change", () => fillPreset(preset.value));
+  preset.addEventListener("change", () => {
+    if (!chosenModel()) fillPreset(preset.value);
+    showMode();
+  });
   fillPreset(preset.value);
+  showMode();
+}
+
+// Fast models go in the preset menu, each as "model:<id>", under their own heading.
+function addModels(models) {
+  state.models = models;
+  if (!models.length) return;
+  const preset = $("opt-preset");
+  const chosen = preset.value;
+  const presets = el("optgroup", { label: "Presets" }, ...preset.querySelectorAll("option"));
+  const fast = el("optgroup", { label: "Fast models" }, ...models.map((m) =>
+    el("option", { value: `model:${m.id}`, text: `${m.id} · ${m.styles.join(" + ")}` })));
+  preset.replaceChildren(presets, fast);
+  preset.value = chosen;
+}
+
+// The fast model chosen in the preset menu, or null when a preset is.
+function chosenModel() {
+  const value = $("opt-preset").value;
+  return value.startsWith("model:") ? state.models.find((m) => `model:${m.id}` === value) || null : null;
+}
+
+// A model carries its style: no paintings, and only the settings that apply to it.
+function showMode() {
+  const model = chosenModel();
+  $("style-step").hidden = Boolean(model);
+  for (const box of document.querySelectorAll("[data-field]")) {
+    box.hidden = Boolean(model) && !state.schema.model_fields.includes(box.dataset.field);
+  }
+  $("preset-help").textContent = model
+    ? `Trained on ${model.styles.join(" + ")} · width ${model.width} · ` +
+      `${model.iterations} iterations · ${model.encoder} encoder. Paints in one pass.`
+    : "Sets every value below; change any of them after.";
+  updateStart();
 }
 
 function fillPreset(name) {
@@ -151,9 +190,10 @@ function fillPreset(name) {
   }
 }
 
-function readOptions() {
+function readOptions(names = null) {
   const options = {};
   for (const field of state.schema.fields) {
+    if (names && !names.includes(field.name)) continue;
     const input = $(`opt-${field.name}`);
     if (field.kind === "bool") {
       options[field.name] = input.checked;
@@ -222,10 +262,12 @@ function renderPicked() {
 }
 
 function updateStart() {
-  const ready = state.content && state.styles.length > 0 && state.uploading === 0;
+  const model = state.schema && chosenModel();
+  const ready = state.content && (model || state.styles.length > 0) && state.uploading === 0;
   $("start").disabled = !ready;
   $("start-hint").hidden = Boolean(ready);
-  $("start-hint").textContent = state.uploading ? "Uploading…" : "Add a photo and a painting to start.";
+  $("start-hint").textContent = state.uploading ? "Uploading…"
+    : model ? "Add a photo to start." : "Add a photo and a painting to start.";
 }
 
 async function addFiles(files, kind) {
@@ -274,19 +316,22 @@ function wireDrop(kind) {
 async function start(event) {
   event.preventDefault();
   showError("start-error", "");
+  const model = chosenModel();
   let options;
   try {
-    options = readOptions();
+    options = readOptions(model ? state.schema.model_fields : null);
   } catch (err) {
     showError("start-error", err.message);
     return;
   }
-  const body = {
-    content: state.content.id,
-    styles: state.styles.map((s) => ({ id: s.info.id, weight: s.weight })),
-    preset: $("opt-preset").value,
-    options,
-  };
+  const body = model
+    ? { content: state.content.id, model: model.id, options }
+    : {
+      content: state.content.id,
+      styles: state.styles.map((s) => ({ id: s.info.id, weight: s.weight })),
+      preset: $("opt-preset").value,
+      options,
+    };
   $("start").disabled = true;
   try {
     const job = await api("/api/jobs", {
@@ -393,6 +438,10 @@ function renderJob() {
         : (job.elapsed / job.step) * (job.total_steps - job.step);
       detail = `about ${duration(left)} left`;
     }
+  } else if (job.status === "done" && job.model) {
+    const m = job.metrics || {};
+    text = `Done · painted by ${job.model.id} in ${m.seconds < 10 ? `${m.seconds.toFixed(2)} s` : duration(m.seconds)}`;
+    detail = [m.size ? `${m.size[0]} × ${m.size[1]} px` : "", "fast model", m.device].filter(Boolean).join(" · ");
   } else if (job.status === "done") {
     const m = job.metrics || {};
     text = `Done · ${m.steps ?? job.step} steps in ${duration(m.seconds)}`;
@@ -418,6 +467,8 @@ function renderJob() {
   notice.replaceChildren(...pieces.map((piece, i) => (i % 2 ? el("code", { text: piece }) : piece)));
   notice.hidden = !(job.notices && job.notices.length);
 
+  // A fast model paints in one pass: it has no loss curves to show.
+  $("chart-head").hidden = $("chart").hidden = Boolean(job.model);
   renderInputs(job);
   showImage(job);
 }
@@ -427,6 +478,10 @@ function renderInputs(job) {
   if (box.dataset.job === job.id) return;
   box.dataset.job = job.id;
   const parts = [el("img", { src: `/api/uploads/${job.content.id}/thumb`, alt: job.content.name, title: job.content.name })];
+  if (job.model) {
+    parts.push(el("span", { class: "op", text: "painted by the model" }));
+    parts.push(el("span", { class: "model", text: job.model.id, title: `trained on ${job.model.styles.join(" + ")}` }));
+  }
   job.styles.forEach((s, i) => {
     parts.push(el("span", { class: "op", text: i === 0 ? "in the style of" : "+" }));
     parts.push(el("img", { src: `/api/uploads/${s.id}/thumb`, alt: s.name, title: `${s.name} (weight ${s.weight})` }));
@@ -626,7 +681,9 @@ async function refreshRecent() {
   $("recent-empty").hidden = jobs.length > 0;
   for (const job of jobs) {
     const thumb = job.has_result ? `/api/jobs/${job.id}/thumb` : `/api/uploads/${job.content.id}/thumb`;
-    const styles = job.styles.map((s) => s.name).join(" + ");
+    const made = job.model
+      ? `painted by the model ${job.model.id}`
+      : `in the style of ${job.styles.map((s) => s.name).join(" + ")}`;
     const badge = {
       queued: job.position > 0 ? `waiting · ${job.position} ahead` : "waiting",
       running: job.run_fraction
@@ -642,7 +699,7 @@ async function refreshRecent() {
     },
     el("img", { src: thumb, alt: "", loading: "lazy" }),
     el("div", { class: "caption" },
-      el("div", { class: "title", text: job.content.name, title: `${job.content.name} in the style of ${styles}` }),
+      el("div", { class: "title", text: job.content.name, title: `${job.content.name} ${made}` }),
       el("div", { class: `badge ${job.status}`, text: badge })));
     gallery.append(el("li", {}, link));
   }
@@ -668,6 +725,7 @@ async function main() {
   }
   $("version").textContent = `v${state.schema.version}`;
   buildForm(state.schema);
+  api("/api/models").then(addModels, () => addModels([]));  // the form does not wait
   buildLegend();
   wireDrop("content");
   wireDrop("style");
