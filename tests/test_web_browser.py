@@ -58,6 +58,7 @@ def opened(browser, server):
     page.on("console", lambda msg: msg.type == "error" and problems.append(msg.text))
     try:
         page.goto(server.base + "/")
+        page.wait_for_selector("body[data-ready]")  # the form is built, the inputs wired
         page.server = server
         yield page
     finally:

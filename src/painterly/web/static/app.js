@@ -740,6 +740,7 @@ async function main() {
   refreshRecent();
   const id = new URL(location.href).searchParams.get("job") || localStorage.getItem("painterly.job");
   if (id && /^[0-9a-f]{16}$/.test(id)) openJob(id);
+  document.body.dataset.ready = "true";  // the inputs are wired: files picked now count
 }
 
 main();
