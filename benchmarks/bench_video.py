@@ -65,6 +65,16 @@ def arrays(paths) -> list[np.ndarray]:
     return [np.asarray(Image.open(p).convert("RGB"), np.float32) / 255 for p in paths]
 
 
+def input_flows(inputs: list[np.ndarray]) -> list[tuple[np.ndarray, np.ndarray]]:
+    """(flow, reliability) of each consecutive pair of input frames, on the first's grid."""
+    pairs = []
+    for a, b in zip(inputs, inputs[1:], strict=False):
+        f_ab = flow((a * 255).astype(np.uint8), (b * 255).astype(np.uint8))
+        f_ba = flow((b * 255).astype(np.uint8), (a * 255).astype(np.uint8))
+        pairs.append((f_ab, reliable(f_ab, f_ba)))
+    return pairs
+
+
 def flicker(frames: list[np.ndarray], pairs) -> float:
     errors = [
         warping_error(a, b, f, m) for a, b, (f, m) in zip(frames, frames[1:], pairs, strict=False)
@@ -106,11 +116,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clip = io.open_clip(make_clip(Path(tmp) / "in", args.frames, size, Path(args.photo)))
         inputs = arrays(clip.frames)
-        pairs = []
-        for a, b in zip(inputs, inputs[1:], strict=False):
-            f_ab = flow((a * 255).astype(np.uint8), (b * 255).astype(np.uint8))
-            f_ba = flow((b * 255).astype(np.uint8), (a * 255).astype(np.uint8))
-            pairs.append((f_ab, reliable(f_ab, f_ba)))
+        pairs = input_flows(inputs)
         runs = {"input": {"warp_error": flicker(inputs, pairs)}}
         outputs = {"input": inputs}
         for name, weight in [("per_frame", 0.0)] + [
@@ -200,11 +206,7 @@ def model_runs(args) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         clip = io.open_clip(make_clip(Path(tmp) / "in", args.frames, size, Path(args.photo)))
         inputs = arrays(clip.frames)
-        pairs = []
-        for a, b in zip(inputs, inputs[1:], strict=False):
-            f_ab = flow((a * 255).astype(np.uint8), (b * 255).astype(np.uint8))
-            f_ba = flow((b * 255).astype(np.uint8), (a * 255).astype(np.uint8))
-            pairs.append((f_ab, reliable(f_ab, f_ba)))
+        pairs = input_flows(inputs)
         summary = {
             "frames": args.frames,
             "size": list(clip.size),
