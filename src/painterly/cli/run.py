@@ -17,6 +17,7 @@ from painterly.cli.common import (
     given_options,
     input_files,
     metrics_path_of,
+    output_folder,
     parse_style,
     stoppable,
     write_metrics,
@@ -106,6 +107,10 @@ def _style_label(specs: list[tuple[str, float]]) -> str:
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
+    if args.ray is not None:  # each output a task on a Ray cluster
+        from painterly.cli.cluster import cmd_batch_ray
+
+        return cmd_batch_ray(args)
     from painterly.batch import run_batch
     from painterly.image import check_output_path, save_image
     from painterly.progress import ProgressPrinter
@@ -116,9 +121,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     metrics_path = metrics_path_of(args)
     if metrics_path:
         claim_output(metrics_path, inputs, args.overwrite)
-    outdir = Path(args.output_dir)
-    if not outdir.is_dir():
-        raise OptionsError(f"output folder {outdir} does not exist; create it first")
+    outdir = output_folder(args.output_dir)
     if args.batch_size < 0:
         raise OptionsError("--batch-size must be 0 (as many as fit) or more")
     styles = [[parse_style(s) for s in specs] for specs in args.styles]
