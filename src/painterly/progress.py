@@ -72,13 +72,14 @@ class CountBar:
         if not quiet:
             self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
 
-    def update(self, ok: bool = True) -> None:
+    def update(self, ok: bool = True, count: int = 1) -> None:
+        """``count`` more items finished (``ok``: well, else failed)."""
         self.failed += not ok
         if self.bar is not None:
             minutes = max(time.perf_counter() - self.started, 1e-9) / 60
-            pace = (self.bar.n + 1) / minutes
+            pace = (self.bar.n + count) / minutes
             self.bar.set_postfix_str(f"{self.failed} failed, {pace:.3g}/min", refresh=False)
-            self.bar.update(1)
+            self.bar.update(count)
 
     def close(self) -> None:
         if self.bar is not None:

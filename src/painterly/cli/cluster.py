@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 import sys
 import time
+from pathlib import Path
 
 from painterly.cli.common import (
     EXIT_ERROR,
@@ -31,16 +32,23 @@ RAY_MODULES = ("ray",)  # what pip install "painterly[ray]" adds
 SAVE_EVERY = 2.0  # seconds between manifest writes while outputs come in
 
 
-def add_ray_flags(parser: argparse.ArgumentParser) -> None:
+ADDRESS_HELP = (
+    "(needs the ray extra): ADDRESS as Ray takes it, 'auto' for the cluster running "
+    "here; none: the one RAY_ADDRESS names, else a local one"
+)
+CHUNK, OVERLAP = 24, 4  # painterly video --ray: frames per chunk, frames cross-faded
+
+
+def add_ray_flags(parser: argparse.ArgumentParser, video: bool = False) -> None:
+    what = (
+        "stylise chunks of consecutive frames in parallel on a Ray cluster"
+        if video
+        else "run each output as a task on a Ray cluster; outputs are named "
+        "PHOTO_STYLE-HASH.EXT, recorded in OUTDIR/painterly-manifest.json, and a rerun "
+        "redoes only what is missing or changed"
+    )
     parser.add_argument(
-        "--ray",
-        nargs="?",
-        const="",
-        metavar="ADDRESS",
-        help="run each output as a task on a Ray cluster (needs the ray extra): ADDRESS "
-        "as Ray takes it, 'auto' for the cluster running here; none: the one RAY_ADDRESS "
-        "names, else a local one. Outputs are named PHOTO_STYLE-HASH.EXT, recorded in "
-        "OUTDIR/painterly-manifest.json; a rerun redoes only what is missing or changed",
+        "--ray", nargs="?", const="", metavar="ADDRESS", help=f"{what} {ADDRESS_HELP}"
     )
     parser.add_argument(
         "--ray-cpus",
@@ -49,6 +57,22 @@ def add_ray_flags(parser: argparse.ArgumentParser) -> None:
         metavar="N",
         help="with --ray on CPUs: threads per task (default 1); GPU clusters: one GPU each",
     )
+    if video:
+        parser.add_argument(
+            "--ray-chunk",
+            type=int,
+            default=CHUNK,
+            metavar="N",
+            help=f"with --ray: frames per chunk (default {CHUNK})",
+        )
+        parser.add_argument(
+            "--ray-overlap",
+            type=int,
+            default=OVERLAP,
+            metavar="N",
+            help="with --ray: frames each chunk starts early, cross-faded with the chunk "
+            f"before (default {OVERLAP}; docs/cluster.md)",
+        )
 
 
 def _plan(args: argparse.Namespace, given: dict, inputs: list[str]):
@@ -179,3 +203,139 @@ def _item(task, result: dict) -> dict:
         "wall": round(result["wall"], 3),  # at the driver, sent to received
         **{k: metrics[k] for k in ("device", "steps", "ms_per_step", "losses")},
     }
+
+
+def cmd_video_ray(args: argparse.Namespace) -> int:
+    """``painterly video --ray``: the clip in chunks, each a task (painterly.cluster)."""
+    import shutil
+
+    from painterly.cli.video import VIDEO_MODULES, _claim_folder, _write_folder
+
+    require_extra("video", "video", VIDEO_MODULES)
+    require_extra("video --ray", "ray", RAY_MODULES)
+    from painterly import __version__
+    from painterly.api import make_options
+    from painterly.cluster.chunks import plan
+    from painterly.cluster.plan import Digests, style_files
+    from painterly.progress import CountBar, ProgressPrinter
+    from painterly.signals import StopSignals
+    from painterly.video import LATER_STEPS, io
+
+    if args.ray_cpus < 1:
+        raise OptionsError("--ray-cpus must be 1 or more")
+    given = given_options(args)
+    opts = make_options(None, **{"steps": LATER_STEPS, **given})
+    if opts.mask or opts.protect:
+        raise OptionsError("--mask and --protect are for still images; painterly video has none")
+    inputs = input_files(argparse.Namespace(content=args.input, styles=args.styles), given)
+    output = Path(args.output)
+    is_video = output.suffix.lower() in io.VIDEO_SUFFIXES
+    if output.suffix and not is_video:
+        known = ", ".join(sorted(io.VIDEO_SUFFIXES))
+        raise OptionsError(f"{output}: use a video suffix ({known}) or a folder name (none)")
+    if is_video:
+        claim_output(output, inputs, args.overwrite)
+    else:
+        _claim_folder(output, args.overwrite)
+    metrics_path = metrics_path_of(args)
+    if metrics_path:
+        claim_output(metrics_path, inputs, args.overwrite)
+    clip = io.open_clip(
+        args.input,
+        start=args.start,
+        duration=args.duration,
+        max_frames=args.max_frames,
+        fps=args.fps,
+    )
+    if is_video:
+        io.check_encoder()
+    size = io.output_size(clip, opts.size, opts.height)
+    chunks = plan(clip.count, args.ray_chunk, args.ray_overlap)
+    styles = [parse_style(s) for s in args.styles]
+    digests = Digests()
+    settings = {
+        "input": str(clip.path.resolve()),
+        "start": clip.start,
+        "frames": clip.count,
+        "size": list(size),
+        "styles": [[p, w, [digests(f) for f in style_files(p)]] for p, w in styles],
+        "options": given,
+        "first_steps": args.first_steps,
+        "temporal_weight": args.temporal_weight,
+        "long_term": list(args.long_term),
+        "chunk": args.ray_chunk,
+        "overlap": args.ray_overlap,
+        "version": __version__,
+    }
+    from painterly.cluster import ray_batch, ray_video
+
+    store = ray_video.ChunkStore(Path(f"{output}.frames"))
+    store.open(settings, args.resume, args.overwrite)
+    skip = {c.index for c in chunks if store.done(c)}
+    todo = [c for c in chunks if c.index not in skip]
+    printer = ProgressPrinter(quiet=args.quiet)
+    spec = {
+        "options": given,
+        "fps": float(clip.rate),
+        "first_steps": args.first_steps,
+        "temporal_weight": args.temporal_weight,
+        "long_term": list(args.long_term),
+    }
+    failures, records = {}, []
+    started = time.perf_counter()
+    if todo:
+        ray_batch.connect(args.ray)
+        bar = CountBar(sum(c.count for c in todo), args.quiet, unit="frame", desc="ray")
+        try:
+            with StopSignals(printer.say) as stop:
+                work = ray_video.chunk_frames(clip, size, chunks, skip)
+                finished = ray_video.run_chunks(
+                    work, spec, styles, args.ray_cpus, lambda: stop.asked
+                )
+                for (chunk, _), result in finished:
+                    ok = "error" not in result
+                    if ok:
+                        record = {
+                            "chunk": chunk.index,
+                            "frames": [chunk.start, chunk.stop],
+                            "node": result["node"],
+                            "host": result["host"],
+                            "seconds": round(result["seconds"], 3),
+                            "each": result["records"],
+                        }
+                        with stop.saving():
+                            store.save(chunk, result["frames"], record)
+                        records.append(record)
+                    else:
+                        failures[chunk.index] = result["error"]
+                    bar.update(ok, chunk.count)
+        finally:
+            bar.close()
+            ray_batch.shutdown()
+        if stop.asked or failures:
+            for index, error in sorted(failures.items()):
+                print(f"painterly: failed: chunk {index}: {error}", file=sys.stderr)
+            print(
+                f"painterly: stopped with {len(records)} of {len(todo)} chunks made, kept in "
+                f"{store.folder}; run the same command with --resume to go on",
+                file=sys.stderr,
+            )
+            return (stop.exit_code or EXIT_INTERRUPTED) if stop.asked else EXIT_ERROR
+    frames = store.join(clip.count, chunks)
+    if is_video:
+        io.write_video(output, frames, clip.rate, clip, printer.say)
+    else:
+        _write_folder(output, frames)
+    seconds = time.perf_counter() - started
+    if metrics_path:
+        data = {"frames": clip.count, "seconds": round(seconds, 3), "chunks": records}
+        write_metrics(metrics_path, data, f"{output} is written")
+    if not args.keep_frames:
+        shutil.rmtree(store.folder, ignore_errors=True)
+    if not args.quiet:
+        print(
+            f"painterly: wrote {output} ({clip.count} frames in {len(chunks)} chunks, "
+            f"{seconds:.1f} s)",
+            file=sys.stderr,
+        )
+    return EXIT_OK

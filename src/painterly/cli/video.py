@@ -11,6 +11,7 @@ import sys
 import time
 from pathlib import Path
 
+from painterly.cli.cluster import add_ray_flags
 from painterly.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -128,6 +129,7 @@ def add_video_parser(sub) -> None:
     )
     vid.add_argument("--metrics", metavar="FILE.json", help="write per-frame losses as JSON")
     vid.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_ray_flags(vid, video=True)  # --ray: chunks of frames on a Ray cluster
 
 
 class VideoProgress:
@@ -186,6 +188,10 @@ def _duration(seconds: float) -> str:
 def cmd_video(args: argparse.Namespace) -> int:
     if args.model:
         raise OptionsError("--model (fast models) is not available for painterly video yet")
+    if args.ray is not None:  # chunks of frames as tasks on a Ray cluster
+        from painterly.cli.cluster import cmd_video_ray
+
+        return cmd_video_ray(args)
     require_extra("video", "video", VIDEO_MODULES)
     from painterly.signals import StopSignals
     from painterly.video import io

@@ -16,7 +16,6 @@ from __future__ import annotations
 
 import logging
 import time
-from collections import deque
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -69,77 +68,107 @@ def slots(cpus: int) -> tuple[int, bool]:
     return max(1, int(resources.get("CPU", 0)) // cpus), False
 
 
-def spec_of(task: Task, options: dict, threads: int) -> dict:
-    """What :func:`painterly.cluster.worker.stylise` needs besides the files' bytes."""
-    styles = [
+def style_specs(styles: list[tuple[str, float]]) -> list[dict]:
+    """How a worker lays out the style files it gets (painterly.cluster.worker)."""
+    return [
         {
             "path": path,
             "weight": weight,
             "folder": Path(path).is_dir(),
             "files": [p.name for p in style_files(path)],
         }
-        for path, weight in task.styles
+        for path, weight in styles
     ]
+
+
+def spec_of(task: Task, options: dict, threads: int) -> dict:
+    """What :func:`painterly.cluster.worker.stylise` needs besides the files' bytes."""
     return {
         "key": task.key,
         "content": task.content,
-        "styles": styles,
+        "styles": style_specs(task.styles),
         "options": options,
         "threads": threads,
     }
 
 
-def run_tasks(
-    tasks: list[Task], options: dict, cpus: int, stopping: Callable[[], bool]
-) -> Iterator[tuple[Task, dict]]:
-    """Run ``tasks`` on the cluster; yield each with its result as it finishes (an
-    ``error`` key where it failed). Once ``stopping()`` is true, no task is started;
-    those running finish. Closing the iterator early cancels the running ones."""
-    count, on_gpus = slots(cpus)
-    remote = ray.remote(worker.stylise).options(
+def remote(function, cpus: int, on_gpus: bool):
+    """``function`` as a Ray task of one slot, retried where its worker dies."""
+    return ray.remote(function).options(
         num_cpus=1 if on_gpus else cpus,
         num_gpus=1 if on_gpus else 0,
         max_retries=RETRIES,
         retry_exceptions=False,  # an error of the task's own is its answer
     )
-    threads = 1 if on_gpus else cpus
-    shared: dict[str, ray.ObjectRef] = {}  # style file -> its bytes in the object store
-    queue = deque(tasks)
-    pending: dict[ray.ObjectRef, tuple[Task, float]] = {}
 
-    def put(path: Path) -> ray.ObjectRef:
-        return ray.put(path.read_bytes())
 
+class Shared:
+    """Files put in the object store once however many tasks read them (the styles)."""
+
+    def __init__(self):
+        self._refs: dict[str, ray.ObjectRef] = {}
+
+    def __call__(self, path: Path) -> ray.ObjectRef:
+        key = str(path)
+        if key not in self._refs:
+            self._refs[key] = ray.put(path.read_bytes())
+        return self._refs[key]
+
+    def styles(self, styles: list[tuple[str, float]]) -> list[ray.ObjectRef]:
+        return [self(file) for path, _ in styles for file in style_files(path)]
+
+
+def schedule(
+    items: Iterator, submit: Callable, cpus: int, stopping: Callable[[], bool]
+) -> Iterator[tuple[object, dict]]:
+    """Submit ``items`` (``submit(item)`` returns a task's ObjectRef) while there are
+    free slots, at most two per slot in flight; yield each item with its result as it
+    finishes (an ``error`` key where it failed, with ``wall``: seconds from submitting
+    to the result). Once ``stopping()`` is true nothing more is submitted; closing the
+    iterator early cancels the running tasks."""
+    items = iter(items)
+    pending: dict[ray.ObjectRef, tuple[object, float]] = {}
+    more = True
     try:
-        while queue or pending:
-            while queue and not stopping() and len(pending) < 2 * max(count, 2):
-                task = queue.popleft()
+        while more or pending:
+            limit = 2 * max(slots(cpus)[0], 2)  # nodes come and go
+            while more and not stopping() and len(pending) < limit:
+                item = next(items, None)
+                if item is None:
+                    more = False
+                    break
                 try:
-                    content = put(Path(task.content))
-                    styles = []
-                    for path, _ in task.styles:
-                        for file in style_files(path):
-                            key = str(file)
-                            if key not in shared:
-                                shared[key] = put(file)
-                            styles.append(shared[key])
+                    pending[submit(item)] = (item, time.perf_counter())
                 except OSError as err:
-                    yield task, {"error": f"cannot read an input ({err.strerror or err})"}
-                    continue
-                spec = spec_of(task, options, threads)
-                pending[remote.remote(spec, content, *styles)] = (task, time.perf_counter())
+                    yield item, {"error": f"cannot read an input ({err.strerror or err})"}
             if not pending:
                 return
             ready, _ = ray.wait(list(pending), num_returns=1, timeout=1.0)
             for ref in ready:
-                task, submitted = pending.pop(ref)
+                item, submitted = pending.pop(ref)
                 try:
                     result = ray.get(ref)
                 except ray.exceptions.RayError as err:
                     result = {"error": one_line(err)}
                 result["wall"] = time.perf_counter() - submitted
-                yield task, result
-            count = slots(cpus)[0]  # nodes come and go
+                yield item, result
     finally:
         for ref in pending:
             ray.cancel(ref, force=True)
+
+
+def run_tasks(
+    tasks: list[Task], options: dict, cpus: int, stopping: Callable[[], bool]
+) -> Iterator[tuple[Task, dict]]:
+    """Run ``tasks`` on the cluster (see :func:`schedule`)."""
+    on_gpus = slots(cpus)[1]
+    task_of = remote(worker.stylise, cpus, on_gpus)
+    shared = Shared()
+    threads = 1 if on_gpus else cpus
+
+    def submit(task: Task) -> ray.ObjectRef:
+        content = ray.put(Path(task.content).read_bytes())
+        styles = shared.styles(task.styles)
+        return task_of.remote(spec_of(task, options, threads), content, *styles)
+
+    yield from schedule(tasks, submit, cpus, stopping)
