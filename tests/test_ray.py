@@ -191,3 +191,63 @@ def test_bad_input_is_reported_and_a_corrupt_output_is_redone(cluster, photos, t
     assert code == 1 and "1 done before" in err  # the bad photo still fails
     assert damaged.read_bytes() == right and intact.stat().st_mtime_ns == kept
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_chunks_cover_the_clip_and_cross_fade_their_overlap():
+    from PIL import Image
+
+    from painterly.cluster.chunks import compose, join_pairs, plan, sources
+    from painterly.errors import OptionsError
+
+    chunks = plan(10, 4, 2)
+    assert [(c.start, c.owned, c.stop) for c in chunks] == [(0, 0, 4), (2, 4, 8), (6, 8, 10)]
+    for frame in range(10):
+        parts = sources(frame, chunks)
+        assert abs(sum(w for _, w in parts) - 1) < 1e-9
+        assert all(c.start <= frame < c.stop for c, _ in parts)  # the chunk made it
+    assert [round(w, 3) for _, w in sources(2, chunks)] == [0.667, 0.333]
+    assert [round(w, 3) for _, w in sources(3, chunks)] == [0.333, 0.667]
+    assert join_pairs(chunks) == [1, 2, 3, 5, 6, 7] and join_pairs(plan(10, 4, 0)) == [3, 7]
+
+    def image(chunk, frame):  # chunk k's frames are all grey level 30 k
+        return Image.new("RGB", (4, 4), (30 * chunk.index,) * 3)
+
+    assert compose(3, chunks, image).getpixel((0, 0)) == (20, 20, 20)
+    assert compose(5, chunks, image).getpixel((0, 0)) == (30, 30, 30)
+    with pytest.raises(OptionsError):
+        plan(10, 4, 4)
+
+
+@pytest.mark.ray
+def test_video_in_chunks_matches_the_local_frames_it_owns(cluster, tmp_path):
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    import numpy as np
+    from PIL import Image
+
+    made, _ = cluster
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for i in range(6):
+        blob(64, 48).rotate(3 * i).save(clip / f"{i:03d}.png")
+    style = tmp_path / "style.png"
+    stripes(64, 64).save(style)
+    common = [clip, style, "--weights", "offline", "--size", "48", "--first-steps", "3"]
+    common += ["--steps", "2", "--quiet"]
+    out = tmp_path / "painted"
+    code, err = finish(cli("video", *common, "-o", out, "--ray", made.address, "--ray-chunk",
+                           "3", "--ray-overlap", "1"))  # fmt: skip
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == [f"frame_{i:06d}.png" for i in range(1, 7)]
+    assert not (tmp_path / "painted.frames").exists()
+
+    local = tmp_path / "local"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["video", *map(str, common), "-o", str(local), "--max-frames", "3"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    for name in ("frame_000001.png", "frame_000002.png"):  # chunk 0's own, before the fade
+        ours, theirs = (np.asarray(Image.open(d / name)) for d in (out, local))
+        assert np.array_equal(ours, theirs), name

@@ -42,12 +42,10 @@ def _place(folder: Path, data: bytes, name: str) -> Path:
 
 
 def _node() -> tuple[str, str]:
-    try:
-        import ray
+    import ray
 
-        node = ray.get_runtime_context().get_node_id()
-    except Exception:  # noqa: BLE001 - outside Ray (a direct call) there is no node id
-        node = ""
+    # Outside Ray (a direct call) there is no node; asking would start a Ray instance.
+    node = ray.get_runtime_context().get_node_id() if ray.is_initialized() else ""
     return node, socket.gethostname()
 
 
