@@ -43,6 +43,19 @@ def test_the_cli_does_not_import_ray_without_the_flag():
     assert out.stdout.strip() == "False", out.stderr
 
 
+def test_an_address_where_nothing_listens_is_one_line(tmp_path, capsys):
+    pytest.importorskip("ray")
+    blob().save(tmp_path / "a.png")
+    photo = str(tmp_path / "a.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["batch", photo, "--style", photo, "-o", str(out), "--ray", "127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("painterly: error: nothing answers at 127.0.0.1:9")
+    assert list(out.iterdir()) == []  # not even a manifest
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A head (no CPUs of its own: it schedules) and two one-CPU worker nodes."""

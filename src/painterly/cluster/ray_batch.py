@@ -15,6 +15,7 @@ tasks per slot are in flight, so the object store holds a bounded number of phot
 from __future__ import annotations
 
 import logging
+import socket
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -26,12 +27,14 @@ from painterly.cluster.plan import Task, style_files
 from painterly.errors import PainterlyError
 
 RETRIES = 5  # runs of a task whose worker or node died, before it counts as failed
+CONNECT_TIMEOUT = 10.0  # seconds to wait for the head node to answer at all
 
 
 def connect(address: str) -> None:
     """Join the cluster at ``address`` (``auto``: the one running here; ``""``: the one
     RAY_ADDRESS names or the latest started here, else a new local instance)."""
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+    _answers(address)
     try:
         if address:
             ray.init(address=address, **quiet)
@@ -42,6 +45,22 @@ def connect(address: str) -> None:
         raise PainterlyError(
             f"cannot start or reach a Ray cluster {where} ({one_line(err)}); check the "
             "address, or give none to start a local one"
+        ) from None
+
+
+def _answers(address: str) -> None:
+    """Refuse at once a HOST:PORT where nothing listens: Ray itself keeps trying for
+    minutes. ``auto``, ``local`` and the empty address are Ray's to resolve."""
+    host, sep, port = address.removeprefix("ray://").rpartition(":")
+    if not (sep and host and port.isdigit()):
+        return
+    try:
+        socket.create_connection((host, int(port)), timeout=CONNECT_TIMEOUT).close()
+    except OSError as err:
+        reason = err.strerror or type(err).__name__
+        raise PainterlyError(
+            f"nothing answers at {address} ({reason}); start the Ray head there "
+            "(ray start --head) or give its address"
         ) from None
 
 
