@@ -1,5 +1,6 @@
-"""``painterly batch --ray``: every (photo, style) output as one task on a Ray cluster,
-named by its inputs' content, recorded in a manifest, resumable (painterly.cluster).
+"""``--ray`` (painterly.cluster): ``painterly batch`` with every (photo, style) output
+as one task on a Ray cluster, named by its inputs' content, recorded in a manifest,
+resumable; ``painterly video`` with the clip in chunks of frames, cross-faded.
 
 Each output is stylised on its own, as ``painterly stylize`` (or ``painterly batch
 --batch-size 1``) would: with the same inputs, options, seed and CPU threads per task
@@ -77,7 +78,7 @@ def add_ray_flags(parser: argparse.ArgumentParser, video: bool = False) -> None:
 
 def _plan(args: argparse.Namespace, given: dict, inputs: list[str]):
     """The tasks, the manifest, and the tasks still to do (missing, changed, failed)."""
-    from painterly.cli.run import _style_label
+    from painterly.cli.run import style_label
     from painterly.cluster.plan import Digests, Manifest, make_task
     from painterly.image import check_output_path
 
@@ -87,7 +88,7 @@ def _plan(args: argparse.Namespace, given: dict, inputs: list[str]):
     tasks = {}
     for content in args.contents:
         for specs in styles:
-            task = make_task(content, specs, given, args.format, _style_label(specs), digests)
+            task = make_task(content, specs, given, args.format, style_label(specs), digests)
             tasks.setdefault(task.name, task)  # the same photo twice: one output
     manifest = Manifest(outdir)
     todo = []

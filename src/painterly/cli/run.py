@@ -101,7 +101,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     )
 
 
-def _style_label(specs: list[tuple[str, float]]) -> str:
+def style_label(specs: list[tuple[str, float]]) -> str:
     """``a.jpg:0.7 b.jpg:0.3`` -> ``a+b``: a style's part of an output name."""
     return "+".join(Path(path.rstrip("/\\")).stem or "style" for path, _ in specs)
 
@@ -128,7 +128,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     items, outputs = [], []
     for content in args.contents:
         for specs in styles:
-            name = f"{Path(content).stem}_{_style_label(specs)}.{args.format}"
+            name = f"{Path(content).stem}_{style_label(specs)}.{args.format}"
             output = claim_output(check_output_path(outdir / name), inputs, args.overwrite)
             if output in outputs:
                 raise OptionsError(
