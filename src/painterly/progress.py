@@ -1,8 +1,10 @@
-"""A terminal consumer of the core's events: a tqdm bar on stderr with the losses."""
+"""Progress on the terminal: a tqdm bar on stderr with the losses of the core's events,
+and a bar of finished items for work spread across processes or machines."""
 
 from __future__ import annotations
 
 import sys
+import time
 
 from tqdm import tqdm
 
@@ -51,6 +53,33 @@ class ProgressPrinter:
     def say(self, text: str) -> None:
         """A line on stderr above the bar (even when quiet: it answers the user)."""
         tqdm.write(f"painterly: {text}", file=sys.stderr)
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class CountBar:
+    """A bar of finished items (images, chunks) out of ``total``, with how many failed
+    and the pace per minute; tqdm adds the time left. For work spread over many
+    processes or machines, where no single optimisation's steps tell the progress."""
+
+    def __init__(self, total: int, quiet: bool = False, *, unit: str = "image", desc: str = ""):
+        self.failed = 0
+        self.started = time.perf_counter()
+        self.bar = None
+        if not quiet:
+            self.bar = tqdm(total=total, desc=desc, unit=unit, file=sys.stderr, dynamic_ncols=True)
+
+    def update(self, ok: bool = True, count: int = 1) -> None:
+        """``count`` more items finished (``ok``: well, else failed)."""
+        self.failed += not ok
+        if self.bar is not None:
+            minutes = max(time.perf_counter() - self.started, 1e-9) / 60
+            pace = (self.bar.n + count) / minutes
+            self.bar.set_postfix_str(f"{self.failed} failed, {pace:.3g}/min", refresh=False)
+            self.bar.update(count)
 
     def close(self) -> None:
         if self.bar is not None:

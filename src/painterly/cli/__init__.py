@@ -16,6 +16,7 @@ import sys
 
 from painterly import __version__
 from painterly.cli import fast
+from painterly.cli.cluster import add_ray_flags
 from painterly.cli.common import (
     EXIT_BROKEN_PIPE,
     EXIT_INTERRUPTED,
@@ -92,6 +93,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_option_flags(ba)
     ba.add_argument("--metrics", metavar="FILE.json", help="write timings and losses as JSON")
     ba.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_ray_flags(ba)
 
     w = sub.add_parser("weights", help="list, fetch, import or locate pretrained weights")
     wsub = w.add_subparsers(dest="action", required=True, parser_class=Parser)

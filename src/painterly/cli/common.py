@@ -126,6 +126,14 @@ def distinct_outputs(paths: list[Path]) -> None:
         seen[key] = path
 
 
+def output_folder(name: str) -> Path:
+    """An existing folder the outputs go into (never created: a typo would scatter them)."""
+    folder = Path(name)
+    if not folder.is_dir():
+        raise OptionsError(f"output folder {folder} does not exist; create it first")
+    return folder
+
+
 def input_files(args: argparse.Namespace, given: dict) -> list[str]:
     """The files a command reads: photos, paintings, and any option naming a file (masks,
     --init, a weights file)."""

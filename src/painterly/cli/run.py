@@ -17,6 +17,7 @@ from painterly.cli.common import (
     given_options,
     input_files,
     metrics_path_of,
+    output_folder,
     parse_style,
     stoppable,
     write_metrics,
@@ -100,12 +101,16 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     )
 
 
-def _style_label(specs: list[tuple[str, float]]) -> str:
+def style_label(specs: list[tuple[str, float]]) -> str:
     """``a.jpg:0.7 b.jpg:0.3`` -> ``a+b``: a style's part of an output name."""
     return "+".join(Path(path.rstrip("/\\")).stem or "style" for path, _ in specs)
 
 
 def cmd_batch(args: argparse.Namespace) -> int:
+    if args.ray is not None:  # each output a task on a Ray cluster
+        from painterly.cli.cluster import cmd_batch_ray
+
+        return cmd_batch_ray(args)
     from painterly.batch import run_batch
     from painterly.image import check_output_path, save_image
     from painterly.progress import ProgressPrinter
@@ -116,16 +121,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
     metrics_path = metrics_path_of(args)
     if metrics_path:
         claim_output(metrics_path, inputs, args.overwrite)
-    outdir = Path(args.output_dir)
-    if not outdir.is_dir():
-        raise OptionsError(f"output folder {outdir} does not exist; create it first")
+    outdir = output_folder(args.output_dir)
     if args.batch_size < 0:
         raise OptionsError("--batch-size must be 0 (as many as fit) or more")
     styles = [[parse_style(s) for s in specs] for specs in args.styles]
     items, outputs = [], []
     for content in args.contents:
         for specs in styles:
-            name = f"{Path(content).stem}_{_style_label(specs)}.{args.format}"
+            name = f"{Path(content).stem}_{style_label(specs)}.{args.format}"
             output = claim_output(check_output_path(outdir / name), inputs, args.overwrite)
             if output in outputs:
                 raise OptionsError(

@@ -9,8 +9,10 @@ import os
 import shutil
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
+from painterly.cli.cluster import add_ray_flags
 from painterly.cli.common import (
     EXIT_INTERRUPTED,
     EXIT_OK,
@@ -148,6 +150,7 @@ def add_video_parser(sub) -> None:
     )
     vid.add_argument("--metrics", metavar="FILE.json", help="write per-frame losses as JSON")
     vid.add_argument("--quiet", action="store_true", help="no progress bar")
+    add_ray_flags(vid, video=True)  # --ray: chunks of frames on a Ray cluster
 
 
 class VideoProgress:
@@ -214,23 +217,31 @@ def _duration(seconds: float) -> str:
 MODEL_OPTIONS = {"size", "height", "preserve_color", "device", "max_memory"}
 
 
-def cmd_video(args: argparse.Namespace) -> int:
-    require_extra("video", "video", VIDEO_MODULES)
-    from painterly.signals import StopSignals
-    from painterly.video import io
-    from painterly.video.run import FrameStore
+@dataclass
+class VideoJob:
+    """What ``painterly video`` was asked, checked: the files it reads, where it writes,
+    and the clip (its frames not yet decoded)."""
 
-    given = given_options(args)
-    if args.model:
+    inputs: list[str]
+    output: Path
+    is_video: bool  # a video file, else a folder of PNG frames
+    metrics_path: Path | None
+    clip: object  # painterly.video.io.Clip
+
+
+def check_video_job(args: argparse.Namespace, given: dict, model: Path | None) -> VideoJob:
+    """The checks every ``painterly video`` run makes before anything slow: paintings or
+    a model, the output (nothing overwritten without --overwrite), the metrics file, and
+    the clip's range and codecs."""
+    from painterly.video import io
+
+    if model is not None:
         if args.styles:
             raise OptionsError("a --model carries its own style; give no paintings with it")
         refused = sorted(set(given) - MODEL_OPTIONS)
         if refused:
             flag = "--" + refused[0].replace("_", "-")
             raise OptionsError(f"{flag} is for optimising; it does not apply with --model")
-        from painterly.cli.fast import _model_path
-
-        model = _model_path(args.model)
         inputs = [args.input, str(model)]
     else:
         if not args.styles:
@@ -259,6 +270,29 @@ def cmd_video(args: argparse.Namespace) -> int:
     )
     if is_video:
         io.check_encoder()
+    return VideoJob(inputs, output, is_video, metrics_path, clip)
+
+
+def cmd_video(args: argparse.Namespace) -> int:
+    if args.ray is not None:  # chunks of frames as tasks on a Ray cluster
+        if args.model:
+            raise OptionsError("--model paints a frame in milliseconds; run it without --ray")
+        from painterly.cli.cluster import cmd_video_ray
+
+        return cmd_video_ray(args)
+    require_extra("video", "video", VIDEO_MODULES)
+    from painterly.signals import StopSignals
+    from painterly.video import io
+    from painterly.video.run import FrameStore
+
+    given = given_options(args)
+    model = None
+    if args.model:
+        from painterly.cli.fast import _model_path
+
+        model = _model_path(args.model)
+    job = check_video_job(args, given, model)
+    output, is_video, metrics_path, clip = job.output, job.is_video, job.metrics_path, job.clip
     store = FrameStore.beside(output)
     progress = VideoProgress(args.quiet, 0 if args.model else given.get("steps", LATER_STEPS))
     started = time.perf_counter()

@@ -1,0 +1,131 @@
+"""The driver's side of ``painterly video --ray``: the clip decoded once, cut into
+chunks (painterly.cluster.chunks), each chunk a Ray task, their frames kept on disk as
+they come back and cross-faded into the output's frames at the end.
+
+``OUTPUT.frames/`` holds ``ray.json`` (the settings, to resume), ``chunkNNNNN/`` (a
+chunk's stylised frames, by frame number, and ``done.json`` once all are there) and
+``frames/`` (the joined output frames). A stopped run continues with ``--resume`` and
+redoes only the chunks without ``done.json``.
+"""
+
+from __future__ import annotations
+
+import io as stdio
+import json
+import shutil
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import ray
+from PIL import Image
+
+from painterly import files
+from painterly.cluster import ray_batch, worker
+from painterly.cluster.chunks import Chunk, compose
+from painterly.errors import OptionsError
+from painterly.image import load_image, save_image
+from painterly.video import io
+
+
+class ChunkStore:
+    """``OUTPUT.frames/`` of a ``--ray`` run (see the module's docstring)."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.frames = folder / "frames"
+
+    def chunk(self, chunk: Chunk) -> Path:
+        return self.folder / f"chunk{chunk.index:05d}"
+
+    def open(self, settings: dict, resume: bool, overwrite: bool) -> None:
+        """Check or start the store, as painterly video's own store does."""
+        manifest = self.folder / "ray.json"
+        if self.folder.exists() and not resume:
+            if not overwrite:
+                raise OptionsError(
+                    f"{self.folder} holds an earlier run's frames; pass --resume to continue "
+                    "it, or --overwrite to start again"
+                )
+            shutil.rmtree(self.folder)
+        if resume and manifest.exists():
+            kept = json.loads(manifest.read_text(encoding="utf-8"))
+            now = json.loads(json.dumps(settings))  # as JSON has it: tuples are lists
+            if kept != now:
+                changed = sorted(k for k in set(kept) | set(now) if kept.get(k) != now.get(k))
+                raise OptionsError(
+                    f"{self.folder} was made with other settings ({changed[0]} differs); "
+                    "resume with the same input, styles and options, or pass --overwrite "
+                    "without --resume to start again"
+                )
+        self.frames.mkdir(parents=True, exist_ok=True)
+        files.write_json(manifest, settings)
+
+    def done(self, chunk: Chunk) -> bool:
+        return (self.chunk(chunk) / "done.json").exists()
+
+    def save(self, chunk: Chunk, frames: list[bytes], record: dict) -> None:
+        """The chunk's frames, then its ``done.json``: a chunk marked done is whole."""
+        folder = self.chunk(chunk)
+        folder.mkdir(exist_ok=True)
+        for number, data in zip(range(chunk.start, chunk.stop), frames, strict=True):
+            files.write_bytes(folder / f"{number:06d}.png", data)
+        files.write_json(folder / "done.json", record)
+
+    def join(self, count: int, chunks: list[Chunk]) -> list[Path]:
+        """The output frames, cross-faded where chunks overlap; their paths in order."""
+
+        def image(chunk: Chunk, number: int) -> Image.Image:
+            return load_image(self.chunk(chunk) / f"{number:06d}.png")
+
+        paths = []
+        for number in range(count):
+            path = self.frames / f"{number:06d}.png"
+            save_image(compose(number, chunks, image), path)
+            paths.append(path)
+        return paths
+
+
+def _png(img: Image.Image) -> bytes:
+    buffer = stdio.BytesIO()
+    img.save(buffer, format="PNG", compress_level=1)  # lossless; speed over size
+    return buffer.getvalue()
+
+
+def chunk_frames(
+    clip: io.Clip, size: tuple[int, int], chunks: list[Chunk], skip: set[int]
+) -> Iterator[tuple[Chunk, list[bytes]]]:
+    """Each chunk not in ``skip`` with its frames as PNG files at ``size``, from one pass
+    over the clip (frames two chunks share are kept until the second has them)."""
+    frames = io.frames(clip, size)
+    kept: dict[int, bytes] = {}
+    decoded = 0
+    for index, chunk in enumerate(chunks):
+        while decoded < chunk.stop:
+            kept[decoded] = _png(next(frames))
+            decoded += 1
+        if chunk.index not in skip:
+            yield chunk, [kept[n] for n in range(chunk.start, chunk.stop)]
+        keep_from = chunks[index + 1].start if index + 1 < len(chunks) else decoded
+        for number in [n for n in kept if n < keep_from]:
+            del kept[number]
+
+
+def run_chunks(
+    work: Iterator[tuple[Chunk, list[bytes]]],
+    spec: dict,
+    styles: list[tuple[str, float]],
+    cpus: int,
+    stopping: Callable[[], bool],
+) -> Iterator[tuple[tuple[Chunk, list[bytes]], dict]]:
+    """Run each (chunk, frames) of ``work`` as a task (see ray_batch.schedule)."""
+    on_gpus = ray_batch.slots(cpus)[1]
+    task_of = ray_batch.remote(worker.stylise_chunk, cpus, on_gpus)
+    shared = ray_batch.Shared()
+    spec = {**spec, "styles": ray_batch.style_specs(styles), "threads": 1 if on_gpus else cpus}
+
+    def submit(item: tuple[Chunk, list[bytes]]) -> ray.ObjectRef:
+        chunk, frames = item
+        refs = shared.styles(styles)
+        return task_of.remote({**spec, "key": chunk.index}, frames, *refs)
+
+    yield from ray_batch.schedule(work, submit, cpus, stopping)

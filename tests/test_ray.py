@@ -1,0 +1,266 @@
+"""``painterly batch --ray`` on a real Ray cluster on this machine: a head and two worker
+nodes on loopback, one of which is killed in the middle of a batch.
+
+Marked ``ray``; skipped where Ray is not installed or a cluster cannot start here.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import pytest
+import torch
+from synthetic import blob, stripes
+
+from painterly.cli import main
+
+OPTIONS = ["--weights", "offline", "--size", "48", "--steps", "4", "--seed", "2"]
+STORE = 80 * 1024 * 1024  # object store per node: the photos are tiny
+
+
+def test_ray_without_the_extra_is_one_line(tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # as if not installed
+    blob().save(tmp_path / "a.png")
+    photo = str(tmp_path / "a.png")
+    code = main(["batch", photo, "--style", photo, "-o", str(tmp_path), "--ray"])
+    err = capsys.readouterr().err
+    assert code == 2
+    assert err.strip().splitlines() == [
+        "painterly: error: painterly batch --ray needs the ray extra (ray is missing): "
+        'pip install "painterly[ray]"'
+    ]
+
+
+def test_the_cli_does_not_import_ray_without_the_flag():
+    code = "import sys, painterly.cli as c; c.build_parser(); print('ray' in sys.modules)"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True)
+    assert out.stdout.strip() == "False", out.stderr
+
+
+def test_an_address_where_nothing_listens_is_one_line(tmp_path, capsys):
+    pytest.importorskip("ray")
+    blob().save(tmp_path / "a.png")
+    photo = str(tmp_path / "a.png")
+    out = tmp_path / "out"
+    out.mkdir()
+    code = main(["batch", photo, "--style", photo, "-o", str(out), "--ray", "127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert err.startswith("painterly: error: nothing answers at 127.0.0.1:9")
+    assert list(out.iterdir()) == []  # not even a manifest
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    """A head (no CPUs of its own: it schedules) and two one-CPU worker nodes."""
+    pytest.importorskip("ray")
+    from ray.cluster_utils import Cluster
+
+    os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    try:
+        made = Cluster(
+            initialize_head=True,
+            head_node_args={"num_cpus": 0, "object_store_memory": STORE},
+        )
+        workers = [made.add_node(num_cpus=1, object_store_memory=STORE) for _ in range(2)]
+    except Exception as err:  # noqa: BLE001 - any reason Ray cannot start here
+        pytest.skip(f"a local Ray cluster cannot start here: {err}")
+    try:
+        yield made, workers
+    finally:
+        made.shutdown()
+
+
+@pytest.fixture(scope="module")
+def photos(tmp_path_factory):
+    """Four photos and three styles: twelve outputs."""
+    folder = tmp_path_factory.mktemp("inputs")
+    contents, styles = [], []
+    for i, (w, h) in enumerate([(96, 64), (64, 96), (80, 80), (72, 48)]):
+        path = folder / f"photo{i}.png"
+        blob(w, h).rotate(15 * i).save(path)
+        contents.append(path)
+    for i, period in enumerate([4, 8, 12]):
+        path = folder / f"style{i}.png"
+        stripes(64, 64, period).save(path)
+        styles.append(path)
+    return contents, styles
+
+
+def batch_args(contents, styles, out) -> list[str]:
+    args = ["batch", *map(str, contents)]
+    for style in styles:
+        args += ["--style", str(style)]
+    return [*args, "-o", str(out), *OPTIONS]
+
+
+def cli(*args, **popen) -> subprocess.Popen:
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
+    command = [sys.executable, "-m", "painterly", *map(str, args)]
+    return subprocess.Popen(
+        command, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **popen
+    )
+
+
+def finish(proc: subprocess.Popen) -> tuple[int, str]:
+    _, err = proc.communicate(timeout=240)
+    return proc.returncode, err
+
+
+def local_reference(contents, styles, folder: Path) -> dict[str, bytes]:
+    """``painterly batch --batch-size 1`` here with one thread, as each Ray task runs:
+    output stem -> bytes."""
+    folder.mkdir()
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        code = main([*batch_args(contents, styles, folder), "--batch-size", "1", "--quiet"])
+    finally:
+        torch.set_num_threads(threads)
+    assert code == 0
+    return {p.stem: p.read_bytes() for p in folder.glob("*.png")}
+
+
+def snapshot(folder: Path) -> dict[str, tuple[int, str]]:
+    return {
+        p.name: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
+        for p in folder.iterdir()
+    }
+
+
+@pytest.mark.ray
+def test_batch_survives_a_lost_node_and_matches_the_local_bytes(cluster, photos, tmp_path):
+    made, workers = cluster
+    contents, styles = photos
+    out, metrics = tmp_path / "out", tmp_path / "metrics.json"
+    out.mkdir()
+    reference = local_reference(contents, styles, tmp_path / "local")
+    assert len(reference) == 12
+
+    proc = cli(*batch_args(contents, styles, out), "--ray", made.address, "--metrics", metrics)
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*.png"))) < 2 and proc.poll() is None:
+        assert time.monotonic() < deadline, "no output within two minutes"
+        time.sleep(0.1)
+    made.remove_node(workers[1], allow_graceful=False)  # a machine dies mid-batch
+    killed_at = len(list(out.glob("*.png")))
+    code, err = finish(proc)
+    assert code == 0, err
+    assert killed_at < 12  # the loss came while work was left
+
+    everything = sorted(p.name for p in out.iterdir())
+    made_now = [name for name in everything if name.endswith(".png")]
+    assert everything == sorted([*made_now, "painterly-manifest.json"])  # no temporary files
+    assert len(made_now) == 12
+    for name in made_now:
+        stem, _, digest = Path(name).stem.rpartition("-")
+        assert len(digest) == 8 and (out / name).read_bytes() == reference[stem], name
+    manifest = json.loads((out / "painterly-manifest.json").read_text())
+    assert sorted(manifest["outputs"]) == made_now and manifest["failed"] == {}
+    for name, record in manifest["outputs"].items():
+        assert record["sha256"] == hashlib.sha256((out / name).read_bytes()).hexdigest()
+    data = json.loads(metrics.read_text())
+    assert data["images"] == 12 and len({item["node"] for item in data["items"]}) >= 1
+    survivor = workers[0].node_id
+    assert any(item["node"] == survivor for item in data["items"])
+
+    # A rerun does no work: it needs no cluster at all (this address answers nothing).
+    before = snapshot(out)
+    code, err = finish(cli(*batch_args(contents, styles, out), "--ray", "127.0.0.1:9"))
+    assert code == 0, err
+    assert "all 12 outputs" in err and snapshot(out) == before
+
+
+@pytest.mark.ray
+def test_bad_input_is_reported_and_a_corrupt_output_is_redone(cluster, photos, tmp_path):
+    made, _ = cluster
+    contents, styles = photos
+    bad = tmp_path / "broken.png"
+    bad.write_bytes(b"this is not an image")
+    out = tmp_path / "out"
+    out.mkdir()
+    args = [*batch_args([*contents[:2], bad], styles[:1], out), "--ray", made.address]
+
+    code, err = finish(cli(*args))
+    assert code == 1
+    failed = [line for line in err.splitlines() if line.startswith("painterly: failed:")]
+    assert len(failed) == 1 and "broken_style0-" in failed[0]
+    assert f"{bad} is not an image Pillow can read" in failed[0]
+    good = sorted(out.glob("*.png"))
+    assert [p.name.split("-")[0] for p in good] == ["photo0_style0", "photo1_style0"]
+    manifest = json.loads((out / "painterly-manifest.json").read_text())
+    assert len(manifest["outputs"]) == 2 and len(manifest["failed"]) == 1
+
+    intact, damaged = good
+    kept, right = intact.stat().st_mtime_ns, damaged.read_bytes()
+    damaged.write_bytes(right[: len(right) // 2])  # a disk error, a partial copy
+    code, err = finish(cli(*args))
+    assert code == 1 and "1 done before" in err  # the bad photo still fails
+    assert damaged.read_bytes() == right and intact.stat().st_mtime_ns == kept
+    assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
+
+
+def test_chunks_cover_the_clip_and_cross_fade_their_overlap():
+    from PIL import Image
+
+    from painterly.cluster.chunks import compose, join_pairs, plan, sources
+    from painterly.errors import OptionsError
+
+    chunks = plan(10, 4, 2)
+    assert [(c.start, c.owned, c.stop) for c in chunks] == [(0, 0, 4), (2, 4, 8), (6, 8, 10)]
+    for frame in range(10):
+        parts = sources(frame, chunks)
+        assert abs(sum(w for _, w in parts) - 1) < 1e-9
+        assert all(c.start <= frame < c.stop for c, _ in parts)  # the chunk made it
+    assert [round(w, 3) for _, w in sources(2, chunks)] == [0.667, 0.333]
+    assert [round(w, 3) for _, w in sources(3, chunks)] == [0.333, 0.667]
+    assert join_pairs(chunks) == [1, 2, 3, 5, 6, 7] and join_pairs(plan(10, 4, 0)) == [3, 7]
+
+    def image(chunk, frame):  # chunk k's frames are all grey level 30 k
+        return Image.new("RGB", (4, 4), (30 * chunk.index,) * 3)
+
+    assert compose(3, chunks, image).getpixel((0, 0)) == (20, 20, 20)
+    assert compose(5, chunks, image).getpixel((0, 0)) == (30, 30, 30)
+    with pytest.raises(OptionsError):
+        plan(10, 4, 4)
+
+
+@pytest.mark.ray
+def test_video_in_chunks_matches_the_local_frames_it_owns(cluster, tmp_path):
+    pytest.importorskip("av")
+    pytest.importorskip("cv2")
+    import numpy as np
+    from PIL import Image
+
+    made, _ = cluster
+    clip = tmp_path / "clip"
+    clip.mkdir()
+    for i in range(6):
+        blob(64, 48).rotate(3 * i).save(clip / f"{i:03d}.png")
+    style = tmp_path / "style.png"
+    stripes(64, 64).save(style)
+    common = [clip, style, "--weights", "offline", "--size", "48", "--first-steps", "3"]
+    common += ["--steps", "2", "--quiet"]
+    out = tmp_path / "painted"
+    code, err = finish(cli("video", *common, "-o", out, "--ray", made.address, "--ray-chunk",
+                           "3", "--ray-overlap", "1"))  # fmt: skip
+    assert code == 0, err
+    assert sorted(p.name for p in out.iterdir()) == [f"frame_{i:06d}.png" for i in range(1, 7)]
+    assert not (tmp_path / "painted.frames").exists()
+
+    local = tmp_path / "local"
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    try:
+        assert main(["video", *map(str, common), "-o", str(local), "--max-frames", "3"]) == 0
+    finally:
+        torch.set_num_threads(threads)
+    for name in ("frame_000001.png", "frame_000002.png"):  # chunk 0's own, before the fade
+        ours, theirs = (np.asarray(Image.open(d / name)) for d in (out, local))
+        assert np.array_equal(ours, theirs), name
