@@ -14,7 +14,7 @@ import io
 import tempfile
 from pathlib import Path
 
-from hypothesis import HealthCheck, assume, given, settings
+from hypothesis import HealthCheck, assume, example, given, settings
 from hypothesis import strategies as st
 from synthetic import blob, stripes
 
@@ -138,6 +138,7 @@ def _costly(name: str, text: str) -> bool:
     options=st.lists(st.tuples(st.sampled_from(NUMERIC), values), min_size=1, max_size=3),
     weight=st.one_of(st.none(), values),
 )
+@example(options=[("size", ":\n")], weight=None)  # a newline in the value: still one line
 def test_any_numbers_on_the_command_line_never_give_a_traceback(options, weight):
     assume(not any(_costly(name, text) for name, text in options))
     assume(not any("\0" in text for _, text in options) and "\0" not in str(weight))

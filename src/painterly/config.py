@@ -252,7 +252,9 @@ def show(value) -> str:
             return f"{float(value):.6g}"
         except OverflowError:
             return f"{decimal.Decimal(value):.6g}"
-    text = repr(value) if not isinstance(value, str) else f"'{value}'"
+    # Text as typed, quoted; escaped where it holds a newline or other control character,
+    # so that the message stays one line.
+    text = f"'{value}'" if isinstance(value, str) and value.isprintable() else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
 
