@@ -18,4 +18,4 @@ PyAV and OpenCV are the ``video`` extra; nothing here is imported by ``painterly
 FIRST_STEPS = 300  # the first frame: an ordinary coarse-to-fine stylisation
 LATER_STEPS = 100  # each later frame: one scale, started from the warped previous output
 BLEND = 0.8  # --model: how much of each reliable pixel comes from the previous output
-TEMPORAL_WEIGHT = 5000.0  # docs/video.md: the bench's balance of flicker and style
+TEMPORAL_WEIGHT = 1000.0  # docs/video.md: flicker as at 2000-5000, the style drifting less
