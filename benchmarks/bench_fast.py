@@ -7,6 +7,7 @@ offline encoder as the loss network, batches of ``--batch-size`` 256 px crops of
 bundled photos, after one warm-up iteration. Prints one line per measurement.
 
     python benchmarks/bench_fast.py --threads 2
+    python benchmarks/bench_fast.py --device cuda       # milliseconds on a GPU
 """
 
 from __future__ import annotations
@@ -26,21 +27,28 @@ ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {DEFAULT_WIDTH: 0.5, SMALL_WIDTH: 0.15}  # seconds at 512 px
 
 
-def inference(width: int, side: int, repeats: int) -> float:
-    net = make_network(width, 5, seed=0).eval()
-    x = torch.rand(1, 3, side * 3 // 4, side)
-    paint_tensor(net, x)  # warm-up: oneDNN picks its kernels
+def _sync(device: str) -> None:
+    if device.startswith("cuda"):
+        torch.cuda.synchronize()
+
+
+def inference(width: int, side: int, repeats: int, device: str = "cpu") -> float:
+    net = make_network(width, 5, seed=0).eval().to(device)
+    x = torch.rand(1, 3, side * 3 // 4, side, device=device)
+    paint_tensor(net, x)  # warm-up: oneDNN or cuDNN picks its kernels
     best = float("inf")
     for _ in range(repeats):
+        _sync(device)
         start = time.perf_counter()
         paint_tensor(net, x)
+        _sync(device)
         best = min(best, time.perf_counter() - start)
     return best
 
 
-def training(width: int, iterations: int, batch: int) -> float:
+def training(width: int, iterations: int, batch: int, device: str = "cpu") -> float:
     opts, encoder, device, _ = resolve_run(
-        None, {"weights": "offline", "device": "cpu"}, print, None
+        None, {"weights": "offline", "device": device}, print, None
     )
     style = ROOT / "examples" / "style" / "van_gogh_starry_night.jpg"
     config = TrainConfig(iterations=iterations + 1, batch_size=batch, crop=256, width=width)
@@ -57,16 +65,17 @@ def main() -> None:
     parser.add_argument("--repeats", type=int, default=3)
     parser.add_argument("--train-iterations", type=int, default=3)
     parser.add_argument("--batch-size", type=int, default=4)
+    parser.add_argument("--device", default="cpu")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
-    print(f"torch {torch.__version__}, {args.threads} threads")
+    print(f"torch {torch.__version__}, {args.device}, {args.threads} threads")
     for width in (DEFAULT_WIDTH, SMALL_WIDTH):
         for side in (512, 1024):
-            s = inference(width, side, args.repeats)
+            s = inference(width, side, args.repeats, args.device)
             target = f" (target <= {TARGETS[width]} s)" if side == 512 else ""
             print(f"inference width {width} {side}x{side * 3 // 4}: {s:.3f} s{target}")
     for width in (DEFAULT_WIDTH, SMALL_WIDTH):
-        rate = training(width, args.train_iterations, args.batch_size)
+        rate = training(width, args.train_iterations, args.batch_size, args.device)
         print(
             f"training width {width}, batch {args.batch_size} x 256 px, offline encoder: "
             f"{rate:.3f} it/s ({1 / rate:.2f} s/it)"

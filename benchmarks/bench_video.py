@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from painterly.video import BLEND, io
+from painterly.video import BLEND, TEMPORAL_WEIGHT, io
 from painterly.video.fast_model import paint_clip
 from painterly.video.flow import flow, reliable
 from painterly.video.run import FrameStore, stylize_clip
@@ -98,7 +98,7 @@ def main() -> None:
     parser.add_argument("--size", type=int, default=160)
     parser.add_argument("--first-steps", type=int, default=100)
     parser.add_argument("--steps", type=int, default=50)
-    parser.add_argument("--temporal-weight", type=float, nargs="+", default=[5000.0])
+    parser.add_argument("--temporal-weight", type=float, nargs="+", default=[TEMPORAL_WEIGHT])
     parser.add_argument("--weights", default="offline")
     parser.add_argument("--photo", default=str(EXAMPLES / "content" / "tubingen_neckarfront.jpg"))
     parser.add_argument("--style", default=str(EXAMPLES / "style" / "van_gogh_starry_night.jpg"))
@@ -107,6 +107,7 @@ def main() -> None:
     parser.add_argument("--strip-frames", type=int, default=5)
     parser.add_argument("--model", help="measure painterly video --model with this model")
     parser.add_argument("--blend", type=float, nargs="+", default=[BLEND])
+    parser.add_argument("--device", default="cpu", help="with --model: where it paints")
     args = parser.parse_args()
     torch.set_num_threads(args.threads)
     if args.model:
@@ -212,13 +213,15 @@ def model_runs(args) -> None:
             "size": list(clip.size),
             "model": model.name,
             "cpu": f"{platform.processor() or platform.machine()}, {args.threads} threads",
+            "device": args.device,
             "input_warp_error": round(flicker(inputs, pairs), 6),
         }
         outputs, ratios = {"input": inputs}, {}
         for blend in [0.0, *args.blend]:
             name = "per_frame" if blend == 0 else f"blend{blend:g}"
             start = time.perf_counter()
-            result = paint_clip(clip, model, FrameStore(Path(tmp) / name), blend=blend)
+            store = FrameStore(Path(tmp) / name)
+            result = paint_clip(clip, model, store, blend=blend, device=args.device)
             seconds = time.perf_counter() - start
             outputs[name] = frames = arrays(result.frames)
             ratios[name] = style_ratios(frames, inputs, Path(args.style))
