@@ -14,6 +14,7 @@ the temporary files of painterly processes that no longer run (:func:`sweep_stal
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import os
 import re
@@ -99,3 +100,12 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, data) -> None:
     """``data`` as indented JSON."""
     write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+def sha256_of(path: str | os.PathLike) -> str:
+    """SHA-256 of a file's bytes, hex, read in 1 MiB blocks."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 20), b""):
+            digest.update(block)
+    return digest.hexdigest()

@@ -208,9 +208,8 @@ def _item(task, result: dict) -> dict:
 
 def cmd_video_ray(args: argparse.Namespace) -> int:
     """``painterly video --ray``: the clip in chunks, each a task (painterly.cluster)."""
-    import shutil
 
-    from painterly.cli.video import VIDEO_MODULES, _write_folder, check_video_job
+    from painterly.cli.video import VIDEO_MODULES, check_video_job, wind_up, write_result
 
     require_extra("video", "video", VIDEO_MODULES)
     require_extra("video --ray", "ray", RAY_MODULES)
@@ -229,7 +228,7 @@ def cmd_video_ray(args: argparse.Namespace) -> int:
     if opts.mask or opts.protect:
         raise OptionsError("--mask and --protect are for still images; painterly video has none")
     job = check_video_job(args, given, None)
-    output, is_video, metrics_path, clip = job.output, job.is_video, job.metrics_path, job.clip
+    output, clip = job.output, job.clip
     size = io.output_size(clip, opts.size, opts.height)
     chunks = plan(clip.count, args.ray_chunk, args.ray_overlap)
     styles = [parse_style(s) for s in args.styles]
@@ -302,21 +301,12 @@ def cmd_video_ray(args: argparse.Namespace) -> int:
                 file=sys.stderr,
             )
             return (stop.exit_code or EXIT_INTERRUPTED) if stop.asked else EXIT_ERROR
-    frames = store.join(clip.count, chunks)
-    if is_video:
-        io.write_video(output, frames, clip.rate, clip, printer.say)
-    else:
-        _write_folder(output, frames)
+    write_result(job, store.join(clip.count, chunks), printer.say)
     seconds = time.perf_counter() - started
-    if metrics_path:
-        data = {"frames": clip.count, "seconds": round(seconds, 3), "chunks": records}
-        write_metrics(metrics_path, data, f"{output} is written")
-    if not args.keep_frames:
-        shutil.rmtree(store.folder, ignore_errors=True)
-    if not args.quiet:
-        print(
-            f"painterly: wrote {output} ({clip.count} frames in {len(chunks)} chunks, "
-            f"{seconds:.1f} s)",
-            file=sys.stderr,
-        )
-    return EXIT_OK
+    return wind_up(
+        args,
+        job,
+        store.folder,
+        {"frames": clip.count, "seconds": round(seconds, 3), "chunks": records},
+        f"{clip.count} frames in {len(chunks)} chunks, {seconds:.1f} s",
+    )

@@ -282,7 +282,6 @@ def cmd_video(args: argparse.Namespace) -> int:
         return cmd_video_ray(args)
     require_extra("video", "video", VIDEO_MODULES)
     from painterly.signals import StopSignals
-    from painterly.video import io
     from painterly.video.run import FrameStore
 
     given = given_options(args)
@@ -292,7 +291,7 @@ def cmd_video(args: argparse.Namespace) -> int:
 
         model = _model_path(args.model)
     job = check_video_job(args, given, model)
-    output, is_video, metrics_path, clip = job.output, job.is_video, job.metrics_path, job.clip
+    output, clip = job.output, job.clip
     store = FrameStore.beside(output)
     progress = VideoProgress(args.quiet, 0 if args.model else given.get("steps", LATER_STEPS))
     started = time.perf_counter()
@@ -312,22 +311,36 @@ def cmd_video(args: argparse.Namespace) -> int:
             )
             return stop.exit_code or EXIT_INTERRUPTED
         with stop.saving():
-            if is_video:
-                io.write_video(output, result.frames, clip.rate, clip, progress.say)
-            else:
-                _write_folder(output, result.frames)
+            write_result(job, result.frames, progress.say)
     seconds = time.perf_counter() - started
-    if metrics_path:
-        data = {"frames": result.count, "seconds": round(seconds, 3), "each": result.records}
-        write_metrics(metrics_path, data, f"{output} is written")
+    return wind_up(
+        args,
+        job,
+        store.folder,
+        {"frames": result.count, "seconds": round(seconds, 3), "each": result.records},
+        f"{result.count} frames, {seconds:.1f} s, {result.count / seconds:.3g} frames/s",
+    )
+
+
+def write_result(job: VideoJob, frames: list[Path], say) -> None:
+    """The finished frames as the video file or the folder of frames asked for."""
+    from painterly.video import io
+
+    if job.is_video:
+        io.write_video(job.output, frames, job.clip.rate, job.clip, say)
+    else:
+        _write_folder(job.output, frames)
+
+
+def wind_up(args, job: VideoJob, frames_folder: Path, metrics: dict, summary: str) -> int:
+    """After the output is written: the metrics, the kept frames removed (unless
+    --keep-frames), the closing line."""
+    if job.metrics_path:
+        write_metrics(job.metrics_path, metrics, f"{job.output} is written")
     if not args.keep_frames:
-        shutil.rmtree(store.folder, ignore_errors=True)
+        shutil.rmtree(frames_folder, ignore_errors=True)
     if not args.quiet:
-        print(
-            f"painterly: wrote {output} ({result.count} frames, {seconds:.1f} s, "
-            f"{result.count / seconds:.3g} frames/s)",
-            file=sys.stderr,
-        )
+        print(f"painterly: wrote {job.output} ({summary})", file=sys.stderr)
     return EXIT_OK
 
 

@@ -23,19 +23,11 @@ from pathlib import Path
 from painterly import files
 from painterly.controls import STYLE_SUFFIXES
 from painterly.errors import OptionsError, PainterlyError
+from painterly.files import sha256_of
 from painterly.image import read_metadata
 
 MANIFEST = "painterly-manifest.json"
 FORMAT = 1  # the manifest's layout
-
-
-def file_digest(path: str | os.PathLike) -> str:
-    """SHA-256 of a file's bytes, hex."""
-    digest = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 20), b""):
-            digest.update(block)
-    return digest.hexdigest()
 
 
 def style_files(path: str) -> list[Path]:
@@ -57,7 +49,7 @@ class Digests:
         key = os.path.realpath(path)
         if key not in self._seen:
             try:
-                self._seen[key] = file_digest(path)
+                self._seen[key] = sha256_of(path)
             except OSError as err:
                 reason = err.strerror or type(err).__name__
                 raise OptionsError(f"cannot read {path} ({reason}); check the path") from None
@@ -135,7 +127,7 @@ class Manifest:
         if not record or record.get("task") != task.key or not path.is_file():
             return False
         try:
-            return file_digest(path) == record.get("sha256")
+            return sha256_of(path) == record.get("sha256")
         except OSError:
             return False
 
@@ -149,7 +141,7 @@ class Manifest:
         try:
             if "painterly:version" not in read_metadata(path):
                 return False
-            digest = file_digest(path)
+            digest = sha256_of(path)
         except (PainterlyError, OSError):
             return False
         self.outputs[task.name] = {"task": task.key, **task.inputs, "sha256": digest}
@@ -159,7 +151,7 @@ class Manifest:
     def record(self, task: Task, extra: dict) -> None:
         """``task``'s output is written: hash it and record it with ``extra`` (node,
         timings)."""
-        digest = file_digest(self.folder / task.name)
+        digest = sha256_of(self.folder / task.name)
         self.outputs[task.name] = {"task": task.key, **task.inputs, "sha256": digest, **extra}
         self.failed.pop(task.name, None)
 

@@ -12,7 +12,6 @@ state beside the weights, so that ``painterly train --resume`` continues exactly
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 from collections.abc import Sequence
@@ -66,14 +65,6 @@ class ModelInfo:
     @property
     def style_names(self) -> str:
         return "+".join(s["name"] for s in self.styles) or "?"
-
-
-def sha256_of(path: str | os.PathLike) -> str:
-    digest = hashlib.sha256()
-    with open(path, "rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
-            digest.update(chunk)
-    return digest.hexdigest()
 
 
 def _tensors(module: torch.nn.Module, prefix: str = "") -> dict[str, torch.Tensor]:

@@ -27,7 +27,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from painterly import __version__
+from painterly import __version__, files
 from painterly.config import Options
 from painterly.controls import STYLE_SUFFIXES, expand_styles
 from painterly.errors import ImageError, OptionsError
@@ -177,7 +177,7 @@ def style_records(specs: Sequence[tuple[str, float]]) -> list[dict]:
             else [path]
         )
         for item in found:
-            out.append({"name": item.stem, "sha256": model_file.sha256_of(item), "weight": weight})
+            out.append({"name": item.stem, "sha256": files.sha256_of(item), "weight": weight})
     return out
 
 

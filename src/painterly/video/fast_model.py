@@ -32,7 +32,8 @@ from PIL import Image
 from painterly import __version__
 from painterly.events import Callback, ignore
 from painterly.fast.apply import paint
-from painterly.fast.model_file import load_model, sha256_of
+from painterly.fast.model_file import load_model
+from painterly.files import sha256_of
 from painterly.video import BLEND, io
 from painterly.video.flow import FlowCache, warp
 from painterly.video.run import FrameDone, FrameStarted, FrameStore, VideoResult, _array
