@@ -151,6 +151,19 @@ def test_training_lowers_the_loss(tmp_path, photos, style):
     assert np.mean(totals[-5:]) < 0.8 * np.mean(totals[:5])
 
 
+def test_training_keeps_more_of_the_photo_unless_a_strength_or_preset_is_given(
+    tmp_path, photos, style
+):
+    def strength(*extra) -> float:
+        out = tmp_path / f"m{len(list(tmp_path.glob('m*.safetensors')))}.safetensors"
+        assert _train(style, photos, out, "--iterations", "1", *extra) == 0
+        return model_file.read_info(out).options["loss"]["strength"]
+
+    assert strength() == 0.3  # TRAIN_STRENGTH: the network must learn the photo's structure
+    assert strength("--strength", "0.6") == 0.6
+    assert strength("--preset", "bold") == 0.75  # the preset's own balance
+
+
 def test_empty_folder_and_existing_output_are_one_line_errors(tmp_path, style, photos, capsys):
     empty = tmp_path / "empty"
     empty.mkdir()
