@@ -113,3 +113,19 @@ def tiny_model(path, style: str = "stripes", seed: int = 0):
         version=__version__,
     )
     return save_model(path, make_network(4, 1, seed), info)
+
+
+def out_of_memory_once(monkeypatch) -> None:
+    """Make ``painterly.pipeline.optimize`` raise CUDA's out-of-memory error on its first
+    call and run as usual after."""
+    import painterly.pipeline
+
+    real, calls = painterly.pipeline.optimize, []
+
+    def fails_once(*args, **kwargs):
+        calls.append(1)
+        if len(calls) == 1:
+            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9 GiB")
+        return real(*args, **kwargs)
+
+    monkeypatch.setattr(painterly.pipeline, "optimize", fails_once)

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
-from synthetic import blob, stripes, tiny_encoder
+from synthetic import blob, out_of_memory_once, stripes, tiny_encoder
 
 import painterly
 from painterly import losses
@@ -189,15 +189,7 @@ def test_batch_reports_the_whole_run_like_stylize_and_retries_out_of_memory(monk
     fractions = [e.run_fraction for e in events if isinstance(e, Progress)]
     assert fractions == sorted(fractions) and fractions[-1] == pytest.approx(1.0)
     # ... and an item run on its own that runs out of memory is redone in tiles.
-    real, calls = painterly.pipeline.optimize, []
-
-    def fails_once(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9 GiB")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(painterly.pipeline, "optimize", fails_once)
+    out_of_memory_once(monkeypatch)
     events.clear()
     (result,) = painterly.run_batch(
         [(blob(128, 96), stripes())], callback=events.append, **{**common, "size": 256, "scales": 1}

@@ -9,7 +9,7 @@ import sys
 import numpy as np
 import pytest
 import torch
-from synthetic import blob, stripes, tiny_encoder
+from synthetic import blob, out_of_memory_once, stripes, tiny_encoder
 
 import painterly
 from painterly import losses
@@ -219,16 +219,7 @@ def test_memory_estimate_is_within_the_stated_factor_of_measured_use(weights):
 
 
 def test_out_of_memory_mid_run_retries_the_scale_in_tiles(monkeypatch):
-    real = painterly.pipeline.optimize
-    calls = []
-
-    def fails_once(*args, **kwargs):
-        calls.append(1)
-        if len(calls) == 1:
-            raise torch.OutOfMemoryError("CUDA out of memory. Tried to allocate 9 GiB")
-        return real(*args, **kwargs)
-
-    monkeypatch.setattr(painterly.pipeline, "optimize", fails_once)
+    out_of_memory_once(monkeypatch)
     events = []
     result = painterly.run(
         blob(128, 96),

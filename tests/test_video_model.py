@@ -12,17 +12,15 @@ import numpy as np
 import pytest
 from PIL import Image
 
-from painterly import __version__
 from painterly.cli import main
 from painterly.image import read_metadata
 
 av = pytest.importorskip("av")
 pytest.importorskip("cv2")
 
+from synthetic import tiny_model  # noqa: E402
 from test_video import PHOTO, packets, pan_frames, write_clip  # noqa: E402
 
-from painterly.fast.model_file import ModelInfo, save_model  # noqa: E402
-from painterly.fast.network import make_network  # noqa: E402
 from painterly.video import flow, io, temporal  # noqa: E402
 from painterly.video.fast_model import paint_clip  # noqa: E402
 from painterly.video.run import FrameStore  # noqa: E402
@@ -30,16 +28,7 @@ from painterly.video.run import FrameStore  # noqa: E402
 
 @pytest.fixture
 def model(tmp_path) -> Path:
-    info = ModelInfo(
-        width=4,
-        blocks=1,
-        styles=[{"name": "stripes", "sha256": "0" * 64, "weight": 1.0}],
-        encoder="offline",
-        options={},
-        iterations=0,
-        version=__version__,
-    )
-    return save_model(tmp_path / "m.safetensors", make_network(4, 1, seed=3), info)
+    return tiny_model(tmp_path / "m.safetensors", style="stripes", seed=3)
 
 
 SIZE = (128, 96)  # DIS needs some room: at 64x48 its flow of the pan is 20 % short
