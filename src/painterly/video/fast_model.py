@@ -34,6 +34,7 @@ from painterly.events import Callback, ignore
 from painterly.fast.apply import paint
 from painterly.fast.model_file import load_model
 from painterly.files import sha256_of
+from painterly.image import to_image
 from painterly.video import BLEND, io
 from painterly.video.flow import FlowCache, warp
 from painterly.video.run import FrameDone, FrameStarted, FrameStore, VideoResult, _array
@@ -100,7 +101,7 @@ def paint_clip(
             steady = blend * mask[..., None]
             painted = painted + steady * (warp(previous[1], flow) - painted)
             reliable = float(mask.mean())
-        image = Image.fromarray(np.clip(painted * 255 + 0.5, 0, 255).astype(np.uint8))
+        image = to_image(torch.from_numpy(painted).permute(2, 0, 1))
         record = {"seconds": round(time.perf_counter() - start, 4), "reliable": reliable}
         store.save(k, image, None, record, metadata)
         previous = (frame, _array(image))  # as a resumed run reads it back
