@@ -177,9 +177,9 @@ def main() -> None:
         strip(list(outputs.values()), Path(args.strip), args.strip_frames)
 
 
-def style_ratios(frames, inputs, painting: Path) -> list[float]:
-    """Each frame's relative Gram loss against the painting over its input frame's, under
-    the offline encoder at its style layers (lower: more like the painting)."""
+def style_distances(frames, painting: Path) -> list[float]:
+    """Each frame's relative Gram loss against the painting under the offline encoder at
+    its style layers (lower: more like the painting)."""
     from painterly.encoders import load_encoder
     from painterly.encoders.offline import STYLE_LAYERS
     from painterly.image import fit_size, load_image, resize, to_tensor
@@ -198,7 +198,7 @@ def style_ratios(frames, inputs, painting: Path) -> list[float]:
             encoder, STYLE_LAYERS, torch.from_numpy(array).permute(2, 0, 1)[None], style
         )
 
-    return [distance(f) / distance(i) for f, i in zip(frames, inputs, strict=True)]
+    return [distance(f) for f in frames]
 
 
 def model_runs(args) -> None:
@@ -216,6 +216,8 @@ def model_runs(args) -> None:
             "device": args.device,
             "input_warp_error": round(flicker(inputs, pairs), 6),
         }
+        painting = Path(args.style)
+        photo = style_distances(inputs, painting)
         outputs, ratios = {"input": inputs}, {}
         for blend in [0.0, *args.blend]:
             name = "per_frame" if blend == 0 else f"blend{blend:g}"
@@ -224,7 +226,9 @@ def model_runs(args) -> None:
             result = paint_clip(clip, model, store, blend=blend, device=args.device)
             seconds = time.perf_counter() - start
             outputs[name] = frames = arrays(result.frames)
-            ratios[name] = style_ratios(frames, inputs, Path(args.style))
+            ratios[name] = [  # the frame's distance over its input frame's
+                d / p for d, p in zip(style_distances(frames, painting), photo, strict=True)
+            ]
             summary[name] = {
                 "warp_error": round(flicker(frames, pairs), 6),
                 "frames_per_s": round(args.frames / seconds, 2),
