@@ -61,6 +61,10 @@ def opened(browser, server):
         page.wait_for_selector("body[data-ready]")  # the form is built, the inputs wired
         page.server = server
         yield page
+    except BaseException as err:  # a failing test still shows what broke in the page
+        if problems:
+            err.add_note(f"the page's script or console errors: {problems}")
+        raise
     finally:
         context.close()
         server.stop()
