@@ -160,6 +160,45 @@ def test_cancel_from_the_page_keeps_the_latest_image(page, pictures):
     expect(page.locator("#cancel")).to_be_hidden()
 
 
+def test_a_late_answer_to_cancel_does_not_undo_the_end_the_stream_showed(page, pictures):
+    """The cancel request's answer is a snapshot taken while the job still ran. On a busy
+    machine it can reach the page after the event stream has already shown the job
+    stopped; the page must keep the newer state, not go back to "step 2 of 5000" (the
+    suite's one intermittent failure, made certain here by holding the answer back)."""
+    from playwright.sync_api import expect
+
+    held = []
+
+    def hold(route):
+        held.append((route, route.fetch()))  # answered now, delivered later
+
+    page.route("**/api/jobs/*/cancel", hold)
+    photo, painting = pictures
+    page.set_input_files("#content-file", photo)
+    page.set_input_files("#style-file", painting)
+    expect(page.locator("#start")).to_be_enabled()
+    page.select_option("#opt-preset", "default")
+    page.fill("#opt-size", "64")
+    page.fill("#opt-steps", "5000")
+    page.click("#start")
+    status = page.locator("#status")
+    expect(status).to_contain_text(re.compile(r"step \d+ of 5000"), timeout=60_000)
+    page.click("#cancel")
+    expect(status).to_contain_text("Stopped at step", timeout=60_000)  # from the stream
+    assert len(held) == 1
+    route, answer = held[0]
+    assert answer.json()["status"] == "running"  # the stale snapshot
+    with page.expect_response("**/api/jobs/*/cancel") as late:
+        route.fulfill(response=answer)
+    late.value.finished()
+    # A later request's answer is handled after the earlier one's: once it is back, the
+    # page has dealt with the late cancel answer.
+    page.evaluate("() => fetch('/api/options').then((r) => r.json())")
+    expect(status).to_contain_text("Stopped at step")
+    expect(page.locator("#cancel")).to_be_hidden()
+    expect(page.locator("#download")).to_be_visible()
+
+
 def test_a_fast_model_paints_at_once_and_its_download_carries_the_model(
     browser, pictures, tmp_path
 ):

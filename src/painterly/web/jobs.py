@@ -177,6 +177,7 @@ class JobManager:
             data = {k: getattr(job, k) for k in Job.STORED if k != "history"}
             data.update(
                 position=self.position(job),
+                version=job.version,
                 preview_version=job.preview_version,
                 history_from=history_from,
                 history=job.history[history_from:],

@@ -395,7 +395,19 @@ function follow(id) {
   // On an error the browser reconnects by itself; the server then sends everything again.
 }
 
+// Answers can arrive out of order: the answer to Cancel, a snapshot taken while the job
+// still ran, may come after the event stream has shown the job stopped. An older state
+// of the job shown never replaces a newer one: an end is final, and while the job runs
+// its version (bumped by the server on every change) only goes up.
+function isStale(job) {
+  const shown = state.job;
+  if (!shown || shown.id !== job.id) return false;
+  if (TERMINAL.includes(shown.status)) return true;
+  return !TERMINAL.includes(job.status) && job.version < shown.version;
+}
+
 function applySnapshot(job) {
+  if (isStale(job)) return;
   if (job.history_from === 0) state.history = [];
   if (job.history_from <= state.history.length) {
     state.history = state.history.slice(0, job.history_from).concat(job.history);
