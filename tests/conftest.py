@@ -73,3 +73,26 @@ def style_path(tmp_path):
     p = tmp_path / "style.png"
     stripes().save(p)
     return p
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    """The web app's data folder in the web tests."""
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def serve(data_dir):
+    """Start web servers on loopback (tests/webserver.py); all stop at the test's end."""
+    from webserver import Server
+
+    servers = []
+
+    def start(runner=None, **kwargs):
+        server = Server(data_dir, runner, **kwargs)
+        servers.append(server)
+        return server
+
+    yield start
+    for server in servers:
+        server.stop()

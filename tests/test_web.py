@@ -17,12 +17,14 @@ import re
 import signal
 import subprocess
 import sys
+import threading
+import time
 from dataclasses import asdict
 
 import pytest
 from PIL import Image
 from synthetic import blob, default_sigint, stripes, tiny_encoder
-from webserver import PacedRun, Server, png_bytes
+from webserver import PacedRun, png_bytes
 
 import painterly
 from painterly.cli import build_parser
@@ -36,26 +38,6 @@ from painterly.web.app import listen
 
 TERMINAL = ("done", "cancelled", "failed")
 FAST = {"size": 64, "steps": 5}
-
-
-@pytest.fixture
-def data_dir(tmp_path):
-    return tmp_path / "data"
-
-
-@pytest.fixture
-def serve(data_dir):
-    """Start servers on loopback; all are stopped at the end of the test."""
-    servers = []
-
-    def start(runner=None, **kwargs) -> Server:
-        server = Server(data_dir, runner, **kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
 
 
 @pytest.fixture
@@ -171,6 +153,58 @@ def test_previews_while_running_then_cancel_keeps_the_latest_image(images):
     assert 3 <= final["step"] < 2000
     status, _, body = server.request("GET", f"/api/jobs/{job['id']}/result")
     assert status == 200 and Image.open(io.BytesIO(body)).size == (64, 43)
+
+
+def test_a_slow_disk_holds_up_the_worker_never_the_server(images, monkeypatch):
+    """When a job ends, the worker writes its job.json (with fsync). A disk that takes its
+    time (here: a write that waits until the test lets it go) may delay the worker only:
+    the event stream still tells of the end, and other requests are answered. With the
+    state lock held across the write, the event loop waited for the disk."""
+    from painterly.web import jobs
+
+    server, photo, painting = images(PacedRun(pause=0.05))
+    _, job = server.start(photo, [painting], size=64, steps=2000)
+    server.wait(job["id"], lambda s: s["step"] >= 2)
+    writing, release = threading.Event(), threading.Event()
+    real_write = jobs.write_json
+
+    def slow_write(path, data):
+        if data["status"] in TERMINAL:
+            writing.set()
+            release.wait(120)
+        real_write(path, data)
+
+    monkeypatch.setattr(jobs, "write_json", slow_write)
+    try:
+        assert server.json("POST", f"/api/jobs/{job['id']}/cancel")[0] == 200
+        assert writing.wait(60), "the job did not end"
+        # The worker is inside the write now, and stays there until released.
+        final = server.wait(job["id"], lambda s: s["status"] in TERMINAL)
+        assert final["status"] == "cancelled" and final["has_result"]
+        assert server.json("GET", f"/api/jobs/{job['id']}")[1]["status"] == "cancelled"
+        assert server.request("GET", "/api/options")[0] == 200
+        stored = server.app.state.manager.root / job["id"] / "job.json"
+        assert json.loads(stored.read_text())["status"] == "running"  # still being written
+    finally:
+        release.set()
+
+
+def test_an_event_stream_outlives_the_connection_timeouts(images):
+    """A queued job's stream stays open, quiet but for keep-alive comments, while the
+    job ahead runs: the header and keep-alive timers, which close idle connections,
+    must not close it, and it delivers every change through to the end."""
+    limits = Limits(header_timeout_s=0.5, keep_alive_s=1.0)
+    server, photo, painting = images(PacedRun(pause=0.05), limits=limits)
+    _, first = server.start(photo, [painting], size=64, steps=40)
+    _, second = server.start(photo, [painting], **FAST)
+    opened = time.monotonic()
+    snaps = list(server.events(second["id"]))
+    assert time.monotonic() - opened > 2 * limits.keep_alive_s  # the stream lasted
+    assert snaps[0]["status"] == "queued" and snaps[0]["position"] == 1
+    assert snaps[-1]["status"] == "done"
+    steps = [s["step"] for s in snaps if s["status"] == "running"]
+    assert steps == sorted(steps) and 1 <= len(steps)
+    assert sum(len(s["history"]) for s in snaps) == FAST["steps"]  # each point once
 
 
 def test_one_job_at_a_time_with_queue_positions(images):

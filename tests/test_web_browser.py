@@ -199,6 +199,33 @@ def test_a_late_answer_to_cancel_does_not_undo_the_end_the_stream_showed(page, p
     expect(page.locator("#download")).to_be_visible()
 
 
+def test_the_page_catches_up_after_the_server_restarts(page, pictures, tmp_path):
+    """The event stream drops when the server stops; the page reconnects by itself once
+    it is back on the same port and shows what became of the job: stopped with its
+    latest image, which the stopping server kept."""
+    from playwright.sync_api import expect
+
+    photo, painting = pictures
+    page.set_input_files("#content-file", photo)
+    page.set_input_files("#style-file", painting)
+    expect(page.locator("#start")).to_be_enabled()
+    page.select_option("#opt-preset", "default")
+    page.fill("#opt-size", "64")
+    page.fill("#opt-steps", "5000")
+    page.click("#start")
+    status = page.locator("#status")
+    expect(status).to_contain_text(re.compile(r"step \d+ of 5000"), timeout=60_000)
+    first = page.server
+    first.stop()
+    again = Server(tmp_path / "data", PacedRun(), port=first.port)
+    try:
+        expect(status).to_contain_text("Stopped at step", timeout=60_000)
+        expect(page.locator("#download")).to_be_visible()
+        expect(page.locator("#cancel")).to_be_hidden()
+    finally:
+        again.stop()
+
+
 def test_a_fast_model_paints_at_once_and_its_download_carries_the_model(
     browser, pictures, tmp_path
 ):

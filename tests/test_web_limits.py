@@ -26,20 +26,6 @@ from painterly.web import Limits, uploads
 TERMINAL = ("done", "cancelled", "failed")
 
 
-@pytest.fixture
-def serve(tmp_path):
-    servers = []
-
-    def start(runner=None, **kwargs) -> Server:
-        server = Server(tmp_path / "data", runner, **kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
-
-
 def detail(raw: bytes) -> str:
     """The one-line error of a refusal (asserts that it is one)."""
     message = json.loads(raw)["detail"]
@@ -97,6 +83,26 @@ def test_request_bodies_are_limited_on_every_route(serve):
     status, _, raw = server.request("GET", "/api/options", b"x" * 5000)
     assert status == 413 and "4096 bytes" in detail(raw)
     assert server.request("GET", "/api/options")[0] == 200  # and the server is fine
+
+
+def test_a_refused_body_still_lets_the_client_read_the_answer(serve):
+    """A client that sends its whole body before reading (as most do) must get the 413,
+    not a reset: the server answers early, then reads and drops the rest for a while
+    before it closes. Closing with the body unread makes the kernel send a reset, which
+    discards the answer on its way."""
+    server = serve(limits=Limits(max_body_bytes=4096))
+    body = b" " * (16 << 20)  # far more than the sockets' buffers hold
+    head = (
+        f"POST /api/jobs HTTP/1.1\r\nHost: 127.0.0.1:{server.port}\r\nOrigin: {server.base}\r\n"
+        f"Content-Type: application/json\r\nContent-Length: {len(body)}\r\n\r\n"
+    )
+    with socket.create_connection(("127.0.0.1", server.port), timeout=30) as sock:
+        sock.sendall(head.encode() + body)
+        got = b""
+        while chunk := sock.recv(65536):
+            got += chunk
+    assert got.startswith(b"HTTP/1.1 413"), got[:200]
+    assert "4096 bytes" in detail(got.partition(b"\r\n\r\n")[2])
 
 
 # --------------------------------------------------------------------------- slow clients

@@ -9,7 +9,7 @@ import re
 import pytest
 from PIL import Image
 from synthetic import blob, stripes, tiny_model
-from webserver import PacedRun, Server, png_bytes
+from webserver import PacedRun, png_bytes
 
 from painterly.cli import main
 from painterly.fast.model_file import MODEL_FORMAT, models_dir
@@ -29,17 +29,9 @@ def folder(tmp_path):
 
 
 @pytest.fixture
-def serve(tmp_path, folder):
-    servers = []
-
-    def start(runner=None, **kwargs) -> Server:
-        server = Server(tmp_path / "data", runner, models=[folder], **kwargs)
-        servers.append(server)
-        return server
-
-    yield start
-    for server in servers:
-        server.stop()
+def served(serve, folder):
+    """Start servers that also offer the models of ``folder``."""
+    return lambda runner=None, **kwargs: serve(runner, models=[folder], **kwargs)
 
 
 def _photo(server, img=None) -> str:
@@ -52,12 +44,12 @@ def _model_job(server, photo, model="waves", **options):
     return server.json("POST", "/api/jobs", {"content": photo, "model": model, "options": options})
 
 
-def test_models_of_the_cache_and_the_served_folders_are_listed(serve, folder, tmp_path):
+def test_models_of_the_cache_and_the_served_folders_are_listed(served, folder, tmp_path):
     models_dir().mkdir(parents=True)
     tiny_model(models_dir() / "starry.safetensors", style="starry_night")
     tiny_model(folder / "starry.safetensors", style="other")  # the cache's comes first
     (folder / "junk.safetensors").write_text("not a model")  # not offered
-    server = serve()
+    server = served()
     status, models = server.json("GET", "/api/models")
     assert status == 200
     assert [m["id"] for m in models] == ["starry", "waves"]
@@ -78,8 +70,8 @@ def test_models_of_the_cache_and_the_served_folders_are_listed(serve, folder, tm
     assert schema["model_fields"] == ["size", "height", "preserve_color", "device"]
 
 
-def test_a_model_job_paints_the_photo_like_painterly_apply(serve, folder, tmp_path):
-    server = serve()
+def test_a_model_job_paints_the_photo_like_painterly_apply(served, folder, tmp_path):
+    server = served()
     photo = _photo(server)
     status, job = _model_job(server, photo, size=None)
     assert status == 201, job
@@ -111,8 +103,8 @@ def test_a_model_job_paints_the_photo_like_painterly_apply(serve, folder, tmp_pa
     assert recent[0]["id"] == job["id"] and recent[0]["model"]["id"] == "waves"
 
 
-def test_size_and_preserve_color_apply_to_a_model(serve):
-    server = serve()
+def test_size_and_preserve_color_apply_to_a_model(served):
+    server = served()
     photo = _photo(server)
     results = {}
     for keep in ("none", "luminance"):
@@ -125,8 +117,8 @@ def test_size_and_preserve_color_apply_to_a_model(serve):
     assert results["none"].tobytes() != results["luminance"].tobytes()
 
 
-def test_bad_model_requests_are_one_line(serve, folder, tmp_path):
-    server = serve(limits=Limits(max_side=128))
+def test_bad_model_requests_are_one_line(served, folder, tmp_path):
+    server = served(limits=Limits(max_side=128))
     photo = _photo(server)
     _, painting = server.upload(png_bytes(stripes()), "painting.png")
     cases = [
@@ -149,8 +141,8 @@ def test_bad_model_requests_are_one_line(serve, folder, tmp_path):
     assert str(folder) not in err["detail"] and "\n" not in err["detail"]
 
 
-def test_a_model_that_breaks_while_its_job_waits_fails_that_job_only(serve, folder):
-    server = serve(PacedRun(pause=0.05))
+def test_a_model_that_breaks_while_its_job_waits_fails_that_job_only(served, folder):
+    server = served(PacedRun(pause=0.05))
     photo = _photo(server)
     _, painting = server.upload(png_bytes(stripes()), "painting.png")
     _, first = server.start(photo, [painting["id"]], size=64, steps=2000)

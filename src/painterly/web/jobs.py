@@ -6,6 +6,10 @@ job is cancelled; the core then hands back its latest image. The page reads jobs
 through :meth:`JobManager.snapshot`; the state lives here, on the server, so a page
 can reload or a client vanish without touching a running job. Each job's state is
 also written to ``jobs/<id>/job.json``, so finished ones outlive a restart.
+
+The event loop reads jobs too (the event stream), so the state lock guards memory only:
+it is never held across file writes, fsync or folder removal, and a slow disk delays
+the worker, never the server's connections.
 """
 
 from __future__ import annotations
@@ -146,7 +150,9 @@ class JobManager:
         self.lines: dict[str, deque[Job]] = {}  # device -> waiting jobs, next first
         self.running: dict[str, Job] = {}  # device -> its running job
         self.workers: dict[str, threading.Thread] = {}
-        self.lock = threading.Condition()
+        self.lock = threading.Condition()  # the state above; held for memory only
+        self.save_lock = threading.Lock()  # orders job.json writes; never on the event loop
+        self.lines_version = 0  # bumped whenever a line or a running job changes
         self.stopping = False
         root.mkdir(parents=True, exist_ok=True)
         self._load()
@@ -167,9 +173,9 @@ class JobManager:
         return list(line).index(job) + (job.device in self.running)
 
     def mark(self, job: Job) -> tuple[int, int]:
-        """Changes whenever what :meth:`snapshot` shows of ``job`` does."""
-        with self.lock:
-            return job.version, self.position(job)
+        """Changes whenever what :meth:`snapshot` shows of ``job`` does. Lock-free: two
+        integers, each written whole by the thread that changes it."""
+        return job.version, self.lines_version
 
     def snapshot(self, job: Job, history_from: int = 0) -> dict:
         """What the page shows of ``job``, with the loss history from ``history_from`` on."""
@@ -218,38 +224,53 @@ class JobManager:
 
     # ------------------------------------------------------------------ changing
 
+    def _check_room(self) -> None:
+        if self.stopping:
+            raise QueueFull("the server is shutting down")
+        if sum(len(line) for line in self.lines.values()) >= self.limits.max_queued:
+            raise QueueFull(
+                f"{self.limits.max_queued} jobs are already waiting; try again when "
+                "some have finished"
+            )
+
     def submit(self, job: Job) -> None:
         with self.lock:
-            if self.stopping:
-                raise QueueFull("the server is shutting down")
-            if sum(len(line) for line in self.lines.values()) >= self.limits.max_queued:
-                raise QueueFull(
-                    f"{self.limits.max_queued} jobs are already waiting; try again when "
-                    "some have finished"
-                )
-            self.jobs[job.id] = job
-            self.lines.setdefault(job.device, deque()).append(job)
-            (self.root / job.id).mkdir()
-            self._save(job)
-            if job.device not in self.workers:
-                worker = threading.Thread(
-                    target=self._work, args=(job.device,), name=f"painterly-{job.device}"
-                )
-                worker.daemon = True  # a stuck run must not keep the process alive
-                self.workers[job.device] = worker
-                worker.start()
-            self.lock.notify_all()
+            self._check_room()
+        (self.root / job.id).mkdir()
+        try:
+            with self.lock:
+                self._check_room()  # again: others may have queued while the folder was made
+                self.jobs[job.id] = job
+                self.lines.setdefault(job.device, deque()).append(job)
+                self.lines_version += 1
+                self._start_worker(job.device)
+                self.lock.notify_all()
+        except QueueFull:
+            shutil.rmtree(self.root / job.id, ignore_errors=True)
+            raise
+        self._save(job)
+
+    def _start_worker(self, device: str) -> None:
+        if device not in self.workers:
+            worker = threading.Thread(target=self._work, args=(device,), name=f"painterly-{device}")
+            worker.daemon = True  # a stuck run must not keep the process alive
+            self.workers[device] = worker
+            worker.start()
 
     def cancel(self, job: Job) -> None:
         """Take a waiting job out of line, or ask a running one to stop at its next step."""
         with self.lock:
             line = self.lines.get(job.device, deque())
-            if job in line:
+            taken = job in line
+            if taken:
                 line.remove(job)
+                self.lines_version += 1
                 self._finish(job, "cancelled")
             elif job.status == "running":
                 job.cancel.set()
                 job.version += 1
+        if taken:
+            self._save(job)
 
     def stop(self, timeout: float = 10.0) -> None:
         """Stop the workers: waiting jobs stay unstarted, running ones stop at the next step."""
@@ -276,12 +297,14 @@ class JobManager:
                 job.status, job.started = "running", time.time()
                 job.version += 1
                 self.running[device] = job
-                self._save(job)
+                self.lines_version += 1
+            self._save(job)
             try:
                 self._run(job)
             finally:
                 with self.lock:
                     del self.running[device]
+                    self.lines_version += 1
                 self._prune()
                 if self.limits.return_memory_after_jobs:
                     return_freed_memory()
@@ -358,16 +381,24 @@ class JobManager:
         with self.lock:
             job.error = error
             self._finish(job, status)
+        self._save(job)
 
     def _finish(self, job: Job, status: str) -> None:
+        """Mark ``job`` ended, in memory; the caller holds the lock, then saves."""
         job.status, job.finished = status, time.time()
         job.version += 1
-        self._save(job)
 
     # ------------------------------------------------------------------ storage
 
     def _save(self, job: Job) -> None:
-        write_json(self.root / job.id / "job.json", job.to_json())
+        """Write ``job.json``. The state is copied under the lock and written outside it;
+        the save lock makes the last write the newest state."""
+        with self.save_lock:
+            with self.lock:
+                if job.id not in self.jobs:
+                    return  # pruned meanwhile: its folder is gone
+                data = job.to_json()
+            write_json(self.root / job.id / "job.json", data)
 
     def _load(self) -> None:
         for path in sorted(self.root.glob("*/job.json")):
@@ -378,10 +409,10 @@ class JobManager:
             except (ValueError, TypeError, KeyError) as err:
                 log.warning("skipping %s: %s", path, err)
                 continue
+            self.jobs[job.id] = job
             if job.status not in TERMINAL:
                 job.status, job.error = "failed", "the server stopped before this job finished"
                 self._save(job)
-            self.jobs[job.id] = job
         self._prune()
 
     def _prune(self) -> None:
@@ -392,8 +423,11 @@ class JobManager:
                 key=lambda j: j.created,
                 reverse=True,
             )
-            for job in done[self.limits.keep_jobs :]:
+            dropped = done[self.limits.keep_jobs :]
+            for job in dropped:
                 del self.jobs[job.id]
-                shutil.rmtree(self.root / job.id, ignore_errors=True)
             used = {u["id"] for j in self.jobs.values() for u in j.uploads()}
+        with self.save_lock:  # no write into a folder while it is removed
+            for job in dropped:
+                shutil.rmtree(self.root / job.id, ignore_errors=True)
         self.uploads.prune(used)

@@ -172,9 +172,71 @@ class Guard:
             await _refuse(send_with_headers, err.status_code, err.detail)
 
 
+LINGER_S = 2.0  # after an early answer, how long the rest of a refused body may arrive
+LINGER_IDLE_S = 0.5  # and the longest pause in it (a client that stopped sending is let go)
+LINGER_BYTES = 64 * 1024 * 1024  # and how much of it is read (and dropped) at most
+
+
+class _LingeringTransport:
+    """The connection's transport, whose ``close()`` lingers where a request body is
+    still arriving: the answer goes out, then our side of the connection is shut (FIN),
+    and what the client still sends is read and dropped until it closes too, ``LINGER_S``
+    pass, it pauses for ``LINGER_IDLE_S`` or ``LINGER_BYTES`` arrive. Closing with unread
+    bytes makes the kernel answer with a reset, which can discard the answer before the
+    client reads it (a client that sends its whole body first, as most do, then sees only
+    the reset). Everything else is the transport's own."""
+
+    def __init__(self, transport, protocol):
+        self._transport = transport
+        self._protocol = protocol
+        self.lingering = False
+        self.dropped = 0
+        self._timer: asyncio.TimerHandle | None = None
+        self._deadline = 0.0
+
+    def __getattr__(self, name):
+        return getattr(self._transport, name)
+
+    def is_closing(self) -> bool:
+        return self.lingering or self._transport.is_closing()
+
+    def close(self) -> None:
+        if self.lingering:
+            return  # the timer, the client's close or the byte cap ends it
+        body_unread = self._protocol.conn.their_state is h11.SEND_BODY
+        if not body_unread or self._transport.is_closing() or not self._transport.can_write_eof():
+            self._transport.close()
+            return
+        self.lingering = True
+        self._transport.write_eof()
+        self._transport.resume_reading()
+        self._deadline = self._protocol.loop.time() + LINGER_S
+        self._rearm()
+
+    def drop(self, data: bytes) -> None:
+        self.dropped += len(data)
+        if self.dropped > LINGER_BYTES:
+            self.abort_linger()
+        else:
+            self._rearm()
+
+    def _rearm(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        loop = self._protocol.loop
+        wait = max(0.0, min(LINGER_IDLE_S, self._deadline - loop.time()))
+        self._timer = loop.call_later(wait, self.abort_linger)
+
+    def abort_linger(self) -> None:
+        if self._timer is not None:
+            self._timer.cancel()
+        self._transport.close()
+
+
 def _timed_protocol(header_timeout_s: float) -> type[H11Protocol]:
     """uvicorn's h11 protocol, closing a connection whose request line and headers have
-    not all arrived ``header_timeout_s`` after it opened or after its last response.
+    not all arrived ``header_timeout_s`` after it opened or after its last response, and
+    lingering on close where a request body is still arriving (:class:`_LingeringTransport`).
 
     uvicorn's own keep-alive timer stops at the first byte of the next request, so
     without this a client sending a few header bytes holds its connection for ever.
@@ -184,8 +246,14 @@ def _timed_protocol(header_timeout_s: float) -> type[H11Protocol]:
         header_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport) -> None:
-            super().connection_made(transport)
+            super().connection_made(_LingeringTransport(transport, self))
             self._arm()
+
+        def data_received(self, data: bytes) -> None:
+            if self.transport.lingering:
+                self.transport.drop(data)
+                return
+            super().data_received(data)
 
         def on_response_complete(self) -> None:
             super().on_response_complete()
@@ -194,6 +262,8 @@ def _timed_protocol(header_timeout_s: float) -> type[H11Protocol]:
         def connection_lost(self, exc) -> None:
             if self.header_timer is not None:
                 self.header_timer.cancel()
+            if self.transport.lingering:
+                self.transport.abort_linger()
             super().connection_lost(exc)
 
         def _arm(self) -> None:

@@ -26,6 +26,7 @@ import warnings
 from collections.abc import AsyncIterator, Callable
 from pathlib import Path
 
+import anyio
 from PIL import Image
 
 from painterly.errors import ImageError
@@ -42,6 +43,15 @@ ACCEPT_MIME = ",".join(f"image/{name.lower()}" for name in INPUT_FORMATS.values(
 """The page's <input accept=...>: a hint for the file chooser; the server checks the bytes."""
 
 THUMB_SIDE = 320
+
+
+WRITE_BLOCK = 1 << 20  # bytes of an upload gathered before a write
+
+
+def _finish_file(fh, tail: bytes) -> None:
+    fh.write(tail)
+    fh.flush()
+    os.fsync(fh.fileno())
 
 
 class UploadRejected(Exception):
@@ -128,20 +138,27 @@ class UploadStore:
         # this folder sweeps it away.
         part = temp_path(self.root / f"{upload_id}.img")
         size = 0
+        # This runs on the event loop: the chunks are gathered in memory and written,
+        # like the fsync, in a worker thread, so that a slow disk stalls no connection.
+        fh = await anyio.to_thread.run_sync(open, part, "wb")
         try:
-            with open(part, "wb") as fh:
+            with fh:
+                pending = bytearray()
                 async for chunk in chunks:
                     size += len(chunk)
                     if size > limit:
                         raise too_big
-                    fh.write(chunk)
-                fh.flush()
-                os.fsync(fh.fileno())
+                    pending += chunk
+                    if len(pending) >= WRITE_BLOCK:
+                        await anyio.to_thread.run_sync(fh.write, bytes(pending))
+                        pending.clear()
+                await anyio.to_thread.run_sync(_finish_file, fh, bytes(pending))
         except BaseException:
-            part.unlink(missing_ok=True)
+            with anyio.CancelScope(shield=True):
+                await anyio.to_thread.run_sync(part.unlink, True)
             raise
         if size == 0:
-            part.unlink(missing_ok=True)
+            await anyio.to_thread.run_sync(part.unlink, True)
             raise UploadRejected(422, f"{name} is empty; choose an image file")
         return upload_id, part
 

@@ -392,7 +392,20 @@ function follow(id) {
       refreshRecent();
     }
   };
-  // On an error the browser reconnects by itself; the server then sends everything again.
+  // After a dropped connection the browser reconnects by itself, and the server then
+  // sends the whole state again. It gives up for good on an answer that is not a stream
+  // (a server that no longer knows the job, say): then ask once what became of it.
+  source.onerror = () => {
+    if (source.readyState !== EventSource.CLOSED || state.events !== source) return;
+    state.events = null;
+    api(`/api/jobs/${id}`)
+      .then((job) => {
+        if (!state.job || state.job.id !== id) return;
+        applySnapshot(job);
+        if (!TERMINAL.includes(job.status)) follow(id);
+      })
+      .catch((err) => showError("job-error", `lost track of this job: ${err.message}`));
+  };
 }
 
 // Answers can arrive out of order: the answer to Cancel, a snapshot taken while the job
