@@ -8,6 +8,7 @@ never a server error.
 from __future__ import annotations
 
 import json
+import os
 import socket
 import threading
 import time
@@ -212,9 +213,12 @@ def test_the_upload_store_keeps_to_its_quota_evicting_the_oldest_unused(serve, t
     store = tmp_path / "data" / "uploads"
 
     def upload(i):
-        time.sleep(0.02)  # distinct modification times
         status, info = server.upload(noise[i], f"n{i}.png")
         assert status == 201, info
+        # Use order is modification time: make it distinct whatever the file system's
+        # clock resolution (in the past, so that the jobs' own use comes later).
+        then = time.time() - 100 + i
+        os.utime(store / f"{info['id']}.img", (then, then))
         return info["id"]
 
     def kept(upload_id):
