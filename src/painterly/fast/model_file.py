@@ -13,6 +13,7 @@ state beside the weights, so that ``painterly train --resume`` continues exactly
 from __future__ import annotations
 
 import json
+import math
 import os
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -22,7 +23,8 @@ import torch
 
 from painterly import __version__, files
 from painterly.errors import ModelError
-from painterly.fast.network import TransformerNet
+from painterly.fast.network import MAX_BLOCKS, MAX_WIDTH, TransformerNet, parameter_shapes
+from painterly.memory import available_bytes
 
 MODEL_FORMAT = "painterly-fast-model/1"
 CHECKPOINT_FORMAT = "painterly-fast-checkpoint/1"
@@ -85,75 +87,141 @@ def save_model(path: str | os.PathLike, net: TransformerNet, info: ModelInfo) ->
     return path
 
 
-def _read(path: Path, tag: str, what: str) -> tuple[dict[str, torch.Tensor], dict[str, str]]:
-    """All tensors and the metadata of a safetensors file carrying ``tag``; ModelError
-    for anything else (missing, a text file, truncated, another program's file)."""
+def _open(path: Path, what: str):
+    """``safe_open`` of ``path``; ModelError for a path that is no readable file."""
     from safetensors import SafetensorError, safe_open
 
-    if not path.is_file():
+    if not path.exists():
         raise ModelError(f"{what} {path} does not exist")
+    if not path.is_file():
+        raise ModelError(f"{path} is not a file; give the path of a {what} ({SUFFIX})")
     try:
-        with safe_open(str(path), framework="pt") as fh:
-            metadata = fh.metadata() or {}
-            if metadata.get("format") != tag:
-                raise ModelError(
-                    f"{path} is a safetensors file but not a painterly {what} "
-                    f"(no '{tag}' tag); train one with `painterly train`"
-                )
-            tensors = {k: fh.get_tensor(k) for k in fh.keys()}  # noqa: SIM118 (not a dict)
+        return safe_open(str(path), framework="pt")
     except (SafetensorError, OSError, ValueError, RuntimeError) as err:
-        reason = " ".join(str(err).split())[:120] or type(err).__name__
-        raise ModelError(f"{path} is not a readable {what} ({reason})") from None
-    return tensors, metadata
+        raise ModelError(f"{path} is not a readable {what} ({_reason(err)})") from None
+
+
+def _reason(err: BaseException) -> str:
+    return " ".join(str(err).split())[:120] or type(err).__name__
+
+
+def _metadata(fh, path: Path, tag: str, what: str) -> dict[str, str]:
+    metadata = fh.metadata() or {}
+    if metadata.get("format") != tag:
+        raise ModelError(
+            f"{path} is a safetensors file but not a painterly {what} "
+            f"(no '{tag}' tag); train one with `painterly train`"
+        )
+    return metadata
+
+
+def _read_tensors(
+    fh, path: Path, what: str, expected: dict[str, tuple[int, ...]]
+) -> dict[str, torch.Tensor]:
+    """The tensors of an open file, once their names, shapes and types match
+    ``expected`` and their size fits in memory; each must hold finite numbers only. All
+    of it is checked from the header first, so that a file claiming a huge network is
+    refused before anything is allocated."""
+    from safetensors import SafetensorError
+
+    try:
+        shapes = {k: tuple(fh.get_slice(k).get_shape()) for k in fh.keys()}  # noqa: SIM118
+        dtypes = {k: fh.get_slice(k).get_dtype() for k in shapes}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ModelError(f"{path} is not a readable {what} ({_reason(err)})") from None
+    missing = sorted(set(expected) - set(shapes))
+    extra = sorted(set(shapes) - set(expected))
+    wrong = sorted(k for k in expected if k in shapes and shapes[k] != expected[k])
+    if missing or extra or wrong:
+        first = (missing or extra or wrong)[0]
+        kind = "lacks" if missing else "has an unexpected" if extra else "has a wrongly shaped"
+        raise ModelError(
+            f"{path} does not hold the weights its metadata describes ({kind} tensor {first})"
+        )
+    odd = sorted(k for k, dtype in dtypes.items() if dtype != "F32")
+    if odd:
+        raise ModelError(f"{path} has a tensor of type {dtypes[odd[0]]} ({odd[0]}); want F32")
+    need = 4 * sum(math.prod(shape) for shape in shapes.values())
+    have = available_bytes(torch.device("cpu"))
+    if need > have:
+        raise ModelError(
+            f"{path} describes a network of {need / 2**30:.1f} GB, more than the "
+            f"{have / 2**30:.1f} GB of memory free here"
+        )
+    try:
+        tensors = {k: fh.get_tensor(k) for k in shapes}
+    except (SafetensorError, OSError, ValueError, RuntimeError) as err:
+        raise ModelError(f"{path} is not a readable {what} ({_reason(err)})") from None
+    for name, tensor in tensors.items():
+        if not torch.isfinite(tensor).all():
+            raise ModelError(
+                f"{path} holds weights that are not finite numbers ({name}: NaN or "
+                "infinity); the training that made it diverged, so train it again"
+            )
+    return tensors
+
+
+def _text(metadata: dict[str, str], key: str) -> str:
+    value = metadata[key]
+    if not isinstance(value, str) or not value:
+        raise ValueError(f"{key} is empty")
+    return value
+
+
+def _whole(metadata: dict[str, str], key: str, low: int, high: int) -> int:
+    value = int(metadata[key])
+    if not low <= value <= high:
+        raise ValueError(f"{key} {value} is outside {low}..{high}")
+    return value
+
+
+def _json(metadata: dict[str, str], key: str, kind: type):
+    value = json.loads(metadata[key])
+    if not isinstance(value, kind):
+        raise ValueError(f"{key} is not a JSON {kind.__name__}")
+    return value
+
+
+def _styles(raw: list) -> list[dict]:
+    for item in raw:
+        ok = isinstance(item, dict) and isinstance(item.get("name"), str)
+        if not ok or not isinstance(item.get("weight", 1.0), int | float):
+            raise ValueError("styles must be a list of {name, sha256, weight}")
+    return raw
 
 
 def _info(metadata: dict[str, str], path: Path) -> ModelInfo:
     try:
         return ModelInfo(
-            width=int(metadata["width"]),
-            blocks=int(metadata["blocks"]),
-            styles=json.loads(metadata["styles"]),
-            encoder=metadata["encoder"],
-            options=json.loads(metadata["options"]),
-            iterations=int(metadata["iterations"]),
-            version=metadata["painterly_version"],
+            width=_whole(metadata, "width", 1, MAX_WIDTH),
+            blocks=_whole(metadata, "blocks", 0, MAX_BLOCKS),
+            styles=_styles(_json(metadata, "styles", list)),
+            encoder=_text(metadata, "encoder"),
+            options=_json(metadata, "options", dict),
+            iterations=_whole(metadata, "iterations", 0, 2**62),
+            version=_text(metadata, "painterly_version"),
         )
     except (KeyError, ValueError, TypeError) as err:
         raise ModelError(f"{path} has damaged metadata ({type(err).__name__}: {err})") from None
 
 
-def _network(tensors: dict[str, torch.Tensor], info: ModelInfo, path: Path) -> TransformerNet:
-    if not (1 <= info.width <= 1024 and 0 <= info.blocks <= 64):
-        raise ModelError(f"{path} names an impossible network (width {info.width})")
-    net = TransformerNet(info.width, info.blocks)
-    try:
-        net.load_state_dict(tensors, strict=True)
-    except RuntimeError:
-        raise ModelError(f"{path} does not hold the weights its metadata describes") from None
-    return net.eval().requires_grad_(False)
-
-
 def read_info(path: str | os.PathLike) -> ModelInfo:
-    """A model file's metadata, without building the network."""
-    from safetensors import SafetensorError, safe_open
-
+    """A model file's metadata, checked, without reading its weights."""
     path = Path(path)
-    try:
-        with safe_open(str(path), framework="pt") as fh:
-            metadata = fh.metadata() or {}
-    except (SafetensorError, OSError, ValueError, RuntimeError):
-        raise ModelError(f"{path} is not a readable fast model") from None
-    if metadata.get("format") != MODEL_FORMAT:
-        raise ModelError(f"{path} is not a painterly fast model")
-    return _info(metadata, path)
+    with _open(path, "fast model") as fh:
+        return _info(_metadata(fh, path, MODEL_FORMAT, "fast model"), path)
 
 
 def load_model(path: str | os.PathLike) -> tuple[TransformerNet, ModelInfo]:
-    """The network (in eval mode, frozen, on the CPU) and its metadata."""
+    """The network (in eval mode, frozen, on the CPU) and its metadata. Everything the
+    header says is checked before the network is built: ModelError otherwise."""
     path = Path(path)
-    tensors, metadata = _read(path, MODEL_FORMAT, "fast model")
-    info = _info(metadata, path)
-    return _network(tensors, info, path), info
+    with _open(path, "fast model") as fh:
+        info = _info(_metadata(fh, path, MODEL_FORMAT, "fast model"), path)
+        tensors = _read_tensors(fh, path, "fast model", parameter_shapes(info.width, info.blocks))
+    net = TransformerNet(info.width, info.blocks)
+    net.load_state_dict(tensors, strict=True)
+    return net.eval().requires_grad_(False), info
 
 
 # --- checkpoints ----------------------------------------------------------------------
@@ -169,6 +237,9 @@ class Checkpoint:
     iteration: int
     settings: dict
     history: list[dict]
+
+
+ADAM_SLOTS = ("step", "exp_avg", "exp_avg_sq")
 
 
 def save_checkpoint(
@@ -196,28 +267,87 @@ def save_checkpoint(
     _write(Path(path), tensors, metadata)
 
 
+def _is_number(value) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
+
+
+def _is_record(item) -> bool:
+    """One point of the loss history: its iteration, seconds and losses, all numbers."""
+    return (
+        isinstance(item, dict)
+        and isinstance(item.get("iteration"), int)
+        and all(isinstance(v, int | float) and not isinstance(v, bool) for v in item.values())
+        and "seconds" in item
+    )
+
+
+def _checkpoint_shapes(settings: dict, param_groups: list) -> dict[str, tuple[int, ...]]:
+    """What a checkpoint of these settings holds: the network's weights as ``model.*``
+    and, for each parameter Adam has stepped, its three slots as ``adam.<index>.*``."""
+    train = settings.get("train")
+    if not isinstance(train, dict):
+        raise ValueError("settings lack the training settings")
+    width, blocks = train.get("width"), train.get("blocks")
+    if not (isinstance(width, int) and 1 <= width <= MAX_WIDTH):
+        raise ValueError(f"width {width!r} is outside 1..{MAX_WIDTH}")
+    if not (isinstance(blocks, int) and 0 <= blocks <= MAX_BLOCKS):
+        raise ValueError(f"blocks {blocks!r} is outside 0..{MAX_BLOCKS}")
+    weights = parameter_shapes(width, blocks)
+    with torch.device("meta"):
+        params = [tuple(p.shape) for p in TransformerNet(width, blocks).parameters()]
+    group = param_groups[0] if len(param_groups) == 1 else None
+    if not isinstance(group, dict) or group.get("params") != list(range(len(params))):
+        raise ValueError("param_groups do not match the network")
+    betas = group.get("betas")
+    numbers = [group.get(k) for k in ("lr", "eps", "weight_decay")]
+    if not (isinstance(betas, list) and len(betas) == 2):
+        raise ValueError("param_groups lack Adam's two betas")
+    if not all(_is_number(v) and v >= 0 for v in numbers + betas):
+        raise ValueError("param_groups hold settings that are not numbers of 0 or more")
+    shapes = {f"model.{k}": v for k, v in weights.items()}
+    for index, shape in enumerate(params):
+        shapes.update({f"adam.{index}.step": (), f"adam.{index}.exp_avg": shape})
+        shapes[f"adam.{index}.exp_avg_sq"] = shape
+    return shapes
+
+
 def load_checkpoint(path: str | os.PathLike) -> Checkpoint:
+    """A checkpoint, with everything in it checked (ModelError: what is wrong and that
+    ``--overwrite`` starts afresh)."""
     path = Path(path)
-    tensors, metadata = _read(path, CHECKPOINT_FORMAT, "training checkpoint")
+    what = "training checkpoint"
+    with _open(path, what) as fh:
+        metadata = _metadata(fh, path, CHECKPOINT_FORMAT, what)
+        try:
+            iteration = _whole(metadata, "iteration", 0, 2**62)
+            settings = _json(metadata, "settings", dict)
+            history = _json(metadata, "history", list)
+            if not all(_is_record(h) for h in history):
+                raise ValueError("history is not a list of {iteration, seconds, losses}")
+            param_groups = _json(metadata, "param_groups", list)
+            expected = _checkpoint_shapes(settings, param_groups)
+        except (KeyError, ValueError, TypeError) as err:
+            raise ModelError(
+                f"{path} has damaged metadata ({type(err).__name__}: {err}); start afresh "
+                "with --overwrite"
+            ) from None
+        # Adam keeps no slots for a run that has not stepped yet.
+        if not any(k.startswith("adam.") for k in fh.keys()):  # noqa: SIM118
+            expected = {k: v for k, v in expected.items() if k.startswith("model.")}
+        tensors = _read_tensors(fh, path, what, expected)
     net_state = {k[6:]: v for k, v in tensors.items() if k.startswith("model.")}
     slots: dict[int, dict[str, torch.Tensor]] = {}
-    try:
-        for key, value in tensors.items():
-            if key.startswith("adam."):
-                _, index, name = key.split(".", 2)
-                slots.setdefault(int(index), {})[name] = value
-        return Checkpoint(
-            net_state=net_state,
-            optimizer_state={
-                "state": slots,
-                "param_groups": json.loads(metadata["param_groups"]),
-            },
-            iteration=int(metadata["iteration"]),
-            settings=json.loads(metadata["settings"]),
-            history=json.loads(metadata["history"]),
-        )
-    except (KeyError, ValueError) as err:
-        raise ModelError(f"{path} has damaged metadata ({type(err).__name__})") from None
+    for key, value in tensors.items():
+        if key.startswith("adam."):
+            _, index, name = key.split(".", 2)
+            slots.setdefault(int(index), {})[name] = value
+    return Checkpoint(
+        net_state=net_state,
+        optimizer_state={"state": slots, "param_groups": param_groups},
+        iteration=iteration,
+        settings=settings,
+        history=history,
+    )
 
 
 # --- where models live ----------------------------------------------------------------

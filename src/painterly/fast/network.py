@@ -37,6 +37,8 @@ Tensor = torch.Tensor
 DEFAULT_WIDTH = 32  # the paper's
 SMALL_WIDTH = 16  # about 4x fewer operations: the CPU variant
 DEFAULT_BLOCKS = 5
+MAX_WIDTH = 256  # the largest network that training makes and that a model file may name
+MAX_BLOCKS = 32
 
 
 class ConvNorm(nn.Sequential):
@@ -96,6 +98,14 @@ class TransformerNet(nn.Module):
         x = self.up1(F.interpolate(x, size=half, mode="nearest"))  # (N, 2w, H/2, W/2)
         x = self.up2(F.interpolate(x, size=full, mode="nearest"))  # (N, w, H, W)
         return torch.sigmoid(self.out(x))
+
+
+def parameter_shapes(width: int, blocks: int) -> dict[str, tuple[int, ...]]:
+    """The name and shape of every weight of ``TransformerNet(width, blocks)``, found
+    without allocating them (on PyTorch's meta device)."""
+    with torch.device("meta"):
+        net = TransformerNet(width, blocks)
+    return {name: tuple(t.shape) for name, t in net.state_dict().items()}
 
 
 def make_network(width: int, blocks: int, seed: int) -> TransformerNet:

@@ -33,7 +33,14 @@ from painterly.controls import STYLE_SUFFIXES, expand_styles
 from painterly.errors import ImageError, OptionsError
 from painterly.events import Callback, Preview, Progress, Started, Stop, ignore
 from painterly.fast import model_file
-from painterly.fast.network import DEFAULT_BLOCKS, DEFAULT_WIDTH, TransformerNet, make_network
+from painterly.fast.network import (
+    DEFAULT_BLOCKS,
+    DEFAULT_WIDTH,
+    MAX_BLOCKS,
+    MAX_WIDTH,
+    TransformerNet,
+    make_network,
+)
 from painterly.image import fit_size, load_image, resize, to_image, to_tensor
 from painterly.optimize import Objective, style_targets
 
@@ -62,8 +69,8 @@ class TrainConfig:
             (self.iterations >= 1, "--iterations must be at least 1"),
             (self.batch_size >= 1, "--batch-size must be at least 1"),
             (16 <= self.crop <= 4096, "--crop must be from 16 to 4096 px"),
-            (1 <= self.width <= 256, "--width must be from 1 to 256"),
-            (0 <= self.blocks <= 32, "--blocks must be from 0 to 32"),
+            (1 <= self.width <= MAX_WIDTH, f"--width must be from 1 to {MAX_WIDTH}"),
+            (0 <= self.blocks <= MAX_BLOCKS, f"--blocks must be from 0 to {MAX_BLOCKS}"),
             (0 < self.learning_rate <= 1, "--learning-rate must be above 0 and at most 1"),
             (self.time_limit >= 0, "--time-limit must be 0 (none) or more seconds"),
             (self.save_every >= 0, "--save-every must be 0 (only at the end) or more"),

@@ -1,0 +1,227 @@
+"""Fast-model files and training checkpoints that are not what they claim: every one is
+refused in one line before anything is built from it (a huge claimed network, odd
+metadata, wrong tensors, weights that are not finite), and a listing of models goes on
+past a bad one. A property test mutates the headers of real files: the answer is a
+loaded model or a ModelError, never another exception."""
+
+from __future__ import annotations
+
+import json
+import resource
+import struct
+
+import pytest
+import torch
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
+from synthetic import blob, stripes, tiny_model
+
+from painterly.cli import main
+from painterly.errors import ModelError
+from painterly.fast import model_file
+from painterly.fast.network import make_network
+
+TINY = ["--width", "4", "--blocks", "1", "--crop", "32", "--batch-size", "2", "--quiet"]
+
+
+def header_of(path) -> tuple[dict, bytes]:
+    """A safetensors file's JSON header and the bytes after it."""
+    raw = path.read_bytes()
+    (size,) = struct.unpack("<Q", raw[:8])
+    return json.loads(raw[8 : 8 + size]), raw[8 + size :]
+
+
+def write_with(path, header: dict, data: bytes) -> None:
+    text = json.dumps(header).encode()
+    path.write_bytes(struct.pack("<Q", len(text)) + text + data)
+
+
+def with_metadata(src, dst, **changes):
+    """A copy of ``src`` whose metadata has ``changes`` (None: the key removed)."""
+    header, data = header_of(src)
+    meta = header["__metadata__"]
+    for key, value in changes.items():
+        if value is None:
+            meta.pop(key, None)
+        else:
+            meta[key] = value
+    write_with(dst, header, data)
+    return dst
+
+
+def refusal(capsys, *argv) -> str:
+    """The one-line error of a command that must refuse (exit 2)."""
+    capsys.readouterr()
+    assert main([str(a) for a in argv]) == 2
+    err = capsys.readouterr().err.strip()
+    assert "\n" not in err and "Traceback" not in err, err
+    return err
+
+
+@pytest.fixture
+def model(tmp_path):
+    return tiny_model(tmp_path / "good.safetensors")
+
+
+@pytest.fixture
+def photo(tmp_path):
+    path = tmp_path / "photo.png"
+    blob().save(path)
+    return path
+
+
+def test_a_huge_claimed_network_is_refused_before_memory_grows(tmp_path, model, photo, capsys):
+    bomb = with_metadata(model, tmp_path / "bomb.safetensors", width="1024", blocks="64")
+    big = with_metadata(model, tmp_path / "big.safetensors", width="256", blocks="32")
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss  # KiB
+    err = refusal(capsys, "apply", bomb, photo, "-o", tmp_path / "o.png")
+    assert "damaged metadata" in err and "width 1024" in err
+    # Within the bounds, but the tensors are a tiny network's: the shapes say so.
+    err = refusal(capsys, "apply", big, photo, "-o", tmp_path / "o.png")
+    assert "does not hold the weights its metadata describes" in err
+    grown = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss - peak
+    assert grown < 200 * 1024, f"memory grew by {grown / 1024:.0f} MB"  # 256/32 is 2.4 GB
+    for bad in (bomb, big):
+        with pytest.raises(ModelError):
+            model_file.load_model(bad)
+
+
+def test_weights_that_are_not_finite_are_refused(tmp_path, photo, capsys):
+    net = make_network(4, 1, 0)
+    with torch.no_grad():
+        net.stem[1].weight[0, 0, 0, 0] = float("nan")
+    info = model_file.read_info(tiny_model(tmp_path / "ref.safetensors"))
+    bad = model_file.save_model(tmp_path / "nan.safetensors", net, info)
+    err = refusal(capsys, "apply", bad, photo, "-o", tmp_path / "o.png")
+    assert "not finite" in err and not (tmp_path / "o.png").exists()
+    err = refusal(
+        capsys,
+        "stylize",
+        photo,
+        photo,
+        "-o",
+        tmp_path / "s.png",
+        "--weights",
+        "offline",
+        "--init",
+        f"model:{bad}",
+    )
+    assert "not finite" in err
+
+
+def test_a_model_with_odd_styles_is_left_out_of_every_listing(tmp_path, model, capsys):
+    cache_models = model_file.models_dir()
+    cache_models.mkdir(parents=True)
+    tiny_model(cache_models / "fine.safetensors")
+    for i, styles in enumerate(['"a string"', "[1, 2]", '[{"weight": 1}]', "{}", "null"]):
+        with_metadata(model, cache_models / f"odd{i}.safetensors", styles=styles)
+    capsys.readouterr()
+    assert main(["models"]) == 0
+    out = capsys.readouterr()
+    assert "fine" in out.out and "Traceback" not in out.err
+    for i in range(5):
+        assert f"odd{i}" in out.out + out.err  # named, as unreadable
+
+    from painterly.web.models import ModelShelf
+
+    assert [m["id"] for m in ModelShelf().listing()] == ["fine"]
+
+
+def test_a_folder_or_a_device_is_not_called_missing(tmp_path, photo, capsys):
+    err = refusal(capsys, "apply", tmp_path, photo, "-o", tmp_path / "o.png")
+    assert "is not a file" in err
+    err = refusal(capsys, "apply", "/dev/zero", photo, "-o", tmp_path / "o.png")
+    assert "does not exist" not in err
+
+
+# --------------------------------------------------------------------------- checkpoints
+
+
+@pytest.fixture
+def trained(tmp_path):
+    """A model trained for 2 iterations with a checkpoint beside it: (argv, checkpoint)."""
+    style, photos = tmp_path / "style.png", tmp_path / "photos"
+    stripes().save(style)
+    photos.mkdir()
+    blob().save(photos / "a.png")
+    out = tmp_path / "m.safetensors"
+    argv = ["train", str(style), "--images", str(photos), "-o", str(out), *TINY]
+    argv += ["--weights", "offline"]
+    assert main([*argv, "--iterations", "2", "--save-every", "1"]) == 0
+    return argv, out.with_suffix(".ckpt")
+
+
+CHECKPOINT_DAMAGE = {
+    "settings": ["[]", '{"train": 5}', '{"train": {"width": 99999, "blocks": 1}}', "nope"],
+    "history": ['{"a": 1}', '[{"iteration": "x"}]', "[1, 2]"],
+    "param_groups": ["[]", '[{"params": [0]}]', '"x"'],
+    "iteration": ["-1", "many"],
+}
+
+
+def test_hand_edited_checkpoints_are_one_line_errors_on_resume(trained, capsys):
+    argv, ckpt = trained
+    original = ckpt.read_bytes()
+    for key, values in CHECKPOINT_DAMAGE.items():
+        for value in values:
+            with_metadata(ckpt, ckpt, **{key: value})
+            err = refusal(capsys, *argv, "--iterations", "4", "--resume")
+            assert str(ckpt) in err and "--overwrite" in err, (key, value, err)
+            ckpt.write_bytes(original)
+    # Wrong tensor shapes: one weight swapped for another's.
+    header, data = header_of(ckpt)
+    names = [k for k in header if k.startswith("model.") and k.endswith("weight")]
+    header[names[0]], header[names[1]] = header[names[1]], header[names[0]]
+    write_with(ckpt, header, data)
+    err = refusal(capsys, *argv, "--iterations", "4", "--resume")
+    assert "wrongly shaped" in err or "does not hold" in err
+    ckpt.write_bytes(original)
+    assert main([*argv, "--iterations", "3", "--resume"]) == 0  # the real one resumes
+
+
+def test_a_checkpoint_with_weights_that_are_not_finite_is_not_resumed(trained, capsys):
+    argv, ckpt = trained
+    header, data = header_of(ckpt)
+    name = next(k for k in header if k.startswith("model.") and k.endswith("weight"))
+    start, _ = header[name]["data_offsets"]
+    data = data[:start] + struct.pack("<f", float("inf")) + data[start + 4 :]
+    write_with(ckpt, header, data)
+    assert "not finite" in refusal(capsys, *argv, "--iterations", "4", "--resume")
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+METADATA_KEYS = ["width", "blocks", "styles", "encoder", "options", "iterations", "format"]
+values = st.one_of(
+    st.text(max_size=20),
+    st.integers(-(10**12), 10**12).map(str),
+    st.sampled_from(["[]", "{}", "null", "1e400", "NaN", '[{"name": 3}]', '"x"', "-0"]),
+)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changes=st.dictionaries(st.sampled_from(METADATA_KEYS), values, max_size=3))
+def test_any_metadata_gives_a_model_or_a_model_error(tmp_path_factory, changes):
+    folder = tmp_path_factory.mktemp("fuzz")
+    src = tiny_model(folder / "src.safetensors")
+    bad = with_metadata(src, folder / "bad.safetensors", **changes)
+    for read in (model_file.read_info, model_file.load_model):
+        try:
+            read(bad)
+        except ModelError as err:
+            assert "\n" not in str(err)
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(cut=st.integers(0, 4000), flips=st.lists(st.integers(0, 4000), max_size=4))
+def test_any_damaged_bytes_give_a_model_or_a_model_error(tmp_path_factory, cut, flips):
+    folder = tmp_path_factory.mktemp("bytes")
+    raw = bytearray(tiny_model(folder / "src.safetensors").read_bytes())
+    for at in flips:
+        raw[at % len(raw)] ^= 0x5A
+    bad = folder / "bad.safetensors"
+    bad.write_bytes(bytes(raw[: max(1, len(raw) - cut)]))
+    try:
+        model_file.load_model(bad)
+    except ModelError as err:
+        assert "\n" not in str(err)
