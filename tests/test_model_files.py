@@ -9,6 +9,8 @@ from __future__ import annotations
 import json
 import resource
 import struct
+import subprocess
+import sys
 
 import pytest
 import torch
@@ -225,3 +227,58 @@ def test_any_damaged_bytes_give_a_model_or_a_model_error(tmp_path_factory, cut, 
         model_file.load_model(bad)
     except ModelError as err:
         assert "\n" not in str(err)
+
+
+# --------------------------------------------------------------------------- training
+
+
+def test_training_settings_out_of_range_are_one_line_errors(trained, capsys):
+    argv, _ = trained
+    for bad in (["--seed", "-1"], ["--seed", "1e23"], ["--batch-size", "100000000"]):
+        err = refusal(capsys, *argv, "--iterations", "1", "--overwrite", *bad)
+        assert bad[0] in err, err
+
+
+def test_an_output_that_is_a_folder_is_refused_before_training(trained, tmp_path, capsys):
+    argv, _ = trained
+    folder = tmp_path / "folder.safetensors"
+    folder.mkdir()
+    at = argv.index("-o") + 1
+    argv = [*argv[:at], str(folder), *argv[at + 1 :]]
+    err = refusal(capsys, *argv, "--iterations", "1", "--overwrite")
+    assert "is a folder" in err and folder.is_dir()
+
+
+def test_resuming_with_other_photos_is_refused(trained, tmp_path, capsys):
+    argv, _ = trained
+    other = tmp_path / "other"
+    other.mkdir()
+    stripes(80, 80, 10).save(other / "x.png")
+    at = argv.index("--images") + 1
+    argv = [*argv[:at], str(other), *argv[at + 1 :]]
+    err = refusal(capsys, *argv, "--iterations", "4", "--resume")
+    assert "photos differ" in err
+
+
+def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_last(trained, tmp_path):
+    """A real write that fails: the file size limit (RLIMIT_FSIZE) stops the checkpoint
+    write half-way, as a full disk would (Python ignores SIGXFSZ, so write() fails)."""
+    argv, ckpt = trained
+    before = ckpt.read_bytes()
+    limit = len(before) // 2
+
+    def small_files():
+        resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))
+
+    run = subprocess.run(
+        [sys.executable, "-m", "painterly", *argv, "--iterations", "4", "--resume"],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        preexec_fn=small_files,
+    )
+    assert run.returncode == 2, run.stderr
+    assert "Traceback" not in run.stderr and run.stderr.count("\n") == 1, run.stderr
+    assert "cannot write the checkpoint" in run.stderr and "--resume" in run.stderr
+    assert ckpt.read_bytes() == before  # the last checkpoint is whole
+    assert not [p for p in tmp_path.iterdir() if p.name.endswith(".painterly.tmp")]

@@ -300,7 +300,61 @@ def test_a_killed_run_resumes_without_redoing_frames(tmp_path):
     changed = subprocess.run(
         [*argv, *slow[:-1], "5", "--resume", "--overwrite"], capture_output=True, text=True
     )
-    assert changed.returncode == 2 and "other settings (steps differs)" in changed.stderr, (
+    assert changed.returncode == 2 and "other settings (options.steps differs)" in changed.stderr, (
         changed.stderr
     )
     assert os.path.exists(out)
+
+
+# --------------------------------------------------------------------------- run state
+
+
+@pytest.fixture
+def kept_run(tmp_path, capsys):
+    """A finished 3-frame run whose store was kept: (argv, store folder, painting)."""
+    clip = write_clip(tmp_path / "in.mp4", pan_frames(3))
+    painting = tmp_path / "painting.png"
+    Image.open(PHOTO).convert("RGB").resize((64, 48)).save(painting)
+    out = tmp_path / "out.mp4"
+    argv = ["video", clip, painting, "-o", out, *FAST, "--keep-frames"]
+    code, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    return argv, tmp_path / "out.mp4.frames", painting
+
+
+def test_a_painting_replaced_in_place_is_another_run(kept_run, capsys):
+    argv, _, painting = kept_run
+    Image.new("RGB", (64, 48), (200, 30, 30)).save(painting)  # same name, other picture
+    code, err = run_cli(capsys, *argv, "--resume", "--overwrite")
+    assert code == 2 and "styles differs" in err, err
+
+
+def test_damaged_run_records_are_one_line_errors(kept_run, capsys):
+    argv, store, _ = kept_run
+    for garbage in ("{not json", "[]", '"text"', ""):
+        (store / "run.json").write_text(garbage)
+        code, err = run_cli(capsys, *argv, "--resume", "--overwrite")
+        assert code == 2 and "run.json" in err and err.count("\n") == 1, (garbage, err)
+        assert "--overwrite" in err
+
+
+def test_a_frames_folder_that_is_not_painterlys_is_never_written_or_removed(tmp_path, capsys):
+    clip = write_clip(tmp_path / "in.mp4", pan_frames(3))
+    store = tmp_path / "out.mp4.frames"
+    store.mkdir()
+    (store / "notes.txt").write_text("mine")
+    for flag in ("--overwrite", "--resume"):
+        code, err = run_cli(capsys, "video", clip, PHOTO, "-o", tmp_path / "out.mp4", *FAST, flag)
+        assert code == 2 and "not a painterly run folder" in err, (flag, err)
+    assert [p.name for p in store.iterdir()] == ["notes.txt"]
+
+
+def test_the_output_folder_cannot_be_the_input_frames_folder(tmp_path, capsys):
+    frames = tmp_path / "frames"
+    frames.mkdir()
+    for i, array in enumerate(pan_frames(3)):
+        Image.fromarray(array).save(frames / f"f{i:03d}.png")
+    before = sorted(p.name for p in frames.iterdir())
+    code, err = run_cli(capsys, "video", frames, PHOTO, "-o", frames, *FAST, "--overwrite")
+    assert code == 2 and "holds the input frames" in err, err
+    assert sorted(p.name for p in frames.iterdir()) == before

@@ -9,6 +9,12 @@ complete.
 A process killed outright (SIGKILL, power loss) cannot delete its temporary file. The
 name carries the writer's process id, so the next write into the same folder removes
 the temporary files of painterly processes that no longer run (:func:`sweep_stale`).
+
+:class:`Claims` makes an output one run's alone: two runs told to write the same file
+(or into the same run folder) would otherwise both work, and the later silently
+replace the other's result. A claim is an advisory lock (``flock``) on a file named
+after the output's real path in the cache's ``locks/`` folder: nothing is left beside
+the output, and the kernel releases it when the process ends, however it ends.
 """
 
 from __future__ import annotations
@@ -23,8 +29,14 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+from painterly.errors import PainterlyError
+
 # .NAME.<pid>-<random>.painterly.tmp: hidden, and recognisably ours.
 _TMP = re.compile(r"^\..+\.(\d+)-[0-9a-f]{12}\.painterly\.tmp$")
+
+
+class OutputBusy(PainterlyError):
+    """Another painterly process is writing the same output."""
 
 
 def temp_path(path: Path) -> Path:
@@ -100,6 +112,51 @@ def write_text(path: str | os.PathLike, text: str) -> None:
 def write_json(path: str | os.PathLike, data) -> None:
     """``data`` as indented JSON."""
     write_text(path, json.dumps(data, indent=1) + "\n")
+
+
+class Claims:
+    """The outputs this process has claimed, each held until :meth:`release`."""
+
+    def __init__(self):
+        self._held: dict[str, int] = {}  # real path -> the lock file's descriptor
+
+    def claim(self, path: str | os.PathLike) -> None:
+        """Claim ``path`` for this run: OutputBusy if another process holds it."""
+        try:
+            import fcntl
+        except ImportError:  # Windows: no flock; outputs go unclaimed
+            return
+        from painterly.encoders.cache import cache_dir
+
+        key = os.path.normcase(os.path.realpath(path))
+        if key in self._held:
+            return
+        folder = cache_dir() / "locks"
+        try:
+            folder.mkdir(parents=True, exist_ok=True)
+            digest = hashlib.sha256(key.encode("utf-8", "surrogateescape")).hexdigest()
+            fd = os.open(folder / f"{digest[:32]}.lock", os.O_RDWR | os.O_CREAT, 0o600)
+        except OSError:
+            return  # no writable cache: claims are a safeguard, not a requirement
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except OSError:
+            os.close(fd)
+            raise OutputBusy(
+                f"another painterly run is writing {path}; wait for it to finish, or give "
+                "this one another output"
+            ) from None
+        self._held[key] = fd
+
+    def release(self) -> None:
+        for fd in self._held.values():
+            os.close(fd)  # closing the descriptor drops the lock
+        self._held.clear()
+
+
+claims = Claims()
+"""This process's claims: the CLI claims each output it will write, and releases them
+when the command ends."""
 
 
 def sha256_of(path: str | os.PathLike) -> str:

@@ -14,11 +14,12 @@ import argparse
 import os
 import sys
 
-from painterly import __version__
+from painterly import __version__, files
 from painterly.cli import fast
 from painterly.cli.cluster import add_ray_flags
 from painterly.cli.common import (
     EXIT_BROKEN_PIPE,
+    EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_USAGE,
     OVERWRITE_HELP,
@@ -192,6 +193,12 @@ def main(argv: list[str] | None = None) -> int:
     except PainterlyError as err:
         print(f"painterly: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except OSError as err:  # the machine's, not the user's: a full disk, a lost mount
+        where = f"{err.filename}: " if err.filename else ""
+        print(f"painterly: error: {where}{err.strerror or err}", file=sys.stderr)
+        return EXIT_ERROR
     except KeyboardInterrupt:
         print("painterly: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    finally:
+        files.claims.release()  # the outputs are written, or the command gave up

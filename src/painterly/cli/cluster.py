@@ -79,8 +79,9 @@ def add_ray_flags(parser: argparse.ArgumentParser, video: bool = False) -> None:
 def _plan(args: argparse.Namespace, given: dict, inputs: list[str]):
     """The tasks, the manifest, and the tasks still to do (missing, changed, failed)."""
     from painterly.cli.run import style_label
-    from painterly.cluster.plan import Digests, Manifest, make_task
+    from painterly.cluster.plan import Manifest, make_task
     from painterly.image import check_output_path
+    from painterly.runstate import Digests
 
     outdir = output_folder(args.output_dir)
     digests = Digests()
@@ -216,8 +217,8 @@ def cmd_video_ray(args: argparse.Namespace) -> int:
     from painterly import __version__
     from painterly.api import make_options
     from painterly.cluster.chunks import plan
-    from painterly.cluster.plan import Digests, style_files
     from painterly.progress import CountBar, ProgressPrinter
+    from painterly.runstate import Digests
     from painterly.signals import StopSignals
     from painterly.video import LATER_STEPS, io
 
@@ -235,10 +236,11 @@ def cmd_video_ray(args: argparse.Namespace) -> int:
     digests = Digests()
     settings = {
         "input": str(clip.path.resolve()),
+        "input_sha256": digests.of_input(clip.path),
         "start": clip.start,
         "frames": clip.count,
         "size": list(size),
-        "styles": [[p, w, [digests(f) for f in style_files(p)]] for p, w in styles],
+        "styles": digests.of_styles(styles),
         "options": given,
         "first_steps": args.first_steps,
         "temporal_weight": args.temporal_weight,

@@ -86,7 +86,11 @@ OVERWRITE_HELP = "replace output files that already exist (never an input file)"
 def claim_output(path: Path, inputs: list[str], overwrite: bool) -> Path:
     """Refuse, before anything slow, to write ``path`` over one of the ``inputs`` (even
     with --overwrite) or over any existing file without --overwrite: nothing the user
-    had is replaced unasked. ``inputs`` are the paths the command reads."""
+    had is replaced unasked. ``inputs`` are the paths the command reads. The output is
+    then this run's until the command ends: another run told to write it is refused."""
+    files.claims.claim(path)
+    if path.is_dir():
+        raise OptionsError(f"{path} is a folder; give the output a file name")
     if path.exists():
         for item in inputs:
             if os.path.exists(item) and os.path.samefile(item, path):

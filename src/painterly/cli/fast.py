@@ -13,6 +13,7 @@ import sys
 import time
 from pathlib import Path
 
+from painterly import files
 from painterly.cli.common import (
     EXIT_OK,
     OVERWRITE_HELP,
@@ -188,6 +189,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         if not checkpoint.is_file():
             raise OptionsError(f"no checkpoint {checkpoint} to resume; start without --resume")
         for path in outputs:
+            files.claims.claim(path)  # the run's own files: its claim, not a new one's
             check_writable(path)
     else:
         for path in outputs:

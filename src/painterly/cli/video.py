@@ -257,7 +257,7 @@ def check_video_job(args: argparse.Namespace, given: dict, model: Path | None) -
     if is_video:
         claim_output(output, inputs, args.overwrite)
     else:
-        _claim_folder(output, args.overwrite)
+        _claim_folder(output, args.input, args.overwrite)
     metrics_path = metrics_path_of(args)
     if metrics_path:
         claim_output(metrics_path, inputs, args.overwrite)
@@ -382,8 +382,14 @@ def _paint_with_model(args, model, clip, store, given, progress, stop):
     )
 
 
-def _claim_folder(folder: Path, overwrite: bool) -> None:
-    """A folder output: new, or one whose frame files may be replaced (--overwrite)."""
+def _claim_folder(folder: Path, clip: str, overwrite: bool) -> None:
+    """A folder output: new, or one whose frame files may be replaced (--overwrite);
+    never the folder of frames the clip is read from."""
+    from painterly import files
+
+    files.claims.claim(folder)
+    if os.path.isdir(clip) and folder.is_dir() and os.path.samefile(clip, folder):
+        raise OptionsError(f"{folder} holds the input frames; write the result elsewhere")
     if folder.exists() and not folder.is_dir():
         raise OptionsError(f"{folder} is a file; give a folder name or a .mp4 output")
     if folder.is_dir() and any(folder.glob("frame_*.png")) and not overwrite:

@@ -21,39 +21,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from painterly import files
-from painterly.controls import STYLE_SUFFIXES
-from painterly.errors import OptionsError, PainterlyError
+from painterly.errors import PainterlyError
 from painterly.files import sha256_of
 from painterly.image import read_metadata
+from painterly.runstate import Digests, check_types, read_record, style_files
 
 MANIFEST = "painterly-manifest.json"
 FORMAT = 1  # the manifest's layout
-
-
-def style_files(path: str) -> list[Path]:
-    """The files a style stands for: itself, or a folder's images (as controls reads
-    them: sorted by name, not recursive)."""
-    if os.path.isdir(path):
-        return sorted(p for p in Path(path).iterdir() if p.suffix.lower() in STYLE_SUFFIXES)
-    return [Path(path)]
-
-
-class Digests:
-    """Content hashes of the input files, each file read once however often it is used.
-    A file that cannot be read is a one-line error naming it."""
-
-    def __init__(self):
-        self._seen: dict[str, str] = {}
-
-    def __call__(self, path: str | os.PathLike) -> str:
-        key = os.path.realpath(path)
-        if key not in self._seen:
-            try:
-                self._seen[key] = sha256_of(path)
-            except OSError as err:
-                reason = err.strerror or type(err).__name__
-                raise OptionsError(f"cannot read {path} ({reason}); check the path") from None
-        return self._seen[key]
 
 
 @dataclass
@@ -108,17 +82,16 @@ class Manifest:
         self.failed: dict[str, dict] = {}
         self.adopted: list[str] = []  # outputs found on disk and recorded now
         if self.path.exists():
-            try:
-                data = json.loads(self.path.read_text(encoding="utf-8"))
-            except (OSError, ValueError) as err:
-                raise PainterlyError(
-                    f"{self.path} cannot be read ({type(err).__name__}); move it away to "
-                    "start the batch afresh"
-                ) from None
-            if not isinstance(data, dict) or data.get("format") != FORMAT:
-                raise PainterlyError(f"{self.path} is not a painterly manifest; move it away")
-            self.outputs = data.get("outputs", {})
-            self.failed = data.get("failed", {})
+            fix = "move it away to start the batch afresh"
+            data = read_record(self.path, fix)
+            if data.get("format") != FORMAT:
+                raise PainterlyError(f"{self.path} is not a painterly manifest; {fix}")
+            check_types(data, {"outputs": dict, "failed": dict}, self.path, fix)
+            for part in ("outputs", "failed"):
+                if not all(isinstance(r, dict) for r in data[part].values()):
+                    raise PainterlyError(f"{self.path} is damaged ({part}); {fix}")
+            self.outputs = data["outputs"]
+            self.failed = data["failed"]
 
     def done(self, task: Task) -> bool:
         """Whether ``task``'s output is on disk as recorded (same task, same bytes)."""

@@ -23,8 +23,9 @@ from pathlib import Path
 import ray
 
 from painterly.cluster import worker
-from painterly.cluster.plan import Task, style_files
+from painterly.cluster.plan import Task
 from painterly.errors import PainterlyError
+from painterly.runstate import style_files
 
 RETRIES = 5  # runs of a task whose worker or node died, before it counts as failed
 CONNECT_TIMEOUT = 10.0  # seconds to wait for the head node to answer at all

@@ -11,8 +11,6 @@ redoes only the chunks without ``done.json``.
 from __future__ import annotations
 
 import io as stdio
-import json
-import shutil
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -22,8 +20,8 @@ from PIL import Image
 from painterly import files
 from painterly.cluster import ray_batch, worker
 from painterly.cluster.chunks import Chunk, compose
-from painterly.errors import OptionsError
 from painterly.image import load_image, save_image
+from painterly.runstate import open_run_folder
 from painterly.video import io
 
 
@@ -38,27 +36,9 @@ class ChunkStore:
         return self.folder / f"chunk{chunk.index:05d}"
 
     def open(self, settings: dict, resume: bool, overwrite: bool) -> None:
-        """Check or start the store, as painterly video's own store does."""
-        manifest = self.folder / "ray.json"
-        if self.folder.exists() and not resume:
-            if not overwrite:
-                raise OptionsError(
-                    f"{self.folder} holds an earlier run's frames; pass --resume to continue "
-                    "it, or --overwrite to start again"
-                )
-            shutil.rmtree(self.folder)
-        if resume and manifest.exists():
-            kept = json.loads(manifest.read_text(encoding="utf-8"))
-            now = json.loads(json.dumps(settings))  # as JSON has it: tuples are lists
-            if kept != now:
-                changed = sorted(k for k in set(kept) | set(now) if kept.get(k) != now.get(k))
-                raise OptionsError(
-                    f"{self.folder} was made with other settings ({changed[0]} differs); "
-                    "resume with the same input, styles and options, or pass --overwrite "
-                    "without --resume to start again"
-                )
-        self.frames.mkdir(parents=True, exist_ok=True)
-        files.write_json(manifest, settings)
+        """Check or start the store, by the rule every resumable run follows."""
+        open_run_folder(self.folder, "ray.json", settings, resume, overwrite)
+        self.frames.mkdir(exist_ok=True)
 
     def done(self, chunk: Chunk) -> bool:
         return (self.chunk(chunk) / "done.json").exists()

@@ -16,6 +16,7 @@ run ends with the same weights, bit for bit on the CPU, as one that never stoppe
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import time
@@ -28,9 +29,9 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from painterly import __version__, files
-from painterly.config import Options
+from painterly.config import MAX_SEED, Options
 from painterly.controls import STYLE_SUFFIXES, expand_styles
-from painterly.errors import ImageError, OptionsError
+from painterly.errors import ImageError, OptionsError, PainterlyError
 from painterly.events import Callback, Preview, Progress, Started, Stop, ignore
 from painterly.fast import model_file
 from painterly.fast.network import (
@@ -46,6 +47,7 @@ from painterly.optimize import Objective, style_targets
 
 Tensor = torch.Tensor
 LOSSES = ("total", "content", "style", "tv")
+MAX_BATCH = 256  # crops per iteration: more only fills the memory
 CACHE_PHOTOS = 4096  # decoded photos kept in memory (each at most 2 crops on its short side)
 
 
@@ -67,11 +69,12 @@ class TrainConfig:
     def __post_init__(self) -> None:
         checks = [
             (self.iterations >= 1, "--iterations must be at least 1"),
-            (self.batch_size >= 1, "--batch-size must be at least 1"),
+            (1 <= self.batch_size <= MAX_BATCH, f"--batch-size must be from 1 to {MAX_BATCH}"),
             (16 <= self.crop <= 4096, "--crop must be from 16 to 4096 px"),
             (1 <= self.width <= MAX_WIDTH, f"--width must be from 1 to {MAX_WIDTH}"),
             (0 <= self.blocks <= MAX_BLOCKS, f"--blocks must be from 0 to {MAX_BLOCKS}"),
             (0 < self.learning_rate <= 1, "--learning-rate must be above 0 and at most 1"),
+            (0 <= self.seed <= MAX_SEED, f"--seed must be from 0 to {MAX_SEED}"),
             (self.time_limit >= 0, "--time-limit must be 0 (none) or more seconds"),
             (self.save_every >= 0, "--save-every must be 0 (only at the end) or more"),
             (self.jitter >= 1, "the scale jitter must be at least 1"),
@@ -122,6 +125,17 @@ class Photos:
                 f"--images {folder} has no readable photos (.jpg .png .webp .tif ...)"
             )
         self._cache: dict[int, Image.Image | None] = {}
+        self.folder = folder
+
+    def signature(self) -> str:
+        """SHA-256 over the photos' names (within the folder) and sizes, in order: the
+        crops of an iteration come from this list, so a resumed run must find the same
+        one. Names and sizes, not contents: reading a large photo set whole at every
+        start would cost minutes."""
+        digest = hashlib.sha256()
+        for path in self.paths:
+            digest.update(f"{path.relative_to(self.folder)}\0{path.stat().st_size}\n".encode())
+        return digest.hexdigest()
 
     def __len__(self) -> int:
         return len(self.paths)
@@ -201,13 +215,22 @@ def style_tensors(
 # --- the loop -----------------------------------------------------------------------
 
 
-def settings_of(config: TrainConfig, opts: Options, styles: list[dict], encoder: str) -> dict:
+def settings_of(
+    config: TrainConfig, opts: Options, styles: list[dict], encoder: str, photos: str
+) -> dict:
     """What a resumed run must share with the run it continues (not the iteration
-    budget, the time limit or how often it saves: those may change)."""
+    budget, the time limit or how often it saves: those may change). ``photos``: the
+    photo set's :meth:`Photos.signature`."""
     same = asdict(config)
     for key in ("iterations", "time_limit", "save_every"):
         same.pop(key)
-    settings = {"train": same, "options": asdict(opts), "styles": styles, "encoder": encoder}
+    settings = {
+        "train": same,
+        "options": asdict(opts),
+        "styles": styles,
+        "encoder": encoder,
+        "photos": photos,
+    }
     return json.loads(json.dumps(settings))  # as a checkpoint gives it back (tuples: lists)
 
 
@@ -234,7 +257,7 @@ def train(
     every iteration (``step`` counts from the start of the whole run, resumed or not),
     and a Preview of ``preview`` painted every ``save_every`` iterations.
     """
-    settings = settings_of(config, opts, style_info, encoder.name)
+    settings = settings_of(config, opts, style_info, encoder.name, photos.signature())
     net = make_network(config.width, config.blocks, config.seed).to(device).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
     history: list[dict] = []
@@ -254,9 +277,25 @@ def train(
     start = time.perf_counter()
     callback(Started(config.iterations, (config.crop, config.crop), encoder.name, str(device)))
 
+    saved = [start_iteration] if resume else []  # iterations whose checkpoint is on disk
+
     def save(done: int) -> None:
-        if checkpoint is not None:
+        if checkpoint is None:
+            return
+        try:
             model_file.save_checkpoint(checkpoint, net, optimizer, done, settings, history)
+        except OSError as err:  # a full disk, say: the last checkpoint stays whole
+            kept = (
+                f"the checkpoint of iteration {saved[-1]} is kept; make room, then run "
+                "again with --resume"
+                if saved
+                else "make room, then run again"
+            )
+            raise PainterlyError(
+                f"cannot write the checkpoint {checkpoint} at iteration {done} "
+                f"({err.strerror or type(err).__name__}); {kept}"
+            ) from None
+        saved.append(done)
 
     done, stepping, interrupted = start_iteration, False, False
     try:
@@ -336,7 +375,7 @@ def _out_of_time(limit: float, start: float, done: int) -> bool:
 
 
 def _check_same(old: dict, new: dict, path) -> None:
-    for part in ("train", "options", "styles", "encoder"):
+    for part in ("train", "options", "styles", "encoder", "photos"):
         if old.get(part) != new.get(part):
             if isinstance(new.get(part), dict):
                 keys = sorted(k for k in new[part] if old.get(part, {}).get(k) != new[part][k])

@@ -35,6 +35,7 @@ from painterly.fast.apply import paint
 from painterly.fast.model_file import load_model
 from painterly.files import sha256_of
 from painterly.image import to_image
+from painterly.runstate import Digests
 from painterly.video import BLEND, io
 from painterly.video.flow import FlowCache, warp
 from painterly.video.run import FrameDone, FrameStarted, FrameStore, VideoResult, _array
@@ -65,6 +66,7 @@ def paint_clip(
     out_size = io.output_size(clip, size, height)
     settings = {
         "input": str(clip.path.resolve()),
+        "input_sha256": Digests().of_input(clip.path),
         "start": clip.start,
         "frames": clip.count,
         "size": list(out_size),

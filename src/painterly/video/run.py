@@ -14,7 +14,6 @@ continues from the first frame not on disk and redoes nothing finished.
 from __future__ import annotations
 
 import json
-import shutil
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
@@ -23,13 +22,14 @@ from pathlib import Path
 import numpy as np
 from PIL import Image
 
-from painterly import __version__, color, files
+from painterly import __version__, color
 from painterly.api import _style_list, make_options, make_result, resolve_run
 from painterly.controls import expand_styles
 from painterly.errors import OptionsError
 from painterly.events import Callback, ignore
 from painterly.image import load_image, read_metadata, save_image, to_image
 from painterly.pipeline import Job, optimize_scales
+from painterly.runstate import Digests, open_run_folder
 from painterly.video import FIRST_STEPS, LATER_STEPS, TEMPORAL_WEIGHT, io
 from painterly.video.flow import FlowCache, warp
 from painterly.video.temporal import TemporalLoss, long_term_masks, to_tensor
@@ -79,27 +79,11 @@ class FrameStore:
         return self.frames / f"{index:06d}.png"
 
     def open(self, settings: dict, resume: bool, overwrite: bool) -> int:
-        """Check or start the store; return how many leading frames are finished."""
-        manifest = self.folder / "run.json"
-        if self.folder.exists() and not resume:
-            if not (overwrite and manifest.exists()):
-                raise OptionsError(
-                    f"{self.folder} holds an earlier run's frames; pass --resume to continue "
-                    "it, or --overwrite to start again"
-                )
-            shutil.rmtree(self.folder)
-        if resume and manifest.exists():
-            kept = json.loads(manifest.read_text())
-            changed = _differences(kept, json.loads(json.dumps(settings)))
-            if changed:
-                raise OptionsError(
-                    f"{self.folder} was made with other settings ({changed[0]} differs); "
-                    "resume with the same input, styles and options, or pass --overwrite "
-                    "without --resume to start again"
-                )
+        """Check or start the store (:func:`painterly.runstate.open_run_folder`); return
+        how many leading frames are finished."""
+        open_run_folder(self.folder, "run.json", settings, resume, overwrite)
         for folder in (self.frames, self.raw):
-            folder.mkdir(parents=True, exist_ok=True)
-        files.write_json(manifest, settings)
+            folder.mkdir(exist_ok=True)
         done = 0
         while self.frame(done).exists():
             done += 1
@@ -126,18 +110,6 @@ class FrameStore:
 
     def record(self, index: int) -> dict:
         return json.loads(read_metadata(self.frame(index)).get("painterly:frame", "{}"))
-
-
-def _differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Names of the settings that differ, one level into nested dicts (``steps``)."""
-    out = []
-    for key in sorted(set(a) | set(b)):
-        x, y = a.get(key), b.get(key)
-        if isinstance(x, dict) and isinstance(y, dict):
-            out += _differences(x, y, prefix)
-        elif x != y:
-            out.append(prefix + key)
-    return out
 
 
 def _array(img: Image.Image) -> np.ndarray:
@@ -172,12 +144,16 @@ def stylize_clip(
     first = opts.replace(steps=first_steps)
     later = opts.replace(scales=1, scale_steps=()) if temporal_weight > 0 else first
     offsets = (1, *sorted(set(long_term) - {1}))
+    digests = Digests()  # the run is the same only if its inputs' contents are
     settings = {
         "input": str(clip.path.resolve()),
+        "input_sha256": digests.of_input(clip.path),
         "start": clip.start,
         "frames": clip.count,
         "size": list(size),
-        "styles": [[str(s), w] for s, w in _style_list(styles) if not isinstance(s, Image.Image)],
+        "styles": digests.of_styles(
+            [(s, w) for s, w in _style_list(styles) if not isinstance(s, Image.Image)]
+        ),
         "options": asdict(opts),
         "first_steps": first_steps,
         "temporal_weight": temporal_weight,

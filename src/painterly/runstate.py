@@ -1,0 +1,125 @@
+"""The files a resumable run keeps about itself, read and checked in one place.
+
+A run that can be resumed (``painterly video``, ``video --ray``, ``batch --ray``) keeps
+a record beside its output: the settings it was started with, or what it has made. The
+record is JSON that a person can open, and so can damage: every reader goes through
+:func:`read_record`, which checks the file's structure and types and says in one line
+what is wrong and how to start over, and :func:`open_run_folder` applies one rule for
+"the same run" (the same settings, inputs named by their content hashes) and one
+behaviour for ``--resume`` and ``--overwrite``.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from pathlib import Path
+
+from painterly import files
+from painterly.controls import STYLE_SUFFIXES
+from painterly.errors import OptionsError
+
+
+def read_record(path: Path, fix: str) -> dict:
+    """The JSON object in ``path``; OptionsError naming the file and ``fix`` (what to
+    do instead) if it cannot be read or is not an object."""
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except (OSError, UnicodeDecodeError, ValueError) as err:
+        raise OptionsError(f"{path} cannot be read ({type(err).__name__}); {fix}") from None
+    if not isinstance(data, dict):
+        raise OptionsError(f"{path} is damaged (not a JSON object); {fix}")
+    return data
+
+
+def check_types(record: dict, kinds: dict[str, type | tuple[type, ...]], path: Path, fix: str):
+    """Refuse ``record`` unless each of ``kinds``' keys holds a value of its type."""
+    for key, kind in kinds.items():
+        if not isinstance(record.get(key), kind):
+            raise OptionsError(f"{path} is damaged ({key} has the wrong type); {fix}")
+
+
+def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
+    """Names of the settings that differ, into nested dicts (``options.steps``)."""
+    out = []
+    for key in sorted(set(a) | set(b)):
+        x, y = a.get(key), b.get(key)
+        if isinstance(x, dict) and isinstance(y, dict):
+            out += differences(x, y, f"{prefix}{key}.")
+        elif x != y:
+            out.append(prefix + key)
+    return out
+
+
+def open_run_folder(
+    folder: Path, record_name: str, settings: dict, resume: bool, overwrite: bool
+) -> None:
+    """Check or start the run folder ``folder``, whose ``record_name`` keeps
+    ``settings``:
+
+    * a folder without that record is not painterly's: refused, never written into or
+      removed, whatever the flags;
+    * an earlier run's folder needs ``resume`` (then the settings must be the same) or
+      ``overwrite`` (then it is removed and started afresh).
+    """
+    record = folder / record_name
+    if folder.exists() and not record.is_file():
+        raise OptionsError(
+            f"{folder} is not a painterly run folder (it has no {record_name}); move it "
+            "away, or choose another output"
+        )
+    if folder.exists() and not resume:
+        if not overwrite:
+            raise OptionsError(
+                f"{folder} holds an earlier run's frames; pass --resume to continue it, or "
+                "--overwrite to start again"
+            )
+        shutil.rmtree(folder)
+    if resume and record.is_file():
+        fix = "pass --overwrite without --resume to start again"
+        kept = read_record(record, fix)
+        changed = differences(kept, json.loads(json.dumps(settings)))
+        if changed:
+            raise OptionsError(
+                f"{folder} was made with other settings ({changed[0]} differs); resume with "
+                f"the same input, styles and options, or {fix}"
+            )
+    folder.mkdir(parents=True, exist_ok=True)
+    files.write_json(record, settings)
+
+
+def style_files(path: str | os.PathLike) -> list[Path]:
+    """The files a style stands for: itself, or a folder's images (as controls reads
+    them: sorted by name, not recursive)."""
+    if os.path.isdir(path):
+        return sorted(p for p in Path(path).iterdir() if p.suffix.lower() in STYLE_SUFFIXES)
+    return [Path(path)]
+
+
+class Digests:
+    """Content hashes of the input files, each file read once however often it is used.
+    A file that cannot be read is a one-line error naming it."""
+
+    def __init__(self):
+        self._seen: dict[str, str] = {}
+
+    def __call__(self, path: str | os.PathLike) -> str:
+        key = os.path.realpath(path)
+        if key not in self._seen:
+            try:
+                self._seen[key] = files.sha256_of(path)
+            except OSError as err:
+                reason = err.strerror or type(err).__name__
+                raise OptionsError(f"cannot read {path} ({reason}); check the path") from None
+        return self._seen[key]
+
+    def of_input(self, path: str | os.PathLike) -> list[str]:
+        """A file's hash, or each file's in a folder (a clip given as its frames)."""
+        if os.path.isdir(path):
+            return [self(p) for p in sorted(Path(path).iterdir()) if p.is_file()]
+        return [self(path)]
+
+    def of_styles(self, styles) -> list[list]:
+        """``[path, weight, [hash of each file]]`` per (path, weight) style."""
+        return [[str(p), w, [self(f) for f in style_files(p)]] for p, w in styles]
