@@ -53,8 +53,13 @@ def with_metadata(src, dst, **changes):
 
 def refusal(capsys, *argv) -> str:
     """The one-line error of a command that must refuse (exit 2)."""
+    return refusal_with(capsys, 2, *argv)
+
+
+def refusal_with(capsys, code: int, *argv) -> str:
+    """The one-line error of a command that must end with exit ``code``."""
     capsys.readouterr()
-    assert main([str(a) for a in argv]) == 2
+    assert main([str(a) for a in argv]) == code
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "Traceback" not in err, err
     return err
@@ -282,3 +287,19 @@ def test_a_full_disk_at_a_checkpoint_is_one_line_and_keeps_the_last(trained, tmp
     assert "cannot write the checkpoint" in run.stderr and "--resume" in run.stderr
     assert ckpt.read_bytes() == before  # the last checkpoint is whole
     assert not [p for p in tmp_path.iterdir() if p.name.endswith(".painterly.tmp")]
+
+
+def test_running_out_of_memory_where_tiles_cannot_help_is_one_line(
+    tmp_path, model, photo, capsys, monkeypatch
+):
+    """torch's CPU allocator under a memory cap raises a RuntimeError; a fast model that
+    paints in one piece has no smaller tiles to fall back on."""
+    import painterly.fast.apply as apply
+
+    def refuse(*args, **kwargs):
+        raise RuntimeError("DefaultCPUAllocator: can't allocate memory: you tried 9 GB")
+
+    monkeypatch.setattr(apply, "paint_tensor", refuse)
+    err = refusal_with(capsys, 1, "apply", model, photo, "-o", tmp_path / "o.png")
+    assert err.startswith("painterly: error: out of memory") and "--size" in err
+    assert not (tmp_path / "o.png").exists()

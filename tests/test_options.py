@@ -53,7 +53,8 @@ def test_config_imports_nothing_above_it():
 def test_options_check_values_they_are_given_and_make_parses_text():
     with pytest.raises(OptionsError, match="Options.make parses text"):
         Options(scale_steps="100,60")
-    with pytest.raises(OptionsError, match="--size must be of kind int"):
+    # The Python API names options as fields; the command line (tests/test_cli) as flags.
+    with pytest.raises(OptionsError, match="^size must be of kind int"):
         Options(size=512.0)
     opts = Options.make(scale_steps="100, 60,40", style_blend="1,0.5", seed="7", size="")
     assert opts.scale_steps == (100, 60, 40) and opts.style_blend == (1.0, 0.5)
@@ -80,8 +81,8 @@ def test_every_field_has_a_kind_and_its_default_passes_its_own_parser():
     [
         ("seed", 2**63, "use 0 to 9223372036854775807"),
         ("seed", -1, "-1 is out of range"),
-        ("size", 1e308, "--size 1e+308 is out of range"),
-        ("size", 10**400, "--size 1.00000e+400 is out of range"),
+        ("size", 1e308, "size 1e+308 is out of range"),
+        ("size", 10**400, "size 1.00000e+400 is out of range"),
         ("style_weight", "inf", "finite"),
         ("content_weight", float("nan"), "finite"),
         ("tv_weight", "-inf", "finite"),
@@ -101,6 +102,14 @@ def test_numbers_are_finite_and_in_range_and_shown_compactly(name, value, words)
         Options.make(**{name: value})
     message = str(caught.value)
     assert words in message and len(message) < 120 and "\n" not in message, message
+
+
+def test_messages_name_fields_in_python_and_flags_on_the_command_line(capsys):
+    with pytest.raises(OptionsError) as caught:
+        Options.make(style_weight="x")
+    assert str(caught.value).startswith("style_weight must be a number")
+    assert main(["stylize", "a.png", "b.png", "-o", "c.png", "--style-weight", "x"]) == 2
+    assert "--style-weight must be a number" in capsys.readouterr().err
 
 
 def test_the_largest_seed_runs():

@@ -22,6 +22,7 @@ from painterly.cli import main
 
 OPTIONS = ["--weights", "offline", "--size", "48", "--steps", "4", "--seed", "2"]
 STORE = 80 * 1024 * 1024  # object store per node: the photos are tiny
+LOOPBACK = {"node_ip_address": "127.0.0.1"}  # never the machine's interface address
 
 
 def test_ray_without_the_extra_is_one_line(tmp_path, capsys, monkeypatch):
@@ -56,6 +57,34 @@ def test_an_address_where_nothing_listens_is_one_line(tmp_path, capsys):
     assert list(out.iterdir()) == []  # not even a manifest
 
 
+def test_a_local_instance_lives_on_loopback():
+    """``--ray`` without an address starts Ray here: the node it names, and the address
+    drivers reach it at, are loopback (before any test cluster starts)."""
+    pytest.importorskip("ray")
+    probe = (
+        "import json, ray\n"
+        "from painterly.cluster import ray_batch\n"
+        "ray_batch.connect('')\n"
+        "nodes = [n['NodeManagerAddress'] for n in ray.nodes()]\n"
+        "print(json.dumps([nodes, ray.get_runtime_context().gcs_address]))\n"
+        "ray_batch.shutdown()\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    done = subprocess.run(
+        [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env
+    )
+    assert done.returncode == 0, done.stderr
+    nodes, gcs = json.loads(done.stdout.strip().splitlines()[-1])
+    assert nodes == ["127.0.0.1"] and gcs.startswith("127.0.0.1:"), (nodes, gcs)
+
+
+def test_the_test_cluster_lives_on_loopback(cluster):
+    made, _ = cluster
+    assert made.address.startswith("127.0.0.1:")
+    assert {n.node_ip_address for n in made.list_all_nodes()} == {"127.0.0.1"}
+
+
 @pytest.fixture(scope="module")
 def cluster():
     """A head (no CPUs of its own: it schedules) and two one-CPU worker nodes."""
@@ -66,9 +95,11 @@ def cluster():
     try:
         made = Cluster(
             initialize_head=True,
-            head_node_args={"num_cpus": 0, "object_store_memory": STORE},
+            head_node_args={"num_cpus": 0, "object_store_memory": STORE, **LOOPBACK},
         )
-        workers = [made.add_node(num_cpus=1, object_store_memory=STORE) for _ in range(2)]
+        workers = [
+            made.add_node(num_cpus=1, object_store_memory=STORE, **LOOPBACK) for _ in range(2)
+        ]
     except Exception as err:  # noqa: BLE001 - any reason Ray cannot start here
         pytest.skip(f"a local Ray cluster cannot start here: {err}")
     try:

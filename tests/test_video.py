@@ -216,6 +216,17 @@ def test_rotation_is_applied_to_the_pixels(tmp_path):
     assert np.abs(np.asarray(first, float) - upright).mean() < 12  # H.264 losses
 
 
+@pytest.mark.parametrize("tag", [45, 135, -45, 180, 270])
+def test_a_rotation_tag_turns_the_size_and_the_pixels_alike(tmp_path, tag):
+    clip = io.open_clip(write_clip(tmp_path / "r.mp4", pan_frames(2), rotation=tag))
+    first = next(io.frames(clip, clip.size))
+    assert first.size == clip.size  # turned as the size says, never squeezed
+    turns = io.quarter_turns(tag)
+    assert clip.size == ((48, 64) if turns % 2 else (64, 48)), tag
+    upright = np.rot90(pan_frames(2)[0], turns)
+    assert np.abs(np.asarray(first, float) - upright).mean() < 12
+
+
 def test_range_and_rate(tmp_path):
     path = write_clip(tmp_path / "c.mp4", pan_frames(10), rate=10)
     clip = io.open_clip(path, start=0.3, duration=0.5)

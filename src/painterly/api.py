@@ -91,14 +91,25 @@ def _names_a_preset(options: Options | None, overrides: dict) -> bool:
     return options is not None or overrides.get("preset", "default") != "default"
 
 
+def _check_image(item, what: str) -> None:
+    """Refuse, in words, what is neither a path nor a PIL image (a caller's mistake that
+    would otherwise surface as a TypeError deep inside)."""
+    if not isinstance(item, str | os.PathLike | Image.Image):
+        raise OptionsError(f"{what} must be a file path or a PIL image, got {type(item).__name__}")
+
+
 def _as_image(item: ImageLike) -> Image.Image:
+    _check_image(item, "the photo")
     return item.convert("RGB") if isinstance(item, Image.Image) else load_image(item)
 
 
 def _style_list(style: StyleSpec | Sequence[StyleSpec]) -> list[tuple[ImageLike, float]]:
     """(image, path or folder, weight) pairs; controls.prepare checks and loads them."""
     items = style if isinstance(style, list | tuple) and not _is_weighted(style) else [style]
-    return [item if _is_weighted(item) else (item, 1.0) for item in items]
+    pairs = [item if _is_weighted(item) else (item, 1.0) for item in items]
+    for image, _ in pairs:
+        _check_image(image, "a painting")
+    return pairs
 
 
 def _is_weighted(item) -> bool:

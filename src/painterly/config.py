@@ -15,12 +15,14 @@ and sequences into such values first. Presets are named instances.
 
 from __future__ import annotations
 
+import contextlib
+import contextvars
 import dataclasses
 import decimal
 import math
 import numbers
 import re
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
 
 from painterly.errors import OptionsError
@@ -234,9 +236,24 @@ def kind_of(name: str) -> Kind:
     return Options.__dataclass_fields__[name].metadata["kind"]
 
 
+_AS_FLAGS: contextvars.ContextVar[bool] = contextvars.ContextVar("as_flags", default=False)
+
+
+@contextlib.contextmanager
+def named_as_flags() -> Iterator[None]:
+    """Within the block, messages name options as the command line spells them
+    (``--style-weight``); elsewhere (the Python API) as Options' fields do."""
+    token = _AS_FLAGS.set(True)
+    try:
+        yield
+    finally:
+        _AS_FLAGS.reset(token)
+
+
 def flag(name: str) -> str:
-    """``style_weight`` -> ``--style-weight``, as messages name an option."""
-    return "--" + name.replace("_", "-")
+    """How messages name an option: ``--style-weight`` on the command line (within
+    :func:`named_as_flags`), ``style_weight`` to a caller of the Python API."""
+    return "--" + name.replace("_", "-") if _AS_FLAGS.get() else name
 
 
 def show(value) -> str:
@@ -305,7 +322,9 @@ def parse_bytes(text: str) -> int:
         return 0
     m = re.fullmatch(r"\s*([0-9]{1,15}(?:\.[0-9]{1,15})?)\s*([KMGT]?)I?B?\s*", text.upper())
     if not m or float(m.group(1)) <= 0:
-        raise OptionsError(f"--max-memory {show(text)} is not a size; write it like 8G or 512M")
+        raise OptionsError(
+            f"{flag('max_memory')} {show(text)} is not a size; write it like 8G or 512M"
+        )
     units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
     return int(float(m.group(1)) * units[m.group(2)])
 
@@ -414,17 +433,20 @@ def _check_together(o: Options) -> None:
     """Refuse combinations that cannot work, with a message that says what to do."""
     if o.color_only and o.preserve_color == "luminance":
         raise OptionsError(
-            "--color-only with --preserve-color luminance would return the photo; pick one"
+            f"{flag('color_only')} with {flag('preserve_color')} luminance would return the "
+            "photo; pick one"
         )
     if o.style_layer_weights and len(o.style_layer_weights) != len(o.style_layers):
         raise OptionsError(
-            f"--style-layer-weights has {len(o.style_layer_weights)} weights for "
+            f"{flag('style_layer_weights')} has {len(o.style_layer_weights)} weights for "
             f"{len(o.style_layers)} style layers; give one per layer"
         )
     if o.style_layer_weights and not sum(o.style_layer_weights) > 0:
-        raise OptionsError("--style-layer-weights needs at least one weight above 0")
+        raise OptionsError(f"{flag('style_layer_weights')} needs at least one weight above 0")
     if (o.mask or o.protect) and o.loss_form == "book":
-        raise OptionsError("--mask and --protect need --loss-form relative")
+        raise OptionsError(
+            f"{flag('mask')} and {flag('protect')} need {flag('loss_form')} relative"
+        )
 
 
 def form_fields() -> list[dict]:

@@ -36,6 +36,7 @@ from painterly.cli.tools import (
     cmd_weights,
 )
 from painterly.cli.video import add_video_parser, cmd_video
+from painterly.config import named_as_flags
 from painterly.errors import PainterlyError
 
 __all__ = ["build_parser", "main", "parse_style"]
@@ -167,7 +168,25 @@ def _silence_stdout() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Run the CLI; returns the exit code instead of exiting."""
+    """Run the CLI; returns the exit code instead of exiting. Its messages name options
+    by their flags."""
+    with named_as_flags():
+        return _main(argv)
+
+
+def _out_of_memory(err: BaseException) -> bool:
+    """A MemoryError, or torch's allocator refusing (a memory cap, a full GPU): where
+    the pipeline cannot fall back to tiles, the run ends in one line."""
+    if isinstance(err, MemoryError):
+        return True
+    if "torch" not in sys.modules:
+        return False
+    from painterly.pipeline import is_out_of_memory
+
+    return is_out_of_memory(err)
+
+
+def _main(argv: list[str] | None) -> int:
     parser = build_parser()
     try:
         args = parser.parse_args(argv)
@@ -193,6 +212,16 @@ def main(argv: list[str] | None = None) -> int:
     except PainterlyError as err:
         print(f"painterly: error: {err}", file=sys.stderr)
         return EXIT_USAGE
+    except (MemoryError, RuntimeError) as err:
+        if not _out_of_memory(err):
+            raise
+        first = str(err).strip().splitlines()[0][:160] if str(err).strip() else "MemoryError"
+        print(
+            f"painterly: error: out of memory ({first}); try a smaller --size, a --max-memory "
+            "below what this machine may use, or --tile",
+            file=sys.stderr,
+        )
+        return EXIT_ERROR
     except OSError as err:  # the machine's, not the user's: a full disk, a lost mount
         where = f"{err.filename}: " if err.filename else ""
         print(f"painterly: error: {where}{err.strerror or err}", file=sys.stderr)

@@ -55,7 +55,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     if args.save_every:  # another run's snapshots would be mixed with this one's
         pattern = f"{glob.escape(output.stem)}_step*{glob.escape(output.suffix)}"
         for earlier in sorted(output.parent.glob(pattern)):
-            claim_output(earlier, inputs, args.overwrite)
+            if not earlier.is_dir():  # a folder there costs its snapshot, with a warning
+                claim_output(earlier, inputs, args.overwrite)
         if metrics_path and _is_step_path(output, metrics_path):
             raise OptionsError(f"{metrics_path} is where a --save-every snapshot goes")
 

@@ -31,16 +31,22 @@ RETRIES = 5  # runs of a task whose worker or node died, before it counts as fai
 CONNECT_TIMEOUT = 10.0  # seconds to wait for the head node to answer at all
 
 
+LOOPBACK = "127.0.0.1"
+
+
 def connect(address: str) -> None:
     """Join the cluster at ``address`` (``auto``: the one running here; ``""``: the one
-    RAY_ADDRESS names or the latest started here, else a new local instance)."""
+    RAY_ADDRESS names or the latest started here, else a new local instance).
+
+    A local instance is pinned to loopback: left alone, Ray names the node by the
+    machine's network interface address and serves on it."""
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
     _answers(address)
     try:
         if address:
             ray.init(address=address, **quiet)
         else:
-            ray.init(include_dashboard=False, **quiet)
+            ray.init(include_dashboard=False, _node_ip_address=LOOPBACK, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as err:
         where = f"at {address}" if address else "here"
         raise PainterlyError(

@@ -95,7 +95,7 @@ def open_clip(
     w, h = first.width, first.height
     if sar and sar > 0 and sar != 1:
         w = round(w * sar)
-    if round(first.rotation) % 180:
+    if quarter_turns(first.rotation) % 2:
         w, h = h, w
     return Clip(path, (w, h), rate, len(times), times[0], audio=audio)
 
@@ -192,6 +192,13 @@ def _reason(err: Exception) -> str:
     return " ".join(str(text).split()) or type(err).__name__
 
 
+def quarter_turns(rotation: float) -> int:
+    """A display rotation tag in degrees as counter-clockwise quarter turns (as np.rot90
+    turns), 0 to 3. A tag between quarters (45) goes to the nearest one, the same for
+    the frame's size and for its pixels."""
+    return int(np.floor(rotation / 90 + 0.5)) % 4
+
+
 def frames(clip: Clip, size: tuple[int, int]) -> Iterator[Image.Image]:
     """The clip's frames, upright, RGB, resized to ``size`` (w, h)."""
     if clip.is_folder:
@@ -200,7 +207,7 @@ def frames(clip: Clip, size: tuple[int, int]) -> Iterator[Image.Image]:
         return
     for _, frame, _, _ in _decoded(clip.path, clip.start, 0.0, clip.count):
         rgb = frame.to_ndarray(format="rgb24")
-        turns = round(frame.rotation / 90) % 4  # counter-clockwise, as np.rot90 turns
+        turns = quarter_turns(frame.rotation)
         img = Image.fromarray(np.ascontiguousarray(np.rot90(rgb, turns)) if turns else rgb)
         yield resize(img, size)
 
