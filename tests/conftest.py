@@ -17,6 +17,11 @@ import sys
 # costs nothing here. Set before torch loads OpenMP; the tests' subprocesses inherit it.
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 assert "torch" not in sys.modules, "conftest must run before torch is imported"
+# Tests talk to 127.0.0.1 only. Ray, left alone, names its nodes by the machine's
+# network interface address and listens there; this switch (Ray's default on macOS and
+# Windows) keeps every node of the test clusters on loopback. Set before Ray is imported;
+# the tests' subprocesses inherit it.
+os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
 import pytest  # noqa: E402
 from synthetic import blob, stripes  # noqa: E402

@@ -100,7 +100,7 @@ def test_color_only_keeps_the_photos_luminance_and_takes_other_colours():
 
 
 def test_colour_options_are_checked():
-    with pytest.raises(OptionsError, match="preserve-color"):
+    with pytest.raises(OptionsError, match="preserve_color"):
         Options(preserve_color="sepia")
     with pytest.raises(OptionsError, match="pick one"):
         Options(preserve_color="luminance", color_only=True)

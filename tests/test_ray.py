@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import signal
 import subprocess
 import sys
 import time
@@ -23,6 +24,7 @@ from painterly.cli import main
 OPTIONS = ["--weights", "offline", "--size", "48", "--steps", "4", "--seed", "2"]
 STORE = 80 * 1024 * 1024  # object store per node: the photos are tiny
 LOOPBACK = {"node_ip_address": "127.0.0.1"}  # never the machine's interface address
+LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # conftest sets it to 0 for the suite
 
 
 def test_ray_without_the_extra_is_one_line(tmp_path, capsys, monkeypatch):
@@ -69,7 +71,8 @@ def test_a_local_instance_lives_on_loopback():
         "print(json.dumps([nodes, ray.get_runtime_context().gcs_address]))\n"
         "ray_batch.shutdown()\n"
     )
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
+    # Without the test suite's own loopback setting (conftest): the code must pin it.
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", LOCAL_ONLY)}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env
@@ -79,10 +82,67 @@ def test_a_local_instance_lives_on_loopback():
     assert nodes == ["127.0.0.1"] and gcs.startswith("127.0.0.1:"), (nodes, gcs)
 
 
-def test_the_test_cluster_lives_on_loopback(cluster):
-    made, _ = cluster
-    assert made.address.startswith("127.0.0.1:")
-    assert {n.node_ip_address for n in made.list_all_nodes()} == {"127.0.0.1"}
+def local_batch(contents, styles, out, tag: str) -> subprocess.Popen:
+    """``batch --ray`` on a local instance the driver starts (no address), its processes
+    tagged in their environment so that the test can find them."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", LOCAL_ONLY)}
+    env.update(RAY_USAGE_STATS_ENABLED="0", PAINTERLY_TEST_TAG=tag)
+    command = [sys.executable, "-m", "painterly", *batch_args(contents, styles, out), "--ray"]
+    return subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
+
+
+def tagged(tag: str) -> list[int]:
+    needle = f"PAINTERLY_TEST_TAG={tag}".encode()
+    found = []
+    for entry in Path("/proc").iterdir():
+        try:
+            if entry.name.isdigit() and needle in (entry / "environ").read_bytes().split(b"\0"):
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def wait_for_outputs(proc, out: Path, count: int) -> None:
+    deadline = time.monotonic() + 120
+    while len(list(out.glob("*.png"))) < count:
+        assert proc.poll() is None, proc.communicate()[1]
+        assert time.monotonic() < deadline, f"not {count} outputs within two minutes"
+        time.sleep(0.05)  # polls another process's files: there is no event to wait on
+
+
+@pytest.mark.ray
+def test_a_local_instance_survives_a_killed_worker_and_ends_with_a_killed_driver(photos, tmp_path):
+    """On the instance ``--ray`` starts here: a SIGKILLed worker process costs a retry
+    (12 of 12 outputs, each once, as the local run makes them, exit 0); a SIGKILLed
+    driver leaves no Ray process behind."""
+    pytest.importorskip("ray")
+    if not Path("/proc/self/environ").exists():
+        pytest.skip("needs /proc")
+    contents, styles = photos
+    reference = local_reference(contents, styles, tmp_path / "local")
+    out = tmp_path / "out"
+    out.mkdir()
+    proc = local_batch(contents, styles, out, "worker")
+    wait_for_outputs(proc, out, 3)
+    busy = [pid for pid in ray_processes("ray::stylise") if pid in tagged("worker")]
+    assert busy, "no busy worker process to kill"
+    os.kill(busy[0], signal.SIGKILL)
+    code, err = finish(proc)
+    assert code == 0, err
+    assert_complete(out, reference)
+
+    again = tmp_path / "again"
+    again.mkdir()
+    driver = local_batch(contents, styles, again, "driver")
+    wait_for_outputs(driver, again, 1)
+    assert len(tagged("driver")) > 3  # the driver and the instance's processes
+    driver.kill()
+    driver.wait()
+    deadline = time.monotonic() + 60
+    while left := tagged("driver"):
+        assert time.monotonic() < deadline, f"Ray processes left running: {left}"
+        time.sleep(0.2)  # polls the process table: there is no event to wait on
 
 
 @pytest.fixture(scope="module")
@@ -106,6 +166,12 @@ def cluster():
         yield made, workers
     finally:
         made.shutdown()
+
+
+def test_the_test_cluster_lives_on_loopback(cluster):
+    made, _ = cluster
+    assert made.address.startswith("127.0.0.1:")
+    assert {n.node_ip_address for n in made.list_all_nodes()} == {"127.0.0.1"}
 
 
 @pytest.fixture(scope="module")
@@ -158,11 +224,62 @@ def local_reference(contents, styles, folder: Path) -> dict[str, bytes]:
     return {p.stem: p.read_bytes() for p in folder.glob("*.png")}
 
 
+def assert_complete(out: Path, reference: dict[str, bytes]) -> None:
+    """Every output once, byte for byte the local run's, each in the manifest with its
+    hash; no temporary file left."""
+    everything = sorted(p.name for p in out.iterdir())
+    made_now = [name for name in everything if name.endswith(".png")]
+    assert everything == sorted([*made_now, "painterly-manifest.json"])  # no temporary files
+    assert len(made_now) == len(reference)
+    for name in made_now:
+        stem, _, digest = Path(name).stem.rpartition("-")
+        assert len(digest) == 8 and (out / name).read_bytes() == reference[stem], name
+    manifest = json.loads((out / "painterly-manifest.json").read_text())
+    assert sorted(manifest["outputs"]) == made_now and manifest["failed"] == {}
+    for name, record in manifest["outputs"].items():
+        assert record["sha256"] == hashlib.sha256((out / name).read_bytes()).hexdigest()
+
+
+def ray_processes(title: str) -> list[int]:
+    """Process ids whose title (Ray sets it to ``ray::<task>`` in a busy worker) starts
+    with ``title``."""
+    found = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if (entry / "cmdline").read_bytes().startswith(title.encode()):
+                    found.append(int(entry.name))
+            except OSError:
+                continue  # ended meanwhile
+    return found
+
+
 def snapshot(folder: Path) -> dict[str, tuple[int, str]]:
     return {
         p.name: (p.stat().st_mtime_ns, hashlib.sha256(p.read_bytes()).hexdigest())
         for p in folder.iterdir()
     }
+
+
+@pytest.mark.ray
+def test_a_worker_process_killed_mid_batch_costs_a_retry_not_the_run(cluster, photos, tmp_path):
+    made, _ = cluster
+    contents, styles = photos
+    out = tmp_path / "out"
+    out.mkdir()
+    reference = local_reference(contents, styles, tmp_path / "local")
+    proc = cli(*batch_args(contents, styles, out), "--ray", made.address)
+    deadline = time.monotonic() + 120
+    while not (busy := ray_processes("ray::stylise")) or len(list(out.glob("*.png"))) < 3:
+        assert proc.poll() is None, finish(proc)
+        assert time.monotonic() < deadline, "no three outputs within two minutes"
+        time.sleep(0.05)  # polls another process's files: there is no event to wait on
+    os.kill(busy[0], signal.SIGKILL)
+    killed_at = len(list(out.glob("*.png")))
+    code, err = finish(proc)
+    assert code == 0, err
+    assert killed_at < 12
+    assert_complete(out, reference)
 
 
 @pytest.mark.ray
@@ -185,17 +302,7 @@ def test_batch_survives_a_lost_node_and_matches_the_local_bytes(cluster, photos,
     assert code == 0, err
     assert killed_at < 12  # the loss came while work was left
 
-    everything = sorted(p.name for p in out.iterdir())
-    made_now = [name for name in everything if name.endswith(".png")]
-    assert everything == sorted([*made_now, "painterly-manifest.json"])  # no temporary files
-    assert len(made_now) == 12
-    for name in made_now:
-        stem, _, digest = Path(name).stem.rpartition("-")
-        assert len(digest) == 8 and (out / name).read_bytes() == reference[stem], name
-    manifest = json.loads((out / "painterly-manifest.json").read_text())
-    assert sorted(manifest["outputs"]) == made_now and manifest["failed"] == {}
-    for name, record in manifest["outputs"].items():
-        assert record["sha256"] == hashlib.sha256((out / name).read_bytes()).hexdigest()
+    assert_complete(out, reference)
     data = json.loads(metrics.read_text())
     assert data["images"] == 12 and len({item["node"] for item in data["items"]}) >= 1
     survivor = workers[0].node_id

@@ -156,7 +156,7 @@ def test_a_memory_budget_too_small_is_refused_before_running(
 
 @pytest.mark.parametrize("bad", ["lots", "-3G"])
 def test_malformed_memory_sizes_are_refused(bad):
-    with pytest.raises(painterly.errors.OptionsError, match="max-memory"):
+    with pytest.raises(painterly.errors.OptionsError, match="max_memory"):
         Options.make(max_memory=bad)
 
 
@@ -269,7 +269,7 @@ def test_steps_per_scale_set_the_scales_and_their_budgets():
     assert [len(h) for h in _per_scale(result.metrics["history"])] == [3, 2]
     assert result.image.size == (150, 100)
     for bad in ("0,3", "a,b", ",", "1," * 13):
-        with pytest.raises(painterly.errors.OptionsError, match="scale-steps"):
+        with pytest.raises(painterly.errors.OptionsError, match="scale_steps"):
             Options.make(scale_steps=bad)
 
 

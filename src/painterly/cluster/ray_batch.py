@@ -15,6 +15,7 @@ tasks per slot are in flight, so the object store holds a bounded number of phot
 from __future__ import annotations
 
 import logging
+import os
 import socket
 import time
 from collections.abc import Callable, Iterator
@@ -22,7 +23,7 @@ from pathlib import Path
 
 import ray
 
-from painterly.cluster import worker
+from painterly.cluster import watchdog, worker
 from painterly.cluster.plan import Task
 from painterly.errors import PainterlyError
 from painterly.runstate import style_files
@@ -31,28 +32,54 @@ RETRIES = 5  # runs of a task whose worker or node died, before it counts as fai
 CONNECT_TIMEOUT = 10.0  # seconds to wait for the head node to answer at all
 
 
-LOOPBACK = "127.0.0.1"
+LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"
+"""Ray's own switch for a machine-local instance (its default on macOS and Windows):
+set to 0, every node names itself by loopback (127.0.0.1) rather than by the machine's
+network interface address, and listens there. Read by Ray at import, in this process
+and in every process a local instance starts."""
 
 
 def connect(address: str) -> None:
     """Join the cluster at ``address`` (``auto``: the one running here; ``""``: the one
     RAY_ADDRESS names or the latest started here, else a new local instance).
 
-    A local instance is pinned to loopback: left alone, Ray names the node by the
-    machine's network interface address and serves on it."""
+    A cluster on this machine is reached over loopback, and a local instance pinned to
+    it (left alone, Ray names the node by the machine's network interface address and
+    serves on it); a local instance ends with this process
+    (:mod:`painterly.cluster.watchdog`)."""
     quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
     _answers(address)
+    if _on_this_machine(address):
+        _local_only()  # the driver too: workers reach it at the address it names
     try:
         if address:
             ray.init(address=address, **quiet)
         else:
-            ray.init(include_dashboard=False, _node_ip_address=LOOPBACK, **quiet)
+            watchdog.guard()  # its processes end with this one, even if it is killed
+            ray.init(include_dashboard=False, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as err:
         where = f"at {address}" if address else "here"
         raise PainterlyError(
             f"cannot start or reach a Ray cluster {where} ({one_line(err)}); check the "
             "address, or give none to start a local one"
         ) from None
+
+
+def _on_this_machine(address: str) -> bool:
+    """Whether ``address`` names a cluster on this machine: none (a new local instance
+    or the latest started here), ``auto``, ``local`` or a loopback HOST:PORT."""
+    host = address.removeprefix("ray://").rpartition(":")[0]
+    return address in ("", "auto", "local") or host in ("127.0.0.1", "localhost", "[::1]")
+
+
+def _local_only() -> None:
+    """Pin the local instance about to start to loopback (see LOCAL_ONLY): through the
+    environment for the processes it starts, and in Ray's constants for this one, which
+    imported them already."""
+    from ray._private import ray_constants
+
+    os.environ[LOCAL_ONLY] = "0"
+    ray_constants.ENABLE_RAY_CLUSTER = False
 
 
 def _answers(address: str) -> None:
