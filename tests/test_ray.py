@@ -402,3 +402,17 @@ def test_video_in_chunks_matches_the_local_frames_it_owns(cluster, tmp_path):
     for name in ("frame_000001.png", "frame_000002.png"):  # chunk 0's own, before the fade
         ours, theirs = (np.asarray(Image.open(d / name)) for d in (out, local))
         assert np.array_equal(ours, theirs), name
+
+    # A chunk's frame truncated in a kept store is redone on --resume, not joined.
+    kept = tmp_path / "kept"
+    args = [*common, "-o", kept, "--ray", made.address, "--ray-chunk", "3", "--ray-overlap", "1"]
+    args.append("--keep-frames")
+    code, err = finish(cli("video", *args))
+    assert code == 0, err
+    frame = tmp_path / "kept.frames" / "chunk00001" / "000004.png"
+    whole = frame.read_bytes()
+    pixels = np.asarray(Image.open(frame))
+    frame.write_bytes(whole[: len(whole) // 2])
+    code, err = finish(cli("video", *args, "--resume", "--overwrite"))
+    assert code == 0, err
+    assert np.array_equal(np.asarray(Image.open(frame)), pixels)  # made again, whole

@@ -5,12 +5,14 @@ they come back and cross-faded into the output's frames at the end.
 ``OUTPUT.frames/`` holds ``ray.json`` (the settings, to resume), ``chunkNNNNN/`` (a
 chunk's stylised frames, by frame number, and ``done.json`` once all are there) and
 ``frames/`` (the joined output frames). A stopped run continues with ``--resume`` and
-redoes only the chunks without ``done.json``.
+redoes only the chunks whose frames are not all there as ``done.json`` recorded them.
 """
 
 from __future__ import annotations
 
+import hashlib
 import io as stdio
+import json
 from collections.abc import Callable, Iterator
 from pathlib import Path
 
@@ -41,21 +43,35 @@ class ChunkStore:
         self.frames.mkdir(exist_ok=True)
 
     def done(self, chunk: Chunk) -> bool:
-        return (self.chunk(chunk) / "done.json").exists()
+        """Whether the chunk's frames are all there as its ``done.json`` recorded them
+        (by SHA-256): one truncated or replaced since is redone, not joined."""
+        folder = self.chunk(chunk)
+        try:
+            record = json.loads((folder / "done.json").read_text(encoding="utf-8"))
+            hashes = record["sha256"]
+            return isinstance(hashes, dict) and all(
+                hashes.get(_frame_name(n)) == files.sha256_of(folder / _frame_name(n))
+                for n in range(chunk.start, chunk.stop)
+            )
+        except (OSError, ValueError, KeyError, TypeError):
+            return False  # missing, damaged or from an older layout: redo it
 
     def save(self, chunk: Chunk, frames: list[bytes], record: dict) -> None:
-        """The chunk's frames, then its ``done.json``: a chunk marked done is whole."""
+        """The chunk's frames, then its ``done.json`` with their hashes: a chunk marked
+        done is whole."""
         folder = self.chunk(chunk)
         folder.mkdir(exist_ok=True)
+        hashes = {}
         for number, data in zip(range(chunk.start, chunk.stop), frames, strict=True):
-            files.write_bytes(folder / f"{number:06d}.png", data)
-        files.write_json(folder / "done.json", record)
+            files.write_bytes(folder / _frame_name(number), data)
+            hashes[_frame_name(number)] = hashlib.sha256(data).hexdigest()
+        files.write_json(folder / "done.json", {**record, "sha256": hashes})
 
     def join(self, count: int, chunks: list[Chunk]) -> list[Path]:
         """The output frames, cross-faded where chunks overlap; their paths in order."""
 
         def image(chunk: Chunk, number: int) -> Image.Image:
-            return load_image(self.chunk(chunk) / f"{number:06d}.png")
+            return load_image(self.chunk(chunk) / _frame_name(number))
 
         paths = []
         for number in range(count):
@@ -63,6 +79,10 @@ class ChunkStore:
             save_image(compose(number, chunks, image), path)
             paths.append(path)
         return paths
+
+
+def _frame_name(number: int) -> str:
+    return f"{number:06d}.png"
 
 
 def _png(img: Image.Image) -> bytes:
