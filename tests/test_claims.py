@@ -16,6 +16,11 @@ def _stylize(content, style, out, *extra) -> list[str]:
     return argv + ["--weights", "offline", "--size", "48", "--scales", "1", *extra]
 
 
+def _short(argv) -> subprocess.CompletedProcess:
+    """A run of two steps, to its end."""
+    return subprocess.run([*argv, "--steps", "2"], capture_output=True, text=True, timeout=120)
+
+
 def _running(tmp_path, argv) -> subprocess.Popen:
     """A long run, once it has claimed its output and taken its first steps."""
     proc = subprocess.Popen(
@@ -33,12 +38,7 @@ def test_a_second_run_to_the_same_new_file_is_refused(tmp_path, content_path, st
     out = tmp_path / "out.png"
     first = _running(tmp_path, _stylize(content_path, style_path, out))
     try:
-        again = subprocess.run(
-            [*_stylize(content_path, style_path, out), "--steps", "2"],
-            capture_output=True,
-            text=True,
-            timeout=120,
-        )
+        again = _short(_stylize(content_path, style_path, out))
         assert again.returncode == 2, again.stderr
         assert "another painterly run is writing" in again.stderr
         assert again.stderr.count("\n") == 1 and "Traceback" not in again.stderr
@@ -47,12 +47,7 @@ def test_a_second_run_to_the_same_new_file_is_refused(tmp_path, content_path, st
         first.wait()
     assert not out.exists()  # the killed run wrote nothing; the refused one neither
     # The kernel dropped the dead run's claim: the output is free.
-    done = subprocess.run(
-        [*_stylize(content_path, style_path, out), "--steps", "2"],
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _short(_stylize(content_path, style_path, out))
     assert done.returncode == 0, done.stderr
     assert out.exists()
 

@@ -141,7 +141,8 @@ def test_upload_paint_watch_reload_and_download(page, pictures, tmp_path):
         assert img.size == (64, 43) and "painterly:settings" in img.text
 
 
-def test_cancel_from_the_page_keeps_the_latest_image(page, pictures):
+def start_a_long_job(page, pictures):
+    """Start a 5000-step job from the page and wait until it is painting; the status line."""
     from playwright.sync_api import expect
 
     photo, painting = pictures
@@ -154,6 +155,13 @@ def test_cancel_from_the_page_keeps_the_latest_image(page, pictures):
     page.click("#start")
     status = page.locator("#status")
     expect(status).to_contain_text(re.compile(r"step \d+ of 5000"), timeout=60_000)
+    return status
+
+
+def test_cancel_from_the_page_keeps_the_latest_image(page, pictures):
+    from playwright.sync_api import expect
+
+    status = start_a_long_job(page, pictures)
     page.click("#cancel")
     expect(status).to_contain_text("Stopped at step", timeout=30_000)
     expect(page.locator("#download")).to_be_visible()
@@ -173,16 +181,7 @@ def test_a_late_answer_to_cancel_does_not_undo_the_end_the_stream_showed(page, p
         held.append((route, route.fetch()))  # answered now, delivered later
 
     page.route("**/api/jobs/*/cancel", hold)
-    photo, painting = pictures
-    page.set_input_files("#content-file", photo)
-    page.set_input_files("#style-file", painting)
-    expect(page.locator("#start")).to_be_enabled()
-    page.select_option("#opt-preset", "default")
-    page.fill("#opt-size", "64")
-    page.fill("#opt-steps", "5000")
-    page.click("#start")
-    status = page.locator("#status")
-    expect(status).to_contain_text(re.compile(r"step \d+ of 5000"), timeout=60_000)
+    status = start_a_long_job(page, pictures)
     page.click("#cancel")
     expect(status).to_contain_text("Stopped at step", timeout=60_000)  # from the stream
     assert len(held) == 1
@@ -205,16 +204,7 @@ def test_the_page_catches_up_after_the_server_restarts(page, pictures, tmp_path)
     latest image, which the stopping server kept."""
     from playwright.sync_api import expect
 
-    photo, painting = pictures
-    page.set_input_files("#content-file", photo)
-    page.set_input_files("#style-file", painting)
-    expect(page.locator("#start")).to_be_enabled()
-    page.select_option("#opt-preset", "default")
-    page.fill("#opt-size", "64")
-    page.fill("#opt-steps", "5000")
-    page.click("#start")
-    status = page.locator("#status")
-    expect(status).to_contain_text(re.compile(r"step \d+ of 5000"), timeout=60_000)
+    status = start_a_long_job(page, pictures)
     first = page.server
     first.stop()
     again = Server(tmp_path / "data", PacedRun(), port=first.port)
