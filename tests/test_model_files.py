@@ -219,6 +219,38 @@ def test_any_metadata_gives_a_model_or_a_model_error(tmp_path_factory, changes):
             assert "\n" not in str(err)
 
 
+CHECKPOINT_KEYS = ["settings", "history", "param_groups", "iteration", "format"]
+json_text = st.one_of(
+    values,
+    st.sampled_from(['{"train": {}}', '[{"params": []}]', '[{"iteration": 1}]', "[[]]"]),
+)
+
+
+@pytest.fixture(scope="module")
+def checkpoint_file(tmp_path_factory):
+    """A real checkpoint of a 2-iteration run, made once for the property test."""
+    folder = tmp_path_factory.mktemp("ckpt")
+    stripes().save(folder / "style.png")
+    (folder / "photos").mkdir()
+    blob().save(folder / "photos" / "a.png")
+    out = folder / "m.safetensors"
+    argv = ["train", str(folder / "style.png"), "--images", str(folder / "photos")]
+    assert main([*argv, "-o", str(out), *TINY, "--weights", "offline", "--iterations", "2"]) == 0
+    return out.with_suffix(".ckpt")
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(changes=st.dictionaries(st.sampled_from(CHECKPOINT_KEYS), json_text, max_size=3))
+def test_any_checkpoint_metadata_gives_a_checkpoint_or_a_model_error(
+    tmp_path_factory, checkpoint_file, changes
+):
+    bad = with_metadata(checkpoint_file, tmp_path_factory.mktemp("c") / "x.ckpt", **changes)
+    try:
+        model_file.load_checkpoint(bad)
+    except ModelError as err:
+        assert "\n" not in str(err)
+
+
 @settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(cut=st.integers(0, 4000), flips=st.lists(st.integers(0, 4000), max_size=4))
 def test_any_damaged_bytes_give_a_model_or_a_model_error(tmp_path_factory, cut, flips):

@@ -1,12 +1,15 @@
 """The records resumable runs keep (the Ray batch's manifest, ``video --ray``'s
-``ray.json``): of the right format but damaged, each is one line that names the file
-and says how to start over, never a traceback."""
+``ray.json``, ``video``'s ``run.json``): of the right format but damaged, each is one
+line that names the file and says how to start over, never a traceback. Property tests
+throw any JSON and any bytes at them."""
 
 from __future__ import annotations
 
 import json
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from painterly.cluster.plan import MANIFEST, Manifest
 from painterly.errors import PainterlyError
@@ -51,3 +54,42 @@ def test_a_damaged_run_record_is_one_line_on_resume(tmp_path, garbage):
     # Starting afresh is still possible.
     open_run_folder(folder, "ray.json", {"frames": 3}, resume=False, overwrite=True)
     assert json.loads((folder / "ray.json").read_text()) == {"frames": 3}
+
+
+# --------------------------------------------------------------------------- fuzzing
+
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers(-5, 5) | st.floats(allow_nan=True) | st.text(),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=8), inner),
+    max_leaves=12,
+)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(
+    data=st.one_of(
+        json_values,
+        st.fixed_dictionaries(
+            {"format": st.just(1), "outputs": json_values, "failed": json_values}
+        ),
+    )
+)
+def test_any_json_as_a_manifest_is_read_or_one_line(tmp_path_factory, data):
+    folder = tmp_path_factory.mktemp("manifest")
+    (folder / MANIFEST).write_text(json.dumps(data))
+    try:
+        Manifest(folder)
+    except PainterlyError as err:
+        assert "\n" not in str(err) and MANIFEST in str(err)
+
+
+@settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(raw=st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()))
+def test_any_bytes_as_a_run_record_resume_or_one_line(tmp_path_factory, raw):
+    folder = tmp_path_factory.mktemp("run") / "out.frames"
+    open_run_folder(folder, "run.json", {"frames": 3}, resume=False, overwrite=False)
+    (folder / "run.json").write_bytes(raw)
+    try:
+        open_run_folder(folder, "run.json", {"frames": 3}, resume=True, overwrite=False)
+    except PainterlyError as err:
+        assert "\n" not in str(err)
