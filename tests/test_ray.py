@@ -61,31 +61,36 @@ def test_an_address_where_nothing_listens_is_one_line(tmp_path, capsys):
 
 def test_a_local_instance_lives_on_loopback():
     """``--ray`` without an address starts Ray here: the node it names, and the address
-    drivers reach it at, are loopback (before any test cluster starts)."""
+    drivers reach it at, are loopback (before any test cluster starts); its workers run
+    at the driver's priority, not Ray's niceness 15."""
     pytest.importorskip("ray")
     probe = (
-        "import json, ray\n"
+        "import json, os, ray\n"
         "from painterly.cluster import ray_batch\n"
         "ray_batch.connect('')\n"
         "nodes = [n['NodeManagerAddress'] for n in ray.nodes()]\n"
-        "print(json.dumps([nodes, ray.get_runtime_context().gcs_address]))\n"
+        "nice = ray.get(ray.remote(lambda: os.nice(0)).remote())\n"
+        "print(json.dumps([nodes, ray.get_runtime_context().gcs_address, nice]))\n"
         "ray_batch.shutdown()\n"
     )
     # Without the test suite's own loopback setting (conftest): the code must pin it.
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", LOCAL_ONLY)}
+    unset = ("RAY_ADDRESS", LOCAL_ONLY, "RAY_worker_niceness")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env
     )
     assert done.returncode == 0, done.stderr
-    nodes, gcs = json.loads(done.stdout.strip().splitlines()[-1])
+    nodes, gcs, nice = json.loads(done.stdout.strip().splitlines()[-1])
     assert nodes == ["127.0.0.1"] and gcs.startswith("127.0.0.1:"), (nodes, gcs)
+    assert nice == os.nice(0), "the local instance's workers run below the driver"
 
 
 def local_batch(contents, styles, out, tag: str) -> subprocess.Popen:
     """``batch --ray`` on a local instance the driver starts (no address), its processes
     tagged in their environment so that the test can find them."""
-    env = {k: v for k, v in os.environ.items() if k not in ("RAY_ADDRESS", LOCAL_ONLY)}
+    unset = ("RAY_ADDRESS", LOCAL_ONLY, "RAY_worker_niceness")  # the code's own choices
+    env = {k: v for k, v in os.environ.items() if k not in unset}
     env.update(RAY_USAGE_STATS_ENABLED="0", PAINTERLY_TEST_TAG=tag)
     command = [sys.executable, "-m", "painterly", *batch_args(contents, styles, out), "--ray"]
     return subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
@@ -152,6 +157,10 @@ def cluster():
     from ray.cluster_utils import Cluster
 
     os.environ.setdefault("RAY_USAGE_STATS_ENABLED", "0")
+    # Its nodes stand for machines of their own, where nothing else competes for the
+    # cores: their workers run at normal priority, not Ray's default niceness 15, under
+    # which a busy test machine starves them.
+    os.environ.setdefault("RAY_worker_niceness", "0")
     try:
         made = Cluster(
             initialize_head=True,

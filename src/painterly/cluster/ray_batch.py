@@ -38,6 +38,13 @@ set to 0, every node names itself by loopback (127.0.0.1) rather than by the mac
 network interface address, and listens there. Read by Ray at import, in this process
 and in every process a local instance starts."""
 
+NICENESS = "RAY_worker_niceness"
+"""Ray starts its worker processes at niceness 15, below everything else on the
+machine; on a busy laptop a local instance's tasks then get a few per cent of a core
+(a batch of tiny images took minutes beside two busy processes). A local instance is
+the user's own job, so its workers run at the driver's priority (0) unless the
+environment says otherwise. Read by the raylet when it starts."""
+
 
 def connect(address: str) -> None:
     """Join the cluster at ``address`` (``auto``: the one running here; ``""``: the one
@@ -55,6 +62,7 @@ def connect(address: str) -> None:
         if address:
             ray.init(address=address, **quiet)
         else:
+            os.environ.setdefault(NICENESS, "0")
             watchdog.guard()  # its processes end with this one, even if it is killed
             ray.init(include_dashboard=False, **quiet)
     except (ConnectionError, ValueError, RuntimeError) as err:
