@@ -96,13 +96,22 @@ def test_a_stall_is_said_and_auto_redoes_the_scale_in_fp32(monkeypatch):
 
 
 def test_chollet_runs_fp32_where_auto_would_pick_bf16(monkeypatch):
-    monkeypatch.setattr(pipeline, "resolve_precision", _as_on_a_gpu)
+    chosen = []
+
+    def recorded(*args, **kwargs):
+        chosen.append(_as_on_a_gpu(*args, **kwargs))
+        return chosen[-1]
+
+    monkeypatch.setattr(pipeline, "resolve_precision", recorded)
     common = dict(weights="random-vgg19", preset="chollet", height=32, steps=2)
     result = painterly.run(blob(), stripes(), **common)
-    assert result.metrics["precision"] == "fp32"
-    # The default preset on the same "GPU" does use bf16: the check above is not vacuous.
-    other = painterly.run(blob(), stripes(), weights="random-vgg19", size=32, steps=2)
-    assert other.metrics["precision"] == "bf16"
+    assert set(chosen) == {"fp32"} and result.metrics["precision"] == "fp32"
+    # The default preset on the same "GPU" starts in bf16: the check above is not vacuous.
+    # (Where no step improves in bf16, auto redoes the scale in fp32: a two-step run on
+    # random weights can end either way, so what it starts in is what is checked.)
+    chosen.clear()
+    painterly.run(blob(), stripes(), weights="random-vgg19", size=32, steps=2)
+    assert set(chosen) == {"bf16"}
 
 
 def _as_on_a_gpu(p, device, exact=False):
