@@ -25,6 +25,9 @@ OPTIONS = ["--weights", "offline", "--size", "48", "--steps", "4", "--seed", "2"
 STORE = 80 * 1024 * 1024  # object store per node: the photos are tiny
 LOOPBACK = {"node_ip_address": "127.0.0.1"}  # never the machine's interface address
 LOCAL_ONLY = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # conftest sets it to 0 for the suite
+# What the code chooses for a local instance it starts; the tests that check those
+# choices run without them in the environment.
+CODE_CHOICES = ("RAY_ADDRESS", LOCAL_ONLY, "RAY_worker_niceness")
 
 
 def test_ray_without_the_extra_is_one_line(tmp_path, capsys, monkeypatch):
@@ -74,8 +77,7 @@ def test_a_local_instance_lives_on_loopback():
         "ray_batch.shutdown()\n"
     )
     # Without the test suite's own loopback setting (conftest): the code must pin it.
-    unset = ("RAY_ADDRESS", LOCAL_ONLY, "RAY_worker_niceness")
-    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env = {k: v for k, v in os.environ.items() if k not in CODE_CHOICES}
     env["RAY_USAGE_STATS_ENABLED"] = "0"
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env
@@ -89,8 +91,7 @@ def test_a_local_instance_lives_on_loopback():
 def local_batch(contents, styles, out, tag: str) -> subprocess.Popen:
     """``batch --ray`` on a local instance the driver starts (no address), its processes
     tagged in their environment so that the test can find them."""
-    unset = ("RAY_ADDRESS", LOCAL_ONLY, "RAY_worker_niceness")  # the code's own choices
-    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env = {k: v for k, v in os.environ.items() if k not in CODE_CHOICES}
     env.update(RAY_USAGE_STATS_ENABLED="0", PAINTERLY_TEST_TAG=tag)
     command = [sys.executable, "-m", "painterly", *batch_args(contents, styles, out), "--ray"]
     return subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)

@@ -39,11 +39,11 @@ network interface address, and listens there. Read by Ray at import, in this pro
 and in every process a local instance starts."""
 
 NICENESS = "RAY_worker_niceness"
-"""Ray starts its worker processes at niceness 15, below everything else on the
+"""Ray adds 15 to its worker processes' niceness, below everything else on the
 machine; on a busy laptop a local instance's tasks then get a few per cent of a core
 (a batch of tiny images took minutes beside two busy processes). A local instance is
-the user's own job, so its workers run at the driver's priority (0) unless the
-environment says otherwise. Read by the raylet when it starts."""
+the user's own job, so its workers add nothing and run at the driver's own priority,
+unless the environment says otherwise. Read by the raylet when it starts."""
 
 
 def connect(address: str) -> None:
