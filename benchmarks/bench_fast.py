@@ -20,8 +20,9 @@ import torch
 
 from painterly.api import resolve_run
 from painterly.fast.apply import paint_tensor
-from painterly.fast.network import DEFAULT_WIDTH, SMALL_WIDTH, make_network
-from painterly.fast.train import Photos, TrainConfig, style_tensors, train
+from painterly.fast.config import DEFAULT_WIDTH, SMALL_WIDTH, TrainConfig
+from painterly.fast.network import make_network
+from painterly.fast.train import Photos, style_tensors, train
 
 ROOT = Path(__file__).resolve().parents[1]
 TARGETS = {DEFAULT_WIDTH: 0.5, SMALL_WIDTH: 0.15}  # seconds at 512 px

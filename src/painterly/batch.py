@@ -27,7 +27,7 @@ from painterly.api import (
     prepare_inputs,
     resolve_run,
 )
-from painterly.config import Options
+from painterly.config import Options, refuse_one_photo
 from painterly.encoders import Encoder
 from painterly.errors import OptionsError
 from painterly.events import Callback, Notice, ignore
@@ -57,8 +57,8 @@ def run_batch(
     add ``batch`` (how many images were optimised together) and its ``seconds`` are the
     whole batch's. Progress events carry the batch's losses summed over its images. After
     an interruption (Ctrl-C, or a callback raising Stop) the images being optimised come
-    back with ``interrupted`` set and the items not yet started as None. ``--mask`` and
-    ``--protect`` belong to one photo and are refused.
+    back with ``interrupted`` set and the items not yet started as None. A mask or
+    protect image belongs to one photo and is refused (:data:`painterly.config.ONE_PHOTO`).
     """
     if not isinstance(max_batch, int) or max_batch < 0:
         raise OptionsError("max_batch must be 0 (as many as fit) or a positive number")
@@ -66,11 +66,7 @@ def run_batch(
         if not (isinstance(item, tuple | list) and len(item) == 2):
             raise OptionsError(f"item {index + 1} is not a (content, style) pair")
     base = make_options(options, **overrides)
-    if base.mask or base.protect:
-        raise OptionsError(
-            "--mask and --protect belong to one photo and are not batched; "
-            "stylise that photo on its own with `painterly stylize`"
-        )
+    refuse_one_photo(base, "a batch")
     # Read every image before anything slow, so that a bad item fails the batch at once.
     prepared = [Job(*prepare_inputs(content, style, base)) for content, style in items]
     opts, encoder, device, fallback_reason = resolve_run(

@@ -8,6 +8,10 @@ flags from it, the web form its fields (:func:`form_fields`), and every way in (
 Python API) goes through :func:`parse_value` and the same checks, so a range or a choice
 is written here and nowhere else.
 
+Other settings (training a fast model, say) are declared the same way: fields made with
+:func:`option`, checked in ``__post_init__`` by :func:`check_fields`, parsed by
+:func:`make`; the CLI builds their flags as it does Options'.
+
 Values are parsed first and checked after: ``Options(...)`` takes values of the right
 type and only checks them; :meth:`Options.make` and :meth:`Options.replace` parse text
 and sequences into such values first. Presets are named instances.
@@ -64,16 +68,19 @@ class Kind:
         return self.name in ("ints", "floats", "layers")
 
 
-def _opt(default, help: str, kind: str, **spec):
-    return field(default=default, metadata={"help": help, "kind": Kind(kind, **spec)})
+def option(default, help: str, kind: str, *, cli: bool = True, **spec):
+    """A settings field: its default, help text and :class:`Kind` (``spec`` is the
+    Kind's range and choices). ``cli=False``: a setting of the library only, which the
+    command line does not offer."""
+    return field(default=default, metadata={"help": help, "kind": Kind(kind, **spec), "cli": cli})
 
 
 def _weight(default: float, help: str):
-    return _opt(default, help, "float", low=0, high=MAX_WEIGHT)
+    return option(default, help, "float", low=0, high=MAX_WEIGHT)
 
 
 def _side(default: int | None, help: str):
-    return _opt(default, help, "int", low=32, high=MAX_SIDE, nullable=True)
+    return option(default, help, "int", low=32, high=MAX_SIDE, nullable=True)
 
 
 @dataclass(frozen=True)
@@ -83,10 +90,10 @@ class Options:
 
     size: int | None = _side(512, "long side of the output in px (aspect ratio kept)")
     height: int | None = _side(None, "output height in px instead of --size (the book's way)")
-    steps: int = _opt(
+    steps: int = option(
         300, "loss evaluations (optimisation steps), all scales", "int", low=1, high=MAX_STEPS
     )
-    time_limit: float = _opt(
+    time_limit: float = option(
         0.0,
         "stop after this many seconds, shared out over the scales; the best image so far "
         "is the result (0: no limit, run all --steps)",
@@ -94,10 +101,10 @@ class Options:
         low=0,
         high=1e9,
     )
-    scales: int = _opt(
+    scales: int = option(
         0, "coarse-to-fine scales (0: from --min-size up; 1: single)", "int", low=0, high=12
     )
-    scale_steps: tuple[int, ...] = _opt(
+    scale_steps: tuple[int, ...] = option(
         (),
         "comma-separated steps per scale, coarse to fine, e.g. 100,60,40 (instead of "
         "--steps and --scales; empty: --steps shared out)",
@@ -106,11 +113,13 @@ class Options:
         high=MAX_STEPS,
         items=(0, 12),
     )
-    min_size: int = _opt(256, "long side of the coarsest scale in px", "int", low=32, high=MAX_SIDE)
-    max_memory: str = _opt(
+    min_size: int = option(
+        256, "long side of the coarsest scale in px", "int", low=32, high=MAX_SIDE
+    )
+    max_memory: str = option(
         "auto", "memory a step may use, e.g. 8G (auto: most of what is free)", "bytes"
     )
-    tile: int = _opt(
+    tile: int = option(
         0,
         "tile side in px for scales beyond memory (0: chosen from --max-memory)",
         "int",
@@ -118,102 +127,102 @@ class Options:
         high=MAX_SIDE,
         zero=True,
     )
-    weights: str = _opt(
+    weights: str = option(
         "auto", "auto, offline, vgg19, vgg19-torchvision, vgg16 or a weights file", "path"
     )
-    device: str = _opt(
+    device: str = option(
         "auto", "auto, cpu, cuda or mps", "choice", choices=("auto", "cpu", "cuda", "mps")
     )
-    precision: str = _opt(
+    precision: str = option(
         "auto",
         "auto (bf16 on CUDA GPUs, fp32 elsewhere), fp32, tf32 or bf16",
         "choice",
         choices=("auto", "fp32", "tf32", "bf16"),
     )
-    cuda_graph: bool = _opt(True, "replay each step as a CUDA graph on GPUs", "bool")
-    seed: int = _opt(0, "seed for noise and the offline encoder", "int", low=0, high=MAX_SEED)
+    cuda_graph: bool = option(True, "replay each step as a CUDA graph on GPUs", "bool")
+    seed: int = option(0, "seed for noise and the offline encoder", "int", low=0, high=MAX_SEED)
     content_weight: float = _weight(1.0, "weight of the content loss")
     style_weight: float = _weight(1e4, "weight of the style loss")
     tv_weight: float = _weight(5.0, "weight of the total-variation loss")
-    content_layer: str = _opt("block4_conv2", "layer whose activations keep the photo", "layer")
-    style_layers: tuple[str, ...] = _opt(
+    content_layer: str = option("block4_conv2", "layer whose activations keep the photo", "layer")
+    style_layers: tuple[str, ...] = option(
         BOOK_STYLE_LAYERS, "comma-separated layers whose Grams carry style", "layers", items=(1, 64)
     )
-    loss_form: str = _opt(
+    loss_form: str = option(
         "relative",
         "relative (size-independent) or book (Chollet's)",
         "choice",
         choices=("relative", "book"),
     )
-    optimizer: str = _opt("lbfgs", "lbfgs or adam", "choice", choices=("lbfgs", "adam"))
-    learning_rate: float = _opt(0.02, "Adam step in 0..1 pixel units", "float", low=0, high=1)
-    lbfgs_restart: int = _opt(
+    optimizer: str = option("lbfgs", "lbfgs or adam", "choice", choices=("lbfgs", "adam"))
+    learning_rate: float = option(0.02, "Adam step in 0..1 pixel units", "float", low=0, high=1)
+    lbfgs_restart: int = option(
         0,
         "fresh L-BFGS state every N steps (0: never; the book: 20)",
         "int",
         low=0,
         high=MAX_STEPS,
     )
-    lbfgs_history: int = _opt(
+    lbfgs_history: int = option(
         25,
         "past steps L-BFGS remembers for its curvature (the book's scipy: 10)",
         "int",
         low=1,
         high=100,
     )
-    init: str = _opt(
+    init: str = option(
         "content",
         "content, noise, style-colors (noise in the style's colours) or a path",
         "path",
         choices=("content", "noise", "style-colors"),
     )
-    pooling: str = _opt(
+    pooling: str = option(
         "avg", "max or avg pooling in the encoder", "choice", choices=("max", "avg")
     )
-    style_stretch: bool = _opt(
+    style_stretch: bool = option(
         False, "resize the style to exactly the output size (the book)", "bool"
     )
-    style_scale: float = _opt(
+    style_scale: float = option(
         1.0, "style image's long side relative to the output's", "float", low=0.05, high=8
     )
-    strength: float = _opt(
+    strength: float = option(
         0.5,
         "0..1: how strongly the style is applied (0.5: the preset's balance)",
         "float",
         low=0,
         high=1,
     )
-    style_layer_weights: tuple[float, ...] = _opt(
+    style_layer_weights: tuple[float, ...] = option(
         (),
         "comma-separated weight per style layer (empty: all equal)",
         "floats",
         low=0,
         high=MAX_WEIGHT,
     )
-    style_blend: tuple[float, ...] = _opt(
+    style_blend: tuple[float, ...] = option(
         (),
         "comma-separated weight per style (empty: PATH:WEIGHT or 1)",
         "floats",
         low=0,
         high=MAX_WEIGHT,
     )
-    preserve_color: str = _opt(
+    preserve_color: str = option(
         "none",
         "none, luminance (keep the photo's colours) or histogram",
         "choice",
         choices=("none", "luminance", "histogram"),
     )
-    color_only: bool = _opt(False, "take only the painting's colours, keep the photo's", "bool")
-    mask: str | None = _opt(
+    color_only: bool = option(False, "take only the painting's colours, keep the photo's", "bool")
+    mask: str | None = option(
         None, "image whose colours choose a style per region", "path", nullable=True
     )
-    mask_styles: str | None = _opt(
+    mask_styles: str | None = option(
         None, "mask colour to style index, e.g. '#ff0000=0,#0000ff=1'", "str", nullable=True
     )
-    protect: str | None = _opt(
+    protect: str | None = option(
         None, "grey image: white keeps the photo (faces, text)", "path", nullable=True
     )
-    preset: str = _opt("default", "named set of defaults", "str")
+    preset: str = option("default", "named set of defaults", "str")
 
     def __post_init__(self) -> None:
         for f in fields(self):
@@ -231,9 +240,22 @@ class Options:
         return dataclasses.replace(self, **_parse_all(changes))
 
 
-def kind_of(name: str) -> Kind:
-    """The :class:`Kind` of the option ``name``."""
-    return Options.__dataclass_fields__[name].metadata["kind"]
+def kind_of(name: str, of: type = Options) -> Kind:
+    """The :class:`Kind` of the option ``name`` of the settings class ``of``."""
+    return of.__dataclass_fields__[name].metadata["kind"]
+
+
+def check_fields(settings) -> None:
+    """Check every field of a settings dataclass instance against its Kind (for its
+    ``__post_init__``)."""
+    for f in fields(settings):
+        check_value(f.name, getattr(settings, f.name), type(settings))
+
+
+def make(of: type, **raw):
+    """An instance of the settings class ``of`` from raw values (text as typed, JSON
+    numbers), each parsed with :func:`parse_value`; unknown names are refused."""
+    return of(**_parse_all(raw, of))
 
 
 _AS_FLAGS: contextvars.ContextVar[bool] = contextvars.ContextVar("as_flags", default=False)
@@ -351,11 +373,12 @@ def _one(value, kind_name: str, kind: Kind, label: str):
     return value
 
 
-def parse_value(name: str, value, label: str | None = None):
-    """The value of option ``name`` from text as typed on the command line, JSON from the
-    web form or a Python value: parsed into the field's type and checked against its
-    :class:`Kind`. OptionsError names the option as ``label`` (default: its flag)."""
-    kind, label = kind_of(name), label or flag(name)
+def parse_value(name: str, value, label: str | None = None, of: type = Options):
+    """The value of option ``name`` (a field of ``of``) from text as typed on the command
+    line, JSON from the web form or a Python value: parsed into the field's type and
+    checked against its :class:`Kind`. OptionsError names the option as ``label``
+    (default: its flag)."""
+    kind, label = kind_of(name, of), label or flag(name)
     if value is None or (isinstance(value, str) and not value.strip() and kind.nullable):
         if not kind.nullable:
             raise OptionsError(f"{label} needs a value")
@@ -389,10 +412,11 @@ def _not_number(part) -> bool:
     return isinstance(part, bool)
 
 
-def check_value(name: str, value) -> None:
-    """Refuse a value of option ``name`` that is not already of its type and range (what
-    ``Options(...)`` does; :func:`parse_value` turns text into such values)."""
-    kind = kind_of(name)
+def check_value(name: str, value, of: type = Options) -> None:
+    """Refuse a value of option ``name`` (a field of ``of``) that is not already of its
+    type and range (what ``Options(...)`` does; :func:`parse_value` turns text into such
+    values)."""
+    kind = kind_of(name, of)
     typed = {
         "int": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),
         "float": lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool),
@@ -405,19 +429,19 @@ def check_value(name: str, value) -> None:
     if wrong:
         raise OptionsError(
             f"{flag(name)} must be {'a tuple' if kind.is_list else 'of kind ' + kind.name}, got "
-            f"{show(value)} (Options.make parses text)"
+            f"{show(value)} ({of.__name__}.make parses text)"
         )
     if value is None and kind.nullable:
         return
-    if parse_value(name, value) != value:
+    if parse_value(name, value, of=of) != value:
         raise OptionsError(f"{flag(name)}: {show(value)} is not in its parsed form")
 
 
-def _parse_all(raw: dict) -> dict:
-    unknown = set(raw) - set(Options.__dataclass_fields__)
+def _parse_all(raw: dict, of: type = Options) -> dict:
+    unknown = set(raw) - set(of.__dataclass_fields__)
     if unknown:
         raise OptionsError(f"unknown option '{sorted(unknown)[0]}'")
-    return {name: parse_value(name, value) for name, value in raw.items()}
+    return {name: parse_value(name, value, of=of) for name, value in raw.items()}
 
 
 def check_weight(weight, what: str = "style weight") -> float:
@@ -521,6 +545,21 @@ PRESETS: dict[str, Options] = {
         preset="offline",
     ),
 }
+
+
+ONE_PHOTO = ("mask", "mask_styles", "protect")
+"""Options that describe one photo's regions: batch and video, which paint many images,
+take none of them (nor offer their flags)."""
+
+
+def refuse_one_photo(opts: Options, where: str) -> None:
+    """Refuse a mask or protect image in ``where`` (``painterly batch``, say), which
+    paints many images."""
+    if opts.mask or opts.protect:
+        raise OptionsError(
+            f"{flag('mask')} and {flag('protect')} belong to one photo, and {where} paints "
+            "many; stylise that photo on its own (painterly stylize, or painterly.run)"
+        )
 
 
 def preset(name: str) -> Options:

@@ -30,13 +30,14 @@ from painterly.cli.common import (
 from painterly.cli.run import cmd_batch, cmd_stylize
 from painterly.cli.tools import (
     add_explain_arguments,
+    add_explain_options,
     cmd_explain,
     cmd_presets,
     cmd_serve,
     cmd_weights,
 )
 from painterly.cli.video import add_video_parser, cmd_video
-from painterly.config import named_as_flags
+from painterly.config import ONE_PHOTO, named_as_flags
 from painterly.errors import PainterlyError
 
 __all__ = ["build_parser", "main", "parse_style"]
@@ -80,7 +81,9 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="PAINTING",
         help="one style: painting(s), PATH:WEIGHT blends several; repeat for more styles",
     )
-    ba.add_argument("-o", "--output-dir", required=True, metavar="OUTDIR", help="existing folder")
+    ba.add_argument(
+        "-o", "--output-dir", required=True, metavar="OUTDIR", help="folder (made if missing)"
+    )
     ba.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     ba.add_argument(
         "--format", default="png", choices=("png", "jpg", "webp", "tif"), help="(default: png)"
@@ -92,7 +95,7 @@ def build_parser() -> argparse.ArgumentParser:
         metavar="N",
         help="at most N images at once (default 0: as many as fit in memory)",
     )
-    add_option_flags(ba)
+    add_option_flags(ba, skip=ONE_PHOTO)
     ba.add_argument("--metrics", metavar="FILE.json", help="write timings and losses as JSON")
     ba.add_argument("--quiet", action="store_true", help="no progress bar")
     add_ray_flags(ba)
@@ -111,11 +114,9 @@ def build_parser() -> argparse.ArgumentParser:
 
     # --- `painterly explain`: the HTML report (implemented in painterly.report) ---
     ex = sub.add_parser(
-        "explain",
-        help="write a self-contained HTML report that shows what each loss does",
-        conflict_handler="resolve",  # add_explain_arguments replaces --size/--steps
+        "explain", help="write a self-contained HTML report that shows what each loss does"
     )
-    add_option_flags(ex)
+    add_explain_options(ex)
     add_explain_arguments(ex)
     # --- end explain ---
 

@@ -27,6 +27,7 @@ from painterly.cli.common import (
     require_extra,
     write_metrics,
 )
+from painterly.config import refuse_one_photo
 from painterly.errors import OptionsError
 
 RAY_MODULES = ("ray",)  # what pip install "painterly[ray]" adds
@@ -116,8 +117,7 @@ def cmd_batch_ray(args: argparse.Namespace) -> int:
         raise OptionsError("--ray-cpus must be 1 or more")
     given = given_options(args)
     asked = make_options(None, **given)
-    if asked.mask or asked.protect:
-        raise OptionsError("--mask and --protect belong to one photo; use `painterly stylize`")
+    refuse_one_photo(asked, "a batch")
     inputs = input_files(args, given)
     metrics_path = metrics_path_of(args)
     if metrics_path:
@@ -226,8 +226,7 @@ def cmd_video_ray(args: argparse.Namespace) -> int:
         raise OptionsError("--ray-cpus must be 1 or more")
     given = given_options(args)
     opts = make_options(None, **{"steps": LATER_STEPS, **given})
-    if opts.mask or opts.protect:
-        raise OptionsError("--mask and --protect are for still images; painterly video has none")
+    refuse_one_photo(opts, "a video")
     job = check_video_job(args, given, None)
     output, clip = job.output, job.clip
     size = io.output_size(clip, opts.size, opts.height)
@@ -242,9 +241,9 @@ def cmd_video_ray(args: argparse.Namespace) -> int:
         "size": list(size),
         "styles": digests.of_styles(styles),
         "options": given,
-        "first_steps": args.first_steps,
-        "temporal_weight": args.temporal_weight,
-        "long_term": list(args.long_term),
+        "first_steps": job.video.first_steps,
+        "temporal_weight": job.video.temporal_weight,
+        "long_term": list(job.video.long_term),
         "chunk": args.ray_chunk,
         "overlap": args.ray_overlap,
         "version": __version__,
@@ -259,9 +258,9 @@ def cmd_video_ray(args: argparse.Namespace) -> int:
     spec = {
         "options": given,
         "fps": float(clip.rate),
-        "first_steps": args.first_steps,
-        "temporal_weight": args.temporal_weight,
-        "long_term": list(args.long_term),
+        "first_steps": job.video.first_steps,
+        "temporal_weight": job.video.temporal_weight,
+        "long_term": list(job.video.long_term),
     }
     failures, records = {}, []
     started = time.perf_counter()

@@ -9,10 +9,19 @@ import os
 import re
 import sys
 import typing
+from dataclasses import fields
 from pathlib import Path
 
 from painterly import files
-from painterly.config import PRESETS, check_weight, kind_of, option_fields, parse_value, preset
+from painterly.config import (
+    PRESETS,
+    Options,
+    check_weight,
+    kind_of,
+    option_fields,
+    parse_value,
+    preset,
+)
 from painterly.errors import OptionsError, PainterlyError
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
@@ -30,28 +39,48 @@ class Parser(argparse.ArgumentParser):
         self.exit(EXIT_USAGE, f"painterly: error: {message} (see --help)\n")
 
 
-def flag_type(name: str, label: str | None = None):
-    """argparse ``type`` for option ``name``: config's parser and checks of its kind.
-    ``label`` names a flag of a command's own that takes the same kind of value."""
+def flag_type(name: str, label: str | None = None, of: type = Options):
+    """argparse ``type`` for option ``name`` of the settings class ``of``: config's parser
+    and checks of its kind. ``label`` names a flag of a command's own that takes the same
+    kind of value."""
 
     def parse(text: str):
         try:
-            return parse_value(name, text, label)
+            return parse_value(name, text, label, of)
         except OptionsError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
 
-    parse.__name__ = kind_of(name).name  # argparse names the type in some messages
+    parse.__name__ = kind_of(name, of).name  # argparse names the type in some messages
     return parse
 
 
-def add_option_flags(parser: argparse.ArgumentParser) -> None:
-    defaults = PRESETS["default"]
-    for f in option_fields():
+def _shown(value) -> str:
+    return ",".join(map(str, value)) if isinstance(value, tuple) else str(value)
+
+
+def add_settings_flags(
+    parser: argparse.ArgumentParser,
+    of: type,
+    only: tuple[str, ...] | None = None,
+    skip: tuple[str, ...] = (),
+    defaults: dict[str, str] | None = None,
+    helps: dict[str, str] | None = None,
+) -> None:
+    """A flag for each field of the settings dataclass ``of`` (those in ``only`` if
+    given, less ``skip``; never one declared ``cli=False``), with the help, kind and
+    checks its declaration gives. A flag not given leaves the field unset in the
+    namespace, so that the library's default (or a preset's) holds. ``defaults`` words
+    the default shown where it is not the field's own, ``helps`` a help text that says
+    more than the field's."""
+    for f in fields(of):
+        if not f.metadata.get("cli", True) or f.name in skip or (only and f.name not in only):
+            continue
         flag = "--" + f.name.replace("_", "-")
-        value = getattr(defaults, f.name)
-        shown = ",".join(value) if isinstance(value, tuple) else value
-        help_text = f"{f.metadata.get('help', '')} (default: {shown})"
-        if kind_of(f.name).name == "bool":
+        shown = (defaults or {}).get(f.name, _shown(f.default))
+        help_text = (helps or {}).get(f.name, f.metadata["help"])
+        if shown not in ("", "None"):  # an empty list or no value says nothing more
+            help_text += f" (default: {shown})"
+        if kind_of(f.name, of).name == "bool":
             parser.add_argument(
                 flag,
                 action=argparse.BooleanOptionalAction,
@@ -61,11 +90,51 @@ def add_option_flags(parser: argparse.ArgumentParser) -> None:
         else:
             parser.add_argument(
                 flag,
-                type=flag_type(f.name),
+                type=flag_type(f.name, of=of),
                 default=argparse.SUPPRESS,
                 help=help_text,
                 metavar=f.name.split("_")[-1].upper(),
             )
+
+
+def given_settings(args: argparse.Namespace, of: type) -> dict:
+    """The fields of ``of`` whose flags were given, as parsed."""
+    return {f.name: getattr(args, f.name) for f in fields(of) if hasattr(args, f.name)}
+
+
+def option_defaults() -> dict[str, str]:
+    """The default of each option as help shows it: the default preset's, and the
+    offline preset's beside it where that differs (it is the base without pretrained
+    weights)."""
+    default, offline = PRESETS["default"], PRESETS["offline"]
+    shown = {}
+    for f in option_fields():
+        ours, theirs = getattr(default, f.name), getattr(offline, f.name)
+        text = _shown(ours)
+        if f.name not in ("preset", "weights") and ours != theirs:
+            text += f"; {_shown(theirs)} with the offline encoder"
+        shown[f.name] = text
+    return shown
+
+
+def add_option_flags(
+    parser: argparse.ArgumentParser,
+    only: tuple[str, ...] | None = None,
+    skip: tuple[str, ...] = (),
+    defaults: dict[str, str] | None = None,
+    helps: dict[str, str] | None = None,
+) -> None:
+    """The flags of :class:`painterly.config.Options` that a command takes (see
+    :func:`add_settings_flags`)."""
+    named = f"a named set of defaults: {', '.join(PRESETS)} (painterly presets tells each)"
+    add_settings_flags(
+        parser,
+        Options,
+        only,
+        skip,
+        {**option_defaults(), **(defaults or {})},
+        {"preset": named, **(helps or {})},
+    )
 
 
 def parse_style(spec: str) -> tuple[str, float]:
@@ -165,7 +234,7 @@ def given_options(args: argparse.Namespace) -> dict:
     The core gets the flags themselves rather than a full Options, so that the default
     preset can give way to the offline one when there are no weights.
     """
-    given = {f.name: getattr(args, f.name) for f in option_fields() if hasattr(args, f.name)}
+    given = given_settings(args, Options)
     preset(given.get("preset", "default")).replace(**given)
     return given
 

@@ -17,45 +17,26 @@ from painterly import files
 from painterly.cli.common import (
     EXIT_OK,
     OVERWRITE_HELP,
+    add_option_flags,
+    add_settings_flags,
     check_writable,
     claim_output,
     closing_line,
     distinct_outputs,
     flag_type,
+    given_settings,
     metrics_path_of,
     parse_style,
     write_metrics,
 )
-from painterly.config import PRESETS
 from painterly.errors import OptionsError
+from painterly.fast.config import TRAIN_OPTIONS, TRAIN_STRENGTH, TrainConfig
 
-# Options fields that mean something to training (the losses and the encoder).
-TRAIN_OPTIONS = (
-    "preset",
-    "weights",
-    "device",
-    "content_weight",
-    "style_weight",
-    "tv_weight",
-    "strength",
-    "content_layer",
-    "style_layers",
-    "style_layer_weights",
-    "style_blend",
-    "style_scale",
-    "pooling",
-)
-# A network starts from nothing and must learn to keep the photo's structure, which
-# optimisation (started from the photo) keeps for free: trained at the presets' 0.5 it
-# painted coarse colour fields; at 0.3 its edges follow the photo (docs/fast-models.md).
-TRAIN_STRENGTH = 0.3
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
 
 
 def add_parsers(sub) -> None:
     """The four commands, on ``painterly``'s subparsers."""
-    from painterly.config import option_fields
-
     tr = sub.add_parser(
         "train",
         help="train a fast model for a style: afterwards `apply` paints any photo at once",
@@ -73,37 +54,20 @@ def add_parsers(sub) -> None:
     )
     tr.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     tr.add_argument("--resume", action="store_true", help="continue from MODEL's checkpoint")
-    ints = (
-        ("iterations", 2000, "training iterations"),
-        ("batch-size", 4, "crops per iteration"),
-        ("crop", 256, "side of the training crops in px"),
-        ("width", 32, "channels of the first layer (32: the paper's; 16 or 8: faster)"),
-        ("blocks", 5, "residual blocks"),
-        ("seed", 0, "seed of the starting weights and of the crops"),
-        ("save-every", 200, "checkpoint (and preview) every N iterations"),
-    )
-    for name, default, text in ints:
-        tr.add_argument(f"--{name}", type=int, default=default, help=f"{text} (default: {default})")
-    tr.add_argument("--learning-rate", type=float, default=1e-3, help="Adam's (default: 1e-3)")
-    tr.add_argument(
-        "--time-limit", type=float, default=0.0, help="stop after this many seconds (0: none)"
-    )
+    add_settings_flags(tr, TrainConfig)
     tr.add_argument("--preview", metavar="PHOTO", help="a held-out photo painted every N")
     tr.add_argument("--metrics", metavar="FILE.json", help="write losses and timings as JSON")
     tr.add_argument("--quiet", action="store_true", help="no progress bar")
-    defaults = PRESETS["default"]
-    for f in option_fields():
-        if f.name in TRAIN_OPTIONS:
-            value = TRAIN_STRENGTH if f.name == "strength" else getattr(defaults, f.name)
-            shown = ",".join(map(str, value)) if isinstance(value, tuple) else value
-            if f.name == "strength":
-                shown = f"{value}, or the --preset's"
-            tr.add_argument(
-                "--" + f.name.replace("_", "-"),
-                type=flag_type(f.name),
-                default=argparse.SUPPRESS,
-                help=f"{f.metadata['help']} (default: {shown})",
-            )
+    add_option_flags(
+        tr,
+        only=TRAIN_OPTIONS,
+        defaults={"strength": f"{TRAIN_STRENGTH}, or the --preset's"},
+        helps={
+            "strength": "0..1: how strongly the style is applied; a network learns the "
+            "photo's structure from nothing, so training's default is lighter than "
+            "stylize's"
+        },
+    )
 
     ap = sub.add_parser("apply", help="paint photos with a fast model, one pass each")
     ap.add_argument("model", help="model file or name (see `painterly models`)")
@@ -167,17 +131,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     given = {k: getattr(args, k) for k in TRAIN_OPTIONS if hasattr(args, k)}
     if "preset" not in given:
         given.setdefault("strength", TRAIN_STRENGTH)
-    config = training.TrainConfig(
-        iterations=args.iterations,
-        batch_size=args.batch_size,
-        crop=args.crop,
-        width=args.width,
-        blocks=args.blocks,
-        learning_rate=args.learning_rate,
-        seed=args.seed,
-        time_limit=args.time_limit,
-        save_every=args.save_every,
-    )
+    config = TrainConfig(**given_settings(args, TrainConfig))
     specs = [parse_style(s) for s in args.styles]
     inputs = [p for p, _ in specs] + ([args.preview] if args.preview else [])
     model = _model_path(args.output, writing=True)

@@ -8,35 +8,30 @@ import os
 import sys
 from pathlib import Path
 
-from painterly.cli.common import EXIT_OK, claim_output, flag_type, require_extra
+from painterly.cli.common import (
+    EXIT_OK,
+    add_option_flags,
+    claim_output,
+    given_settings,
+    require_extra,
+)
 from painterly.config import PRESETS, Options, option_fields
 from painterly.errors import OptionsError, PainterlyError
 from painterly.report import REPORT_SIZE, REPORT_STEPS
 
 
+def add_explain_options(parser: argparse.ArgumentParser) -> None:
+    """The Options flags of ``painterly explain``, with the report's own size and steps."""
+    add_option_flags(parser, defaults={"size": f"{REPORT_SIZE}", "steps": f"{REPORT_STEPS}"})
+
+
 def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
-    """Flags of ``painterly explain``, added after the Options flags; ``--size`` and
-    ``--steps`` replace theirs (the parser resolves conflicts) to show the report's own
-    defaults."""
+    """Flags of ``painterly explain`` besides the Options flags (:func:`add_explain_options`)."""
     parser.add_argument("content", help="the photo")
     parser.add_argument("style", help="the painting")
     parser.add_argument("-o", "--output", required=True, help="report file (.html)")
     parser.add_argument(
         "--overwrite", action="store_true", help="replace the report file if it exists"
-    )
-    parser.add_argument(
-        "--size",
-        type=flag_type("size"),
-        default=argparse.SUPPRESS,
-        metavar="SIZE",
-        help=f"long side of the stylisation in px (default: {REPORT_SIZE})",
-    )
-    parser.add_argument(
-        "--steps",
-        type=flag_type("steps"),
-        default=argparse.SUPPRESS,
-        metavar="STEPS",
-        help=f"steps of the stylisation (default: {REPORT_STEPS})",
     )
     parser.add_argument(
         "--recon-size",
@@ -105,7 +100,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
     from painterly.progress import ProgressPrinter
     from painterly.report import explain
 
-    given = {f.name: getattr(args, f.name) for f in option_fields() if hasattr(args, f.name)}
+    given = given_settings(args, Options)
     output = check_report_path(args.output)
     claim_output(output, [args.content, args.style], args.overwrite)
     printer = ProgressPrinter(quiet=args.quiet)

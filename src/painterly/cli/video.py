@@ -18,10 +18,11 @@ from painterly.cli.common import (
     EXIT_OK,
     OVERWRITE_HELP,
     add_option_flags,
+    add_settings_flags,
     check_writable,
     claim_output,
-    flag_type,
     given_options,
+    given_settings,
     input_files,
     metrics_path_of,
     parse_style,
@@ -29,62 +30,17 @@ from painterly.cli.common import (
     stoppable,
     write_metrics,
 )
+from painterly.config import ONE_PHOTO
 from painterly.errors import OptionsError
-from painterly.video import BLEND, FIRST_STEPS, LATER_STEPS, TEMPORAL_WEIGHT
+from painterly.video import LATER_STEPS, VideoConfig
 
 VIDEO_MODULES = ("av", "cv2")  # what pip install "painterly[video]" adds
-
-
-def _count(text: str) -> int:
-    value = int(text)
-    if value < 0:
-        raise argparse.ArgumentTypeError(f"{text} is negative; give 0 or more")
-    return value
-
-
-def _steps(text: str) -> int:
-    value = int(text)
-    if not 1 <= value <= 100_000:
-        raise argparse.ArgumentTypeError(f"{text} steps: give 1 to 100000")
-    return value
-
-
-def _seconds(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1e7:  # also refuses NaN
-        raise argparse.ArgumentTypeError(f"{text} is not a time in seconds (0 or more)")
-    return value
-
-
-def _positive(text: str) -> float:
-    value = float(text)
-    if not 0 < value <= 1000:
-        raise argparse.ArgumentTypeError(f"{text} is not a frame rate between 0 and 1000")
-    return value
-
-
-def _fraction(text: str) -> float:
-    value = float(text)
-    if not 0 <= value < 1:  # also refuses NaN; 1 would never let the model's output in
-        raise argparse.ArgumentTypeError(f"{text} is not a share from 0 to below 1")
-    return value
-
-
-def _offsets(text: str) -> tuple[int, ...]:
-    try:
-        values = tuple(int(v) for v in text.split(",") if v.strip())
-    except ValueError:
-        raise argparse.ArgumentTypeError(f"{text} is not a list of frame offsets") from None
-    if any(not 2 <= v <= 100 for v in values):
-        raise argparse.ArgumentTypeError("long-term offsets are frames back, from 2 to 100")
-    return values
 
 
 def add_video_parser(sub) -> None:
     vid = sub.add_parser(
         "video",
         help="paint a clip frame by frame without flicker (needs the video extra)",
-        conflict_handler="resolve",  # --steps below replaces the stylize flag
         description="Stylise every frame of INPUT (a video file or a folder of frames) "
         "with optical-flow temporal consistency (Ruder et al. 2016) and write OUTPUT: a "
         ".mp4/.mov/.mkv file (H.264, the audio copied) or, without a suffix, a folder of "
@@ -103,50 +59,17 @@ def add_video_parser(sub) -> None:
     vid.add_argument(
         "--keep-frames", action="store_true", help="keep OUTPUT.frames/ after writing OUTPUT"
     )
-    vid.add_argument("--start", type=_seconds, default=0.0, help="skip to this time, in s")
-    vid.add_argument("--duration", type=_seconds, default=0.0, help="seconds to take (0: all)")
-    vid.add_argument("--max-frames", type=_count, default=0, help="at most N frames (0: all)")
-    vid.add_argument(
-        "--fps", type=_positive, default=24.0, help="frame rate of a folder of frames (24)"
-    )
-    vid.add_argument(
-        "--first-steps",
-        type=_steps,
-        default=FIRST_STEPS,
-        help=f"steps of the first frame, coarse to fine (default: {FIRST_STEPS})",
-    )
-    vid.add_argument(
-        "--temporal-weight",
-        type=flag_type("content_weight", "--temporal-weight"),  # a loss weight like the rest
-        default=TEMPORAL_WEIGHT,
-        help="weight of the temporal loss; 0: each frame on its own, which flickers "
-        f"(default: {TEMPORAL_WEIGHT:g})",
-    )
-    vid.add_argument(
-        "--long-term",
-        type=_offsets,
-        default=(),
-        metavar="J,K",
-        help="also hold each frame to the outputs J, K.. frames back (e.g. 4,8)",
-    )
     vid.add_argument(
         "--model",
         help="a trained fast model (painterly train, a file or a name in painterly models): "
         "each frame painted in one pass and steadied by the flow, instead of optimised",
     )
-    vid.add_argument(
-        "--blend",
-        type=_fraction,
-        default=None,
-        help="with --model: the share of each reliable pixel taken from the previous output "
-        f"warped (0: each frame on its own, which flickers; default: {BLEND})",
-    )
-    add_option_flags(vid)
-    vid.add_argument(  # replaces the stylize flag: here it counts each later frame's steps
-        "--steps",
-        type=flag_type("steps"),
-        default=argparse.SUPPRESS,
-        help=f"steps of each frame after the first, at the output size (default: {LATER_STEPS})",
+    add_settings_flags(vid, VideoConfig)
+    add_option_flags(
+        vid,
+        skip=ONE_PHOTO,
+        defaults={"steps": f"{LATER_STEPS}"},
+        helps={"steps": "steps of each frame after the first, at the output size"},
     )
     vid.add_argument("--metrics", metavar="FILE.json", help="write per-frame losses as JSON")
     vid.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -227,6 +150,7 @@ class VideoJob:
     is_video: bool  # a video file, else a folder of PNG frames
     metrics_path: Path | None
     clip: object  # painterly.video.io.Clip
+    video: VideoConfig
 
 
 def check_video_job(args: argparse.Namespace, given: dict, model: Path | None) -> VideoJob:
@@ -235,6 +159,7 @@ def check_video_job(args: argparse.Namespace, given: dict, model: Path | None) -
     the clip's range and codecs."""
     from painterly.video import io
 
+    video = VideoConfig(**given_settings(args, VideoConfig))
     if model is not None:
         if args.styles:
             raise OptionsError("a --model carries its own style; give no paintings with it")
@@ -246,7 +171,7 @@ def check_video_job(args: argparse.Namespace, given: dict, model: Path | None) -
     else:
         if not args.styles:
             raise OptionsError("give at least one painting, or --model MODEL")
-        if args.blend is not None:
+        if hasattr(args, "blend"):
             raise OptionsError("--blend is for --model; optimisation uses --temporal-weight")
         inputs = input_files(argparse.Namespace(content=args.input, styles=args.styles), given)
     output = Path(args.output)
@@ -263,14 +188,14 @@ def check_video_job(args: argparse.Namespace, given: dict, model: Path | None) -
         claim_output(metrics_path, inputs, args.overwrite)
     clip = io.open_clip(
         args.input,
-        start=args.start,
-        duration=args.duration,
-        max_frames=args.max_frames,
-        fps=args.fps,
+        start=video.start,
+        duration=video.duration,
+        max_frames=video.max_frames,
+        fps=video.fps,
     )
     if is_video:
         io.check_encoder()
-    return VideoJob(inputs, output, is_video, metrics_path, clip)
+    return VideoJob(inputs, output, is_video, metrics_path, clip, video)
 
 
 def cmd_video(args: argparse.Namespace) -> int:
@@ -291,16 +216,16 @@ def cmd_video(args: argparse.Namespace) -> int:
 
         model = _model_path(args.model)
     job = check_video_job(args, given, model)
-    output, clip = job.output, job.clip
+    output = job.output
     store = FrameStore.beside(output)
     progress = VideoProgress(args.quiet, 0 if args.model else given.get("steps", LATER_STEPS))
     started = time.perf_counter()
     with StopSignals(progress.say) as stop:
         try:
             if args.model:
-                result = _paint_with_model(args, model, clip, store, given, progress, stop)
+                result = _paint_with_model(args, job, model, store, given, progress, stop)
             else:
-                result = _optimise(args, clip, store, given, stoppable(progress, stop))
+                result = _optimise(args, job, store, given, stoppable(progress, stop))
         finally:
             progress.close()
         if result.interrupted or stop.asked:
@@ -344,34 +269,34 @@ def wind_up(args, job: VideoJob, frames_folder: Path, metrics: dict, summary: st
     return EXIT_OK
 
 
-def _optimise(args, clip, store, given, callback):
+def _optimise(args, job: VideoJob, store, given, callback):
     from painterly.video.run import stylize_clip
 
     return stylize_clip(
-        clip,
+        job.clip,
         [parse_style(s) for s in args.styles],
         store,
         overrides=given,
-        first_steps=args.first_steps,
-        temporal_weight=args.temporal_weight,
-        long_term=args.long_term,
+        first_steps=job.video.first_steps,
+        temporal_weight=job.video.temporal_weight,
+        long_term=job.video.long_term,
         resume=args.resume,
         overwrite=args.overwrite,
         callback=callback,
     )
 
 
-def _paint_with_model(args, model, clip, store, given, progress, stop):
+def _paint_with_model(args, job: VideoJob, model, store, given, progress, stop):
     from painterly.api import resolve_device
     from painterly.video.fast_model import paint_clip
 
     return paint_clip(
-        clip,
+        job.clip,
         model,
         store,
         size=given.get("size"),
         height=given.get("height"),
-        blend=BLEND if args.blend is None else args.blend,
+        blend=job.video.blend,
         preserve_color=given.get("preserve_color", "none"),
         device=resolve_device(given.get("device", "auto")),
         max_memory=given.get("max_memory", "auto"),

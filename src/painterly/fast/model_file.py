@@ -23,7 +23,8 @@ import torch
 
 from painterly import __version__, files
 from painterly.errors import ModelError
-from painterly.fast.network import MAX_BLOCKS, MAX_WIDTH, TransformerNet, parameter_shapes
+from painterly.fast.config import MAX_BLOCKS, MAX_WIDTH
+from painterly.fast.network import TransformerNet, parameter_shapes
 from painterly.memory import available_bytes
 
 MODEL_FORMAT = "painterly-fast-model/1"

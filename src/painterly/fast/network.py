@@ -32,13 +32,9 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-Tensor = torch.Tensor
+from painterly.fast.config import DEFAULT_BLOCKS, DEFAULT_WIDTH
 
-DEFAULT_WIDTH = 32  # the paper's
-SMALL_WIDTH = 16  # about 4x fewer operations: the CPU variant
-DEFAULT_BLOCKS = 5
-MAX_WIDTH = 256  # the largest network that training makes and that a model file may name
-MAX_BLOCKS = 32
+Tensor = torch.Tensor
 
 
 class ConvNorm(nn.Sequential):

@@ -29,59 +29,19 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from painterly import __version__, files
-from painterly.config import MAX_SEED, Options
+from painterly.config import Options
 from painterly.controls import STYLE_SUFFIXES, expand_styles
 from painterly.errors import ImageError, OptionsError, PainterlyError
 from painterly.events import Callback, Preview, Progress, Started, Stop, ignore
 from painterly.fast import model_file
-from painterly.fast.network import (
-    DEFAULT_BLOCKS,
-    DEFAULT_WIDTH,
-    MAX_BLOCKS,
-    MAX_WIDTH,
-    TransformerNet,
-    make_network,
-)
+from painterly.fast.config import TrainConfig
+from painterly.fast.network import TransformerNet, make_network
 from painterly.image import fit_size, load_image, resize, to_image, to_tensor
 from painterly.optimize import Objective, style_targets
 
 Tensor = torch.Tensor
 LOSSES = ("total", "content", "style", "tv")
-MAX_BATCH = 256  # crops per iteration: more only fills the memory
 CACHE_PHOTOS = 4096  # decoded photos kept in memory (each at most 2 crops on its short side)
-
-
-@dataclass(frozen=True)
-class TrainConfig:
-    """How a model is trained (the losses are in :class:`painterly.config.Options`)."""
-
-    iterations: int = 2000
-    batch_size: int = 4
-    crop: int = 256
-    width: int = DEFAULT_WIDTH
-    blocks: int = DEFAULT_BLOCKS
-    learning_rate: float = 1e-3
-    seed: int = 0
-    time_limit: float = 0.0  # seconds; 0: no limit
-    save_every: int = 200  # checkpoint and preview every N iterations; 0: only at the end
-    jitter: float = 2.0  # a crop covers 1/jitter .. all of a photo's short side
-
-    def __post_init__(self) -> None:
-        checks = [
-            (self.iterations >= 1, "--iterations must be at least 1"),
-            (1 <= self.batch_size <= MAX_BATCH, f"--batch-size must be from 1 to {MAX_BATCH}"),
-            (16 <= self.crop <= 4096, "--crop must be from 16 to 4096 px"),
-            (1 <= self.width <= MAX_WIDTH, f"--width must be from 1 to {MAX_WIDTH}"),
-            (0 <= self.blocks <= MAX_BLOCKS, f"--blocks must be from 0 to {MAX_BLOCKS}"),
-            (0 < self.learning_rate <= 1, "--learning-rate must be above 0 and at most 1"),
-            (0 <= self.seed <= MAX_SEED, f"--seed must be from 0 to {MAX_SEED}"),
-            (self.time_limit >= 0, "--time-limit must be 0 (none) or more seconds"),
-            (self.save_every >= 0, "--save-every must be 0 (only at the end) or more"),
-            (self.jitter >= 1, "the scale jitter must be at least 1"),
-        ]
-        for ok, message in checks:
-            if not ok:
-                raise OptionsError(message)
 
 
 @dataclass

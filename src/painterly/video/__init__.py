@@ -12,10 +12,59 @@ how reliable the flow is there.
 * :mod:`painterly.video.fast_model`: ``--model``: a fast model per frame, steadied by the flow.
 
 PyAV and OpenCV are the ``video`` extra; nothing here is imported by ``painterly`` itself.
+:class:`VideoConfig`, the settings of a clip's run besides the stylize options, is here,
+free of torch, PyAV and OpenCV, so that the CLI builds its flags without importing them.
 """
 
-# Defaults of painterly video, here so that the CLI can show them without importing torch.
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from painterly.config import MAX_STEPS, MAX_WEIGHT, check_fields, option
+
 FIRST_STEPS = 300  # the first frame: an ordinary coarse-to-fine stylisation
 LATER_STEPS = 100  # each later frame: one scale, started from the warped previous output
 BLEND = 0.8  # --model: how much of each reliable pixel comes from the previous output
 TEMPORAL_WEIGHT = 1000.0  # docs/video.md: flicker as at 2000-5000, the style drifting less
+MAX_SECONDS = 1e7  # a clip's start or duration: about 116 days
+
+
+@dataclass(frozen=True)
+class VideoConfig:
+    """Which frames of a clip are painted, and how each later frame follows the one
+    before; the stylize options (:class:`painterly.config.Options`) are separate."""
+
+    start: float = option(0.0, "skip to this time, in s", "float", low=0, high=MAX_SECONDS)
+    duration: float = option(0.0, "seconds to take (0: all)", "float", low=0, high=MAX_SECONDS)
+    max_frames: int = option(0, "at most N frames (0: all)", "int", low=0, high=10**9)
+    fps: float = option(24.0, "frame rate of a folder of frames", "float", low=0.001, high=1000)
+    first_steps: int = option(
+        FIRST_STEPS, "steps of the first frame, coarse to fine", "int", low=1, high=MAX_STEPS
+    )
+    temporal_weight: float = option(
+        TEMPORAL_WEIGHT,
+        "weight of the temporal loss; 0: each frame on its own, which flickers",
+        "float",
+        low=0,
+        high=MAX_WEIGHT,
+    )
+    long_term: tuple[int, ...] = option(
+        (),
+        "also hold each frame to the outputs J, K.. frames back (e.g. 4,8)",
+        "ints",
+        low=2,
+        high=100,
+        items=(0, 16),
+    )
+    blend: float = option(
+        BLEND,
+        "with --model: the share of each reliable pixel taken from the previous output "
+        "warped (0: each frame on its own, which flickers; below 1, or the model's output "
+        "would never show)",
+        "float",
+        low=0,
+        high=0.99,
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)

@@ -24,8 +24,8 @@ from PIL import Image
 
 from painterly import __version__, color
 from painterly.api import _style_list, make_options, make_result, resolve_run
+from painterly.config import refuse_one_photo
 from painterly.controls import expand_styles
-from painterly.errors import OptionsError
 from painterly.events import Callback, ignore
 from painterly.image import load_image, read_metadata, save_image, to_image
 from painterly.pipeline import Job, optimize_scales
@@ -135,8 +135,7 @@ def stylize_clip(
     with ``first_steps``: the per-frame baseline that flickers."""
     overrides = {"steps": LATER_STEPS, **overrides}
     asked = make_options(None, **overrides)
-    if asked.mask or asked.protect:
-        raise OptionsError("--mask and --protect are for still images; painterly video has none")
+    refuse_one_photo(asked, "a video")
     pairs, _ = expand_styles(_style_list(styles), asked.style_blend)  # read once
     opts, encoder, device, fallback = resolve_run(None, overrides, callback, None, asked=asked)
     size = io.output_size(clip, opts.size, opts.height)

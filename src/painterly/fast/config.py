@@ -1,0 +1,80 @@
+"""How a fast model is trained: :class:`TrainConfig`, declared like
+:class:`painterly.config.Options` (each field's default, help and kind in one place, from
+which ``painterly train`` builds its flags and its checks), and which of Options' fields
+training takes. Free of torch, so that ``painterly --help`` stays light."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from painterly.config import MAX_SEED, check_fields, option
+
+DEFAULT_WIDTH = 32  # the paper's
+SMALL_WIDTH = 16  # about 4x fewer operations: the CPU variant
+DEFAULT_BLOCKS = 5
+MAX_WIDTH = 256  # the largest network that training makes and that a model file may name
+MAX_BLOCKS = 32
+MAX_BATCH = 256  # crops per iteration: more only fills the memory
+
+# Options fields that mean something to training (the losses and the encoder).
+TRAIN_OPTIONS = (
+    "preset",
+    "weights",
+    "device",
+    "content_weight",
+    "style_weight",
+    "tv_weight",
+    "strength",
+    "content_layer",
+    "style_layers",
+    "style_layer_weights",
+    "style_blend",
+    "style_scale",
+    "pooling",
+)
+# A network starts from nothing and must learn to keep the photo's structure, which
+# optimisation (started from the photo) keeps for free: trained at the presets' 0.5 it
+# painted coarse colour fields; at 0.3 its edges follow the photo (docs/fast-models.md).
+TRAIN_STRENGTH = 0.3
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """How a model is trained (the losses are in :class:`painterly.config.Options`)."""
+
+    iterations: int = option(2000, "training iterations", "int", low=1, high=10**9)
+    batch_size: int = option(4, "crops per iteration", "int", low=1, high=MAX_BATCH)
+    crop: int = option(256, "side of the training crops in px", "int", low=16, high=4096)
+    width: int = option(
+        DEFAULT_WIDTH,
+        f"channels of the first layer ({DEFAULT_WIDTH}: the paper's; {SMALL_WIDTH} or 8: faster)",
+        "int",
+        low=1,
+        high=MAX_WIDTH,
+    )
+    blocks: int = option(DEFAULT_BLOCKS, "residual blocks", "int", low=0, high=MAX_BLOCKS)
+    learning_rate: float = option(1e-3, "Adam's step size", "float", low=1e-9, high=1)
+    seed: int = option(
+        0, "seed of the starting weights and of the crops", "int", low=0, high=MAX_SEED
+    )
+    time_limit: float = option(
+        0.0, "stop after this many seconds (0: no limit)", "float", low=0, high=1e9
+    )
+    save_every: int = option(
+        200,
+        "checkpoint (and preview) every N iterations (0: only at the end)",
+        "int",
+        low=0,
+        high=10**9,
+    )
+    jitter: float = option(
+        2.0,
+        "a crop covers 1/jitter .. all of a photo's short side",
+        "float",
+        low=1,
+        high=16,
+        cli=False,
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
