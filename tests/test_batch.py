@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -118,7 +119,7 @@ def test_stop_keeps_the_batch_in_progress_and_skips_the_rest():
 
 
 def test_refusals_are_clear():
-    with pytest.raises(OptionsError, match="not batched"):
+    with pytest.raises(OptionsError, match="belong to one photo"):
         painterly.run_batch([(blob(), stripes())], encoder=tiny_encoder(), protect="x.png")
     with pytest.raises(OptionsError, match="item 2"):
         painterly.run_batch([(blob(), stripes()), blob()], encoder=tiny_encoder())
@@ -173,9 +174,17 @@ def test_cli_bad_item_is_one_line_and_exit_2(tmp_path, capsys, content_path, sty
         assert code == 2, (name, err)
         assert len(lines) == 1 and lines[0].startswith("painterly: error:"), (name, err)
         assert mention in lines[0], (name, lines[0])
-    code, err = run_cli(capsys, "batch", content_path, "--style", style_path, "-o", out / "no")
-    assert code == 2 and "does not exist" in err
+    # A missing folder is made, but not a missing parent: a typo further up stays an error.
+    deep = out / "no" / "deeper"
+    code, err = run_cli(capsys, "batch", content_path, "--style", style_path, "-o", deep)
+    assert code == 2 and f"{out / 'no'} does not exist" in err
     assert list(out.iterdir()) == []
+    argv = ["batch", content_path, "--style", style_path, "-o", out / "new", "--quiet"]
+    code, err = run_cli(capsys, *argv, "--weights", "offline", "--size", "32", "--steps", "1")
+    assert code == 0, err
+    assert [p.name for p in (out / "new").iterdir()] == [
+        f"{Path(content_path).stem}_{Path(style_path).stem}.png"
+    ]
 
 
 def test_batch_reports_the_whole_run_like_stylize_and_retries_out_of_memory(monkeypatch):

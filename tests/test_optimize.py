@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import time
 
 import numpy as np
@@ -10,7 +11,8 @@ import torch
 from synthetic import blob, stripes, tiny_encoder
 
 import painterly
-from painterly.config import PRESETS
+from painterly.config import NEEDS_PRETRAINED, PRESETS
+from painterly.errors import OptionsError
 from painterly.events import Notice, Progress, Started
 
 
@@ -114,8 +116,10 @@ def test_progress_counts_the_whole_run_across_scales_and_tiles(tile):
         ({}, "offline", "the offline encoder"),
         # as the web form sends it: naming the default is no choice
         ({"preset": "default"}, "offline", "the offline encoder"),
-        # a preset that names VGG19's layers keeps VGG19's architecture, and says so
-        ({"preset": "gatys"}, "random-vgg19", "VGG19 with random weights"),
+        # a control preset turns its control on the offline preset
+        ({"preset": "bold"}, "offline", "the offline encoder"),
+        # Options given whole name VGG19's layers: they keep its architecture, and say so
+        ({"options": PRESETS["default"]}, "random-vgg19", "VGG19 with random"),
     ],
 )
 def test_auto_falls_back_without_weights_with_one_notice(chosen, encoder, said):
@@ -128,6 +132,32 @@ def test_auto_falls_back_without_weights_with_one_notice(chosen, encoder, said):
     assert len(notices) == 1 and f"using {said}" in notices[0].message
     assert result.metrics["encoder"] == encoder and result.metrics["fallback_reason"]
     assert result.metadata["painterly:weights"] == encoder
+    if chosen.get("preset") == "bold":  # the offline preset's tuning, bold's strength
+        settings = json.loads(result.metadata["painterly:settings"])
+        assert settings["content_layer"] == PRESETS["offline"].content_layer
+        assert settings["strength"] == PRESETS["bold"].strength
+
+
+@pytest.mark.parametrize("name", NEEDS_PRETRAINED)
+def test_a_preset_of_pretrained_features_is_refused_without_them(name):
+    # Before anything slow, and saying both ways out: fetch the weights, or run offline.
+    events = []
+    with pytest.raises(OptionsError, match="needs VGG19's pretrained weights") as refused:
+        painterly.run(blob(), stripes(), preset=name, callback=events.append)
+    assert "painterly weights fetch vgg19" in str(refused.value)
+    assert "preset offline" in str(refused.value) and not events
+    # Asked for outright, random weights still run it (for comparison and tests).
+    result = painterly.run(
+        blob(),
+        stripes(),
+        preset=name,
+        weights="random-vgg19",
+        size=32,
+        height=None,
+        steps=1,
+        scales=1,
+    )
+    assert result.metrics["encoder"] == "random-vgg19"
 
 
 def test_time_limit_is_shared_over_the_scales_by_their_work():

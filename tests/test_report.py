@@ -188,11 +188,15 @@ def test_cli_writes_report_with_offline_fallback_and_one_encoder(
 
 
 def test_cli_report_names_vgg19_with_random_weights(tmp_path, capsys, content_path, style_path):
-    # A named preset names VGG19's layers, so without weights `auto` gives VGG19 with
-    # random weights (api.resolve_run); --weights random-vgg19 asks for it outright.
+    # --weights random-vgg19 asks for it outright; a preset of VGG19's pretrained
+    # features (gatys) is refused without them, rather than run on random ones.
     layers = ["--style-layers", "block1_conv1,block2_conv1", "--content-layer", "conv2_2"]
+    out = tmp_path / "r.html"
+    argv = ["explain", str(content_path), str(style_path), "-o", str(out), "--preset", "gatys"]
+    assert main(argv) == 2 and not out.exists()
+    assert "needs VGG19's pretrained weights" in capsys.readouterr().err
     for choice, why in (
-        (["--preset", "gatys"], "could not be downloaded"),
+        (["--preset", "gatys", "--weights", "random-vgg19"], "<code>--weights random-vgg19</code>"),
         (["--weights", "random-vgg19"], "<code>--weights random-vgg19</code>"),
     ):
         out = tmp_path / "r.html"

@@ -16,10 +16,18 @@ from PIL import Image
 from torch.nn import functional as F
 
 from painterly import __version__
-from painterly.config import Options, preset
+from painterly.config import (
+    CONTROL_PRESETS,
+    NEEDS_PRETRAINED,
+    Options,
+    flag,
+    preset,
+    preset_on_offline,
+)
 from painterly.controls import prepare as prepare_controls
 from painterly.encoders import (
     Encoder,
+    Fallback,
     arch_of,
     canonical_layer,
     deepest,
@@ -69,26 +77,39 @@ def make_options(
     """The options of a run: a base plus single-field ``overrides``.
 
     The base is ``options`` if given, else the preset named by ``preset=`` (default
-    ``default``). When the default preset meets the offline encoder (``weights_resolved``
-    is ``offline``), the ``offline`` preset, tuned for that encoder, is the base instead;
-    fields the caller set still win.
+    ``default``). On the offline encoder (``weights_resolved`` is ``offline``) the
+    default preset gives way to the ``offline`` one, tuned for that encoder, and a
+    control preset (``bold``, say) turns its control on that one; fields the caller set
+    still win.
     """
     unknown = set(overrides) - set(Options.__dataclass_fields__)
     if unknown:
         raise OptionsError(f"unknown option '{sorted(unknown)[0]}'")
     name = overrides.get("preset", options.preset if options else "default")
     base = options or preset(name)
-    if weights_resolved == "offline" and not _names_a_preset(options, overrides):
-        base = preset("offline")
+    if weights_resolved == "offline" and options is None and _follows_the_encoder(name):
+        base = preset_on_offline(name)
     return base.replace(**overrides) if overrides else base
 
 
-def _names_a_preset(options: Options | None, overrides: dict) -> bool:
-    """Whether the caller chose a preset other than ``default`` (or passed Options): such
-    presets name VGG's layers, so without pretrained weights they run on a random VGG19
-    rather than switching to the ``offline`` preset. ``preset="default"``, as the web
-    form sends it, counts as no choice."""
-    return options is not None or overrides.get("preset", "default") != "default"
+def _follows_the_encoder(name: str) -> bool:
+    """Whether the preset ``name`` is the default or one of its controls, which run on
+    the offline encoder's own tuning when that is the encoder (``preset="default"``, as
+    the web form sends it, counts as no choice)."""
+    return name == "default" or name in CONTROL_PRESETS
+
+
+def _needs_pretrained(options: Options | None, overrides: dict, fallback: Fallback) -> None:
+    """Refuse, before anything slow, a preset that reproduces a published method on
+    VGG19's pretrained features when those cannot be had."""
+    name = overrides.get("preset", options.preset if options else "default")
+    if name in NEEDS_PRETRAINED:
+        why = fallback.reason if fallback.corrupt else "not cached, and no download worked"
+        raise OptionsError(
+            f"{flag('preset')} {name} needs VGG19's pretrained weights ({why}); fetch them "
+            f"with `painterly weights fetch vgg19`, or choose {flag('preset')} offline (or "
+            f"{flag('weights')} random-vgg19 to run it on random weights)"
+        )
 
 
 def _check_image(item, what: str) -> None:
@@ -195,10 +216,12 @@ def resolve_run(
         weights, fallback = resolve_weights(weights, progress=progress)
         fallback_reason = fallback.reason if fallback else None
         instead = "the offline encoder"
-        if fallback and _names_a_preset(options, overrides):
-            # A named preset (chollet, gatys, ...) names VGG's layers: keep them offline.
+        if fallback:
+            _needs_pretrained(options, overrides, fallback)
+        if fallback and options is not None:
+            # Options given whole name VGG's layers: keep them, on VGG19's architecture.
             weights = "random-vgg19"
-            instead = "VGG19 with random weights, as this preset names VGG19's layers"
+            instead = "VGG19 with random weights, as these options name VGG19's layers"
         if fallback:
             callback(Notice(fallback.notice(instead)))
     opts = make_options(options, weights_resolved=weights, **overrides).replace(weights=weights)

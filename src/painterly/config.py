@@ -212,7 +212,12 @@ class Options:
         "choice",
         choices=("none", "luminance", "histogram"),
     )
-    color_only: bool = option(False, "take only the painting's colours, keep the photo's", "bool")
+    color_only: bool = option(
+        False,
+        "keep the photo's light and shade under the result's colours: the painting's "
+        "palette without its brushwork",
+        "bool",
+    )
     mask: str | None = option(
         None, "image whose colours choose a style per region", "path", nullable=True
     )
@@ -545,6 +550,39 @@ PRESETS: dict[str, Options] = {
         preset="offline",
     ),
 }
+
+
+PRESET_ABOUT = {
+    "default": "the paper's layers, size-independent losses, average pooling, L-BFGS, "
+    "coarse to fine; without pretrained weights the offline preset runs instead",
+    "subtle": "the default with a light touch",
+    "bold": "the default with the painting taking over",
+    "keep-colors": "the default keeping the photo's colours",
+    "chollet": "Chollet's Deep Learning with Python (8.3), exactly; needs VGG19's weights",
+    "gatys": "Gatys, Ecker and Bethge's settings, no TV; needs VGG19's weights",
+    "offline": "tuned for the offline encoder, which needs no download",
+}
+"""What each preset is for, as ``painterly presets`` and the web page say it."""
+
+NEEDS_PRETRAINED = ("chollet", "gatys")
+"""Presets that reproduce a published method on VGG19's pretrained features: without
+them they mean nothing, so a run refuses them rather than paint on random weights."""
+
+CONTROL_PRESETS = ("subtle", "bold", "keep-colors")
+"""Presets that turn one control of the default: on the offline encoder they turn it
+on the offline preset instead."""
+
+
+def preset_on_offline(name: str) -> Options:
+    """The preset ``name`` (the default or a control preset) as it runs on the offline
+    encoder: the offline preset with the control it turns."""
+    turned = {
+        f.name: getattr(PRESETS[name], f.name)
+        for f in fields(Options)
+        if f.name != "preset" and getattr(PRESETS[name], f.name) != getattr(Options(), f.name)
+    }
+    named = name if name in CONTROL_PRESETS else "offline"
+    return dataclasses.replace(PRESETS["offline"], preset=named, **turned)
 
 
 ONE_PHOTO = ("mask", "mask_styles", "protect")

@@ -200,10 +200,23 @@ def distinct_outputs(paths: list[Path]) -> None:
 
 
 def output_folder(name: str) -> Path:
-    """An existing folder the outputs go into (never created: a typo would scatter them)."""
+    """The folder the outputs go into, made if it is missing; its parent must exist, so
+    that a typo further up the path is an error rather than a tree of new folders."""
     folder = Path(name)
+    if folder.exists() and not folder.is_dir():
+        raise OptionsError(f"{folder} is a file; give a folder for the outputs")
     if not folder.is_dir():
-        raise OptionsError(f"output folder {folder} does not exist; create it first")
+        if not folder.parent.is_dir():
+            raise OptionsError(
+                f"cannot make output folder {folder}: {folder.parent} does not exist"
+            )
+        try:
+            folder.mkdir()
+        except FileExistsError:
+            pass  # made by another process meanwhile: as good
+        except OSError as err:
+            reason = err.strerror or type(err).__name__
+            raise OptionsError(f"cannot make output folder {folder} ({reason})") from None
     return folder
 
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import textwrap
 from pathlib import Path
 
 from painterly.cli.common import (
@@ -15,7 +16,7 @@ from painterly.cli.common import (
     given_settings,
     require_extra,
 )
-from painterly.config import PRESETS, Options, option_fields
+from painterly.config import CONTROL_PRESETS, PRESET_ABOUT, PRESETS, Options, option_fields
 from painterly.errors import OptionsError, PainterlyError
 from painterly.report import REPORT_SIZE, REPORT_STEPS
 
@@ -48,6 +49,25 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
+BUILT_IN_ENCODERS = (
+    (
+        "offline",
+        "offline",
+        "a fixed encoder designed to stylise without pretrained weights "
+        "(what `auto` runs when no VGG19 is cached); nothing to download",
+    ),
+    (
+        "random-vgg19",
+        "vgg19",
+        "VGG19's architecture with random weights, for comparison and tests; no download",
+    ),
+)
+
+
+def _wrapped(text: str) -> str:
+    return textwrap.fill(text, 96, initial_indent=" " * 4, subsequent_indent=" " * 4)
+
+
 def cmd_weights(args: argparse.Namespace) -> int:
     from painterly.encoders import cache
     from painterly.encoders.registry import registry_entry
@@ -56,9 +76,12 @@ def cmd_weights(args: argparse.Namespace) -> int:
         print(cache.cache_dir() / "weights")
     elif args.action == "list":
         for row in cache.describe():
-            state = row["path"] or "not cached"
-            print(f"{row['name']:<20} {row['arch']:<6} {row['size_mb']:>4} MB  {state}")
-            print(f"{'':<20} {row['description']} Licence: {row['licence']}")
+            state = row["path"] or f"not cached: painterly weights fetch {row['name']}"
+            print(f"{row['name']:<18} {row['arch']:<8} {row['size_mb']:>5} MB  {state}")
+            print(_wrapped(f"{row['description'].rstrip('.')}. Licence: {row['licence']}"))
+        for name, arch, about in BUILT_IN_ENCODERS:
+            print(f"{name:<18} {arch:<8} built in  always here")
+            print(_wrapped(about))
     elif args.action == "fetch":
         ws = registry_entry(args.name)
         print(cache.checked_path(ws) or cache.download(ws))
@@ -75,8 +98,17 @@ def cmd_presets(args: argparse.Namespace) -> int:
             for f in option_fields()
             if f.name != "preset" and getattr(opts, f.name) != getattr(base, f.name)
         }
-        desc = ", ".join(f"{k}={v}" for k, v in changed.items()) or "the defaults"
-        print(f"{name:<12} {desc}")
+        print(textwrap.fill(f"{name:<12} {PRESET_ABOUT[name]}", 96, subsequent_indent=" " * 13))
+        if changed:
+            shown = ", ".join(
+                f"{k}={','.join(map(str, v)) if isinstance(v, tuple) else v}"
+                for k, v in changed.items()
+            )
+            print(textwrap.fill(shown, 96, initial_indent=" " * 13, subsequent_indent=" " * 13))
+    print(
+        f"\n{', '.join(CONTROL_PRESETS)} turn their control on the offline preset where the "
+        "offline encoder runs."
+    )
     return EXIT_OK
 
 
