@@ -44,7 +44,8 @@ class TrainConfig:
 
     iterations: int = option(2000, "training iterations", "int", low=1, high=10**9)
     batch_size: int = option(4, "crops per iteration", "int", low=1, high=MAX_BATCH)
-    crop: int = option(256, "side of the training crops in px", "int", low=16, high=4096)
+    # MIN_SIDE (painterly.image): the encoder's deepest level needs a few pixels
+    crop: int = option(256, "side of the training crops in px", "int", low=32, high=4096)
     width: int = option(
         DEFAULT_WIDTH,
         f"channels of the first layer ({DEFAULT_WIDTH}: the paper's; {SMALL_WIDTH} or 8: faster)",

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import os
 import time
 from collections.abc import Sequence
@@ -36,7 +37,7 @@ from painterly.events import Callback, Preview, Progress, Started, Stop, ignore
 from painterly.fast import model_file
 from painterly.fast.config import TrainConfig
 from painterly.fast.network import TransformerNet, make_network
-from painterly.image import fit_size, load_image, resize, to_image, to_tensor
+from painterly.image import MIN_SIDE, fit_size, load_image, resize, to_image, to_tensor
 from painterly.optimize import Objective, style_targets
 
 Tensor = torch.Tensor
@@ -168,8 +169,13 @@ def style_tensors(
     """The paintings as (1, 3, H, W) tensors, their long side ``2 crop x style_scale``:
     the size of the photos the crops come from, as ``stylize`` sizes a style to its output."""
     images, _ = expand_styles(list(specs), opts.style_blend)
-    side = max(32, round(2 * crop * opts.style_scale))
-    return [(to_tensor(resize(img, fit_size(*img.size, side))), w) for img, w in images]
+    side = round(2 * crop * opts.style_scale)
+    out = []
+    for img, weight in images:
+        # never below MIN_SIDE on its short side, which the encoder's deepest level needs
+        long_side = max(side, math.ceil(MIN_SIDE * max(img.size) / min(img.size)))
+        out.append((to_tensor(resize(img, fit_size(*img.size, long_side))), weight))
+    return out
 
 
 # --- the loop -----------------------------------------------------------------------
