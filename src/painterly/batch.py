@@ -27,11 +27,19 @@ from painterly.api import (
     prepare_inputs,
     resolve_run,
 )
+from painterly.clock import RunClock
 from painterly.config import Options, refuse_one_photo
 from painterly.encoders import Encoder
 from painterly.errors import OptionsError
 from painterly.events import Callback, Notice, ignore
-from painterly.pipeline import Job, batch_size, is_out_of_memory, optimize_scales, output_size
+from painterly.pipeline import (
+    Job,
+    batch_size,
+    is_out_of_memory,
+    optimize_scales,
+    output_size,
+    run_parts,
+)
 
 Item = tuple[ImageLike, StyleSpec | Sequence[StyleSpec]]
 
@@ -83,6 +91,7 @@ def run_batch(
             device,
             callback=callback,
             progress_every=progress_every,
+            clock=clock,
         )
         for i, outcomes in zip(chunk, scales, strict=True):
             finish = prepared[i].finish
@@ -112,14 +121,34 @@ def run_batch(
     groups: dict[tuple[int, int], list[int]] = {}
     for index, item in enumerate(prepared):
         groups.setdefault(output_size(item.content.size, opts), []).append(index)
+    chunks = []  # (output size, the items optimised together), in the order they run
     for out_size, indices in groups.items():
         size = batch_size(encoder, opts, out_size, device, max_batch)
-        for start in range(0, len(indices), size):
-            chunk = indices[start : start + size]
-            if len(chunk) > 1:
-                together(chunk, out_size)
-            else:
-                singly(chunk, out_size)
-            if any(results[i] is not None and results[i].interrupted for i in chunk):
-                return results
+        chunks += [(out_size, indices[i : i + size]) for i in range(0, len(indices), size)]
+    parts, labels = [], []
+    for out_size, chunk in chunks:
+        scales = run_parts(out_size, opts, len(chunk))
+        parts += scales
+        labels += [_images_label(chunk, len(items))] * len(scales)
+    clock = RunClock(parts, labels=labels)
+    for out_size, chunk in chunks:
+        if len(chunk) > 1:
+            together(chunk, out_size)
+        else:
+            singly(chunk, out_size)
+        if any(results[i] is not None and results[i].interrupted for i in chunk):
+            return results
     return results
+
+
+def _images_label(chunk: list[int], count: int) -> str:
+    """``image 2 of 3``, or ``images 1-4 of 8`` for a chunk optimised together (items
+    of one output size, which need not be neighbours: ``images 1, 3 of 8``)."""
+    numbers = [i + 1 for i in chunk]
+    if count == 1:
+        return ""
+    if len(numbers) == 1:
+        return f"image {numbers[0]} of {count}"
+    if numbers == list(range(numbers[0], numbers[-1] + 1)):
+        return f"images {numbers[0]}-{numbers[-1]} of {count}"
+    return f"images {', '.join(map(str, numbers))} of {count}"

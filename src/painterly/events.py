@@ -29,6 +29,7 @@ class Started:
     device: str
     scale: int = 1  # which scale of the run, 1-based, coarse to fine
     scales: int = 1
+    part: str = ""  # which part of a larger job it is: "image 2 of 3", "frame 5 of 24"
 
 
 @dataclass(frozen=True)
@@ -37,11 +38,13 @@ class Progress:
     total_steps: int
     losses: dict[str, float]  # total, content, style, tv and style:<layer>
     elapsed: float  # seconds since Started
-    # The whole run (all scales and tiles), for a bar and a time estimate that do not
-    # start again at every scale: the share of its planned work (steps x pixels) done,
-    # and the seconds since it began. 0 where the caller is not painterly.run.
+    # The whole job (all scales and tiles; a batch's images, a clip's frames), for a
+    # bar and a time estimate that do not start again at every scale: the share of its
+    # planned work (steps x pixels) done, the seconds since it began and the seconds it
+    # still needs, from measured step costs (painterly.clock; None until measured).
     run_fraction: float = 0.0
     run_elapsed: float = 0.0
+    run_left: float | None = None
 
 
 @dataclass(frozen=True)

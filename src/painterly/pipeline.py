@@ -19,6 +19,7 @@ from PIL import Image
 from torch.nn import functional as F
 
 from painterly import masks
+from painterly.clock import RunClock
 from painterly.color import style_color_noise
 from painterly.config import Options, parse_bytes
 from painterly.encoders import Encoder
@@ -117,6 +118,13 @@ def scale_plan(out_size: tuple[int, int], opts: Options) -> tuple[list[tuple[int
     steps = [floor + int(spare * sh / sum(shares)) for sh in shares]
     steps[0] += opts.steps - sum(steps)
     return sizes, [max(1, n) for n in steps]
+
+
+def run_parts(out_size: tuple[int, int], opts: Options, images: int = 1) -> list[tuple[int, int]]:
+    """The parts of a run for :class:`painterly.clock.RunClock`: each scale's steps and
+    pixels (of all ``images`` optimised together)."""
+    sizes, steps = scale_plan(out_size, opts)
+    return [(n, w * h * images) for (w, h), n in zip(sizes, steps, strict=True)]
 
 
 def planned_work(sizes: Sequence[tuple[int, int]], steps: Sequence[int]) -> list[int]:
@@ -222,9 +230,12 @@ def optimize_scales(
     callback: Callback,
     preview_every: int = 0,
     progress_every: int = 1,
+    clock: RunClock | None = None,
 ) -> list[list[Outcome]]:
     """Optimise ``jobs`` (all of one output size) together, coarse to fine; return each
-    job's outcomes, one per scale done (fewer after an interruption).
+    job's outcomes, one per scale done (fewer after an interruption). ``clock`` is the
+    progress model of a larger job (a batch, a clip) whose parts include these scales
+    (:func:`run_parts`); without one, the run is the whole job.
 
     One job may be tiled where a scale does not fit the memory budget, and an
     out-of-memory error redoes that scale in smaller tiles. Several jobs are one batch:
@@ -237,13 +248,14 @@ def optimize_scales(
     sizes, plan = scale_plan(out_size, opts)
     start = time.perf_counter()
     ends = deadlines(sizes, plan, opts, start)
+    parts = run_parts(out_size, opts, len(jobs))
     run = _Run(
         jobs,
         opts,
         encoder,
         device,
         callback,
-        RunProgress(callback, planned_work(sizes, plan), start),
+        RunProgress(callback, clock or RunClock(parts, start), parts),
         resolve_precision(opts.precision, device, exact=opts.loss_form == "book"),
         dict(preview_every=preview_every, progress_every=progress_every, device_name=str(device)),
     )
@@ -425,29 +437,35 @@ def scale_inputs(
 
 
 class RunProgress:
-    """The callback of a whole run: passes every event on, adding to each Started which
-    scale it is, and to each Progress the share of the run's planned work done and the
-    time since the run began, so that a bar and a time estimate need not start again at
-    every scale (or tile)."""
+    """The callback of one :func:`optimize_scales` call: passes every event on, adding
+    to each Started which scale it is and to each Progress the whole job's share done,
+    time since it began and time left (:class:`painterly.clock.RunClock`), so that a
+    bar and a time estimate need not start again at every scale, tile or image."""
 
-    def __init__(self, callback: Callback, work: Sequence[int], start: float):
-        self.callback, self.work, self.start = callback, list(work), start
-        self.scale, self.tiles, self.started = 0, 1, 0
+    def __init__(self, callback: Callback, clock: RunClock, plan: Sequence[tuple[int, int]]):
+        self.callback, self.clock, self.plan = callback, clock, list(plan)
+        self.scale, self.tiles, self.started, self.begun = 0, 1, 0, -1
 
     def begin_scale(self, index: int, tiles: int) -> None:
         """Scale ``index`` (0-based) begins (or begins again), in ``tiles`` optimisations."""
         self.scale, self.tiles, self.started = index, max(1, tiles), 0
+        if index != self.begun:  # a redo (in tiles, in fp32) is the same part again
+            self.clock.begin(*self.plan[index])
+            self.begun = index
 
     def __call__(self, event: Event) -> None:
         if isinstance(event, Started):
             self.started += 1
-            event = replace(event, scale=self.scale + 1, scales=len(self.work))
+            event = replace(
+                event, scale=self.scale + 1, scales=len(self.plan), part=self.clock.label
+            )
         elif isinstance(event, Progress) and event.total_steps:
             inside = (self.started - 1 + event.step / event.total_steps) / self.tiles
-            done = sum(self.work[: self.scale]) + self.work[self.scale] * min(1.0, inside)
+            self.clock.advance(self.plan[self.scale][0] * min(1.0, inside))
             event = replace(
                 event,
-                run_fraction=done / sum(self.work),
-                run_elapsed=time.perf_counter() - self.start,
+                run_fraction=self.clock.fraction,
+                run_elapsed=self.clock.elapsed,
+                run_left=self.clock.left,
             )
         self.callback(event)

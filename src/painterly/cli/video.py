@@ -77,48 +77,39 @@ def add_video_parser(sub) -> None:
 
 
 class VideoProgress:
-    """Optimising: a bar for the current frame's steps and a line per finished frame with
-    the time the whole clip still needs, from the pace of the steps made so far. With a
-    fast model (``later_steps`` 0): one bar over the frames."""
+    """Optimising: the job's bar over the whole clip (its label says which frame and
+    scale, its tail the time left from measured step costs) and a line per finished
+    frame. With a fast model (``optimising`` False): one bar over the frames."""
 
-    def __init__(self, quiet: bool, later_steps: int):
+    def __init__(self, quiet: bool, optimising: bool):
         from painterly.progress import ProgressPrinter
 
-        self.printer = ProgressPrinter(quiet=quiet, unit="frame" if not later_steps else "step")
-        self.quiet, self.later_steps = quiet, later_steps
-        self.frame, self.seconds, self.steps = "", 0.0, 0
+        self.printer = ProgressPrinter(quiet=quiet, unit="step" if optimising else "frame")
+        self.quiet, self.optimising = quiet, optimising
+        self.left: float | None = None  # the clip's, as of the latest step
 
     def __call__(self, event) -> None:
-        from painterly.events import Progress, Started
+        from painterly.events import Progress
+        from painterly.progress import duration
         from painterly.video.run import FrameDone, FrameStarted
 
-        if not self.later_steps:
+        if not self.optimising:
             if isinstance(event, FrameDone) and not self.quiet:
                 if self.printer.bar is None:
                     self.printer.open_bar(event.count, "frames", initial=event.index - 1)
                 self.printer.bar.update(event.index - self.printer.bar.n)
             return
-        if isinstance(event, FrameStarted):
-            self.frame = f"frame {event.index}/{event.count}"
-        elif isinstance(event, FrameDone):
-            self.printer.close()
-            self.seconds += event.seconds
-            left = event.count - event.index
+        if isinstance(event, FrameDone):
             if not self.quiet:
-                pace = self.seconds / max(self.steps, 1)
+                more = event.index < event.count and self.left is not None
+                left = f"; about {duration(self.left)} left" if more else ""
                 self.printer.say(
-                    f"frame {event.index} of {event.count} done in {event.seconds:.1f} s; "
-                    f"about {_duration(pace * left * self.later_steps)} left"
+                    f"frame {event.index} of {event.count} done in {event.seconds:.1f} s{left}"
                 )
-        elif isinstance(event, Started):
-            self.printer(event)
-            if self.printer.bar is not None:
-                scale = f" scale {event.scale}/{event.scales}" if event.scales > 1 else ""
-                self.printer.bar.set_description_str(f"{self.frame}{scale}", refresh=False)
             return
-        elif isinstance(event, Progress) and event.step == event.total_steps:
-            self.steps += event.total_steps
-        if not isinstance(event, FrameStarted | FrameDone):
+        if isinstance(event, Progress):
+            self.left = event.run_left
+        if not isinstance(event, FrameStarted):
             self.printer(event)
 
     def say(self, text: str) -> None:
@@ -126,14 +117,6 @@ class VideoProgress:
 
     def close(self) -> None:
         self.printer.close()
-
-
-def _duration(seconds: float) -> str:
-    if seconds < 90:
-        return f"{seconds:.0f} s"
-    if seconds < 5400:
-        return f"{seconds / 60:.0f} min"
-    return f"{seconds / 3600:.1f} h"
 
 
 # What a fast model's one pass can take; the rest of the stylize options are for optimising.
@@ -218,7 +201,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     job = check_video_job(args, given, model)
     output = job.output
     store = FrameStore.beside(output)
-    progress = VideoProgress(args.quiet, 0 if args.model else given.get("steps", LATER_STEPS))
+    progress = VideoProgress(args.quiet, optimising=not args.model)
     started = time.perf_counter()
     with StopSignals(progress.say) as stop:
         try:

@@ -24,11 +24,12 @@ from PIL import Image
 
 from painterly import __version__, color
 from painterly.api import _style_list, make_options, make_result, resolve_run
-from painterly.config import refuse_one_photo
+from painterly.clock import RunClock
+from painterly.config import Options, refuse_one_photo
 from painterly.controls import expand_styles
 from painterly.events import Callback, ignore
 from painterly.image import load_image, read_metadata, save_image, to_image
-from painterly.pipeline import Job, optimize_scales
+from painterly.pipeline import Job, optimize_scales, run_parts
 from painterly.runstate import Digests, open_run_folder
 from painterly.video import FIRST_STEPS, LATER_STEPS, TEMPORAL_WEIGHT, io
 from painterly.video.flow import FlowCache, warp
@@ -162,6 +163,7 @@ def stylize_clip(
     done = store.open(settings, resume, overwrite)
     flows = FlowCache(store.folder / "flow")
     keeps_raw = opts.preserve_color != "none" or opts.color_only
+    clock = _clip_clock(clip.count, done, size, first, later)
     window: dict[int, Image.Image] = {}
     for k, frame in enumerate(io.frames(clip, size)):
         window[k] = frame
@@ -177,7 +179,9 @@ def stylize_clip(
         job = Job(content, frame_styles, None, finish)
         if k > 0 and temporal_weight > 0:
             job = _temporal_job(job, k, offsets, window, flows, store, temporal_weight, device)
-        (outcomes,) = optimize_scales([job], frame_opts, encoder, device, callback=callback)
+        (outcomes,) = optimize_scales(
+            [job], frame_opts, encoder, device, callback=callback, clock=clock
+        )
         result = make_result(outcomes, frame_opts, encoder, device, size, finish, fallback)
         if result.interrupted:  # a stopped frame is not finished: --resume redoes it
             return VideoResult([store.frame(i) for i in range(k)], clip.count, True)
@@ -193,6 +197,17 @@ def stylize_clip(
     frames = [store.frame(i) for i in range(clip.count)]
     records = [store.record(i) for i in range(clip.count)]
     return VideoResult(frames, clip.count, False, records)
+
+
+def _clip_clock(count: int, done: int, size, first: Options, later: Options) -> RunClock:
+    """The progress model of the frames still to paint: the first frame's scales (if it
+    is still to do), then one part per later frame."""
+    parts, labels = [], []
+    for k in range(done, count):
+        scales = run_parts(size, first if k == 0 else later)
+        parts += scales
+        labels += [f"frame {k + 1} of {count}"] * len(scales)
+    return RunClock(parts, labels=labels)
 
 
 def _temporal_job(job, k, offsets, window, flows, store, weight, device) -> Job:

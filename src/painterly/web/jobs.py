@@ -67,6 +67,7 @@ class Job:
     scales: int = 0
     run_fraction: float = 0.0  # of the whole run's planned work (events.Progress)
     run_elapsed: float = 0.0
+    run_left: float | None = None  # seconds, from measured step costs (painterly.clock)
     size: list[int] | None = None
     encoder: str | None = None
     notices: list[str] = field(default_factory=list)
@@ -82,7 +83,8 @@ class Job:
 
     STORED = (
         "id device content styles options model status created started finished step total_steps "
-        "elapsed scale scales run_fraction run_elapsed size encoder notices error metrics "
+        "elapsed scale scales run_fraction run_elapsed run_left size encoder notices error "
+        "metrics "
         "history has_result"
     ).split()
 
@@ -323,6 +325,7 @@ class JobManager:
                         event.elapsed,
                     )
                     job.run_fraction, job.run_elapsed = event.run_fraction, event.run_elapsed
+                    job.run_left = event.run_left
                     job.history.append({k: _finite(event.losses[k]) for k in CURVES})
                 elif isinstance(event, Started):
                     job.size, job.encoder = list(event.size), event.encoder

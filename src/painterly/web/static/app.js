@@ -457,11 +457,9 @@ function renderJob() {
       detail = "loading the network and the images";
     } else {
       text = `Painting · ${scaleLabel(job, " · ")}step ${job.step} of ${job.total_steps}`;
-      // Finer scales cost more per step: estimate from the share of the run's work done.
-      const left = job.run_fraction
-        ? (job.run_elapsed * (1 - job.run_fraction)) / job.run_fraction
-        : (job.elapsed / job.step) * (job.total_steps - job.step);
-      detail = `about ${duration(left)} left`;
+      // The server's estimate from measured step costs of every scale still to come
+      // (painterly.clock); none until a step has been timed.
+      detail = job.run_left == null ? "timing the first steps" : `about ${duration(job.run_left)} left`;
     }
   } else if (job.status === "done" && job.model) {
     const m = job.metrics || {};
