@@ -30,6 +30,7 @@ import torch
 from PIL import Image, UnidentifiedImageError
 
 from painterly import __version__, files
+from painterly.clock import RunClock
 from painterly.config import Options
 from painterly.controls import STYLE_SUFFIXES, expand_styles
 from painterly.errors import ImageError, OptionsError, PainterlyError
@@ -241,7 +242,11 @@ def train(
         )
     seconds_before = history[-1]["seconds"] if history else 0.0
     start = time.perf_counter()
-    callback(Started(config.iterations, (config.crop, config.crop), encoder.name, str(device)))
+    crop = (config.crop, config.crop)
+    callback(Started(config.iterations, crop, encoder.name, str(device), part="training"))
+    clock = RunClock([(config.iterations, config.crop**2 * config.batch_size)], start)
+    clock.begin()
+    clock.advance(start_iteration)  # a resumed run: the iterations done before count
 
     saved = [start_iteration] if resume else []  # iterations whose checkpoint is on disk
 
@@ -286,7 +291,13 @@ def train(
                 save(done)
                 if preview is not None:
                     callback(Preview(done, paint(net, preview, device)))
-            callback(Progress(done, config.iterations, losses, elapsed))
+            clock.advance(done)
+            left = clock.left
+            if config.time_limit and left is not None:
+                left = min(left, max(0.0, config.time_limit - (time.perf_counter() - start)))
+            callback(
+                Progress(done, config.iterations, losses, elapsed, clock.fraction, elapsed, left)
+            )
     except (KeyboardInterrupt, Stop):
         interrupted = True
     if not stepping:
