@@ -420,6 +420,8 @@ def test_serve_binds_loopback_by_default_and_stops_on_ctrl_c(tmp_path):
         preexec_fn=default_sigint,
     )
     try:
+        # Something is said at once, before the slow imports; then where it listens.
+        assert "starting the web app" in proc.stderr.readline()
         line = proc.stderr.readline()
         match = re.search(r"serving http://(127\.0\.0\.1):(\d+)/", line)
         assert match, line
