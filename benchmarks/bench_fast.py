@@ -18,6 +18,7 @@ from pathlib import Path
 
 import torch
 
+from painterly import paintings
 from painterly.api import resolve_run
 from painterly.fast.apply import paint_tensor
 from painterly.fast.config import DEFAULT_WIDTH, SMALL_WIDTH, TrainConfig
@@ -51,7 +52,7 @@ def training(width: int, iterations: int, batch: int, device: str = "cpu") -> fl
     opts, encoder, device, _ = resolve_run(
         None, {"weights": "offline", "device": device}, print, None
     )
-    style = ROOT / "examples" / "style" / "van_gogh_starry_night.jpg"
+    style = paintings.path("van_gogh_starry_night")
     config = TrainConfig(iterations=iterations + 1, batch_size=batch, crop=256, width=width)
     photos = Photos(ROOT / "examples" / "content", config.crop, config.jitter)
     styles = style_tensors([(str(style), 1.0)], opts, config.crop)

@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 
 import painterly
+from painterly import paintings
 from painterly.api import make_options, resolve_run
 from painterly.events import ignore
 from painterly.image import load_image, resize, save_image, to_tensor
@@ -105,7 +106,7 @@ def main() -> None:
     for enc in args.encoders.split(","):
         for photo_name, painting_name in PAIRS:
             photo = load_image(ROOT / "content" / photo_name)
-            painting = load_image(ROOT / "style" / painting_name)
+            painting = load_image(paintings.FOLDER / painting_name)
             base = None
             for precision in ("fp32", "bf16"):
                 run_opts = dict(

@@ -25,12 +25,13 @@ import torch
 from PIL import Image
 
 import painterly
+from painterly import paintings
 from painterly.batch import run_batch
 from painterly.events import Progress, Started
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PHOTOS = sorted((EXAMPLES / "content").iterdir())
-PAINTING = EXAMPLES / "style" / "van_gogh_starry_night.jpg"
+PAINTING = paintings.path("van_gogh_starry_night")
 
 
 class Recorder:

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 import painterly
+from painterly import paintings
 from painterly.api import make_options
 from painterly.encoders import load_encoder
 from painterly.image import load_image, resize, to_tensor
@@ -68,7 +69,7 @@ def main() -> None:
     args = parser.parse_args()
     configs = args.configs or (list(CONFIGS) if args.device == "cuda" else ["fp32", "fp32-adam"])
     content = load_image(EXAMPLES / "content" / "tubingen_neckarfront.jpg")
-    style = load_image(EXAMPLES / "style" / "van_gogh_starry_night.jpg")
+    style = load_image(paintings.path("van_gogh_starry_night"))
     base = make_options(
         preset="default",
         weights=args.weights,

@@ -30,6 +30,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from bench_video import EXAMPLES, arrays, make_clip  # noqa: E402
 
+from painterly import paintings
 from painterly.cluster import worker  # noqa: E402
 from painterly.cluster.chunks import compose, join_pairs, plan  # noqa: E402
 from painterly.cluster.ray_batch import style_specs  # noqa: E402
@@ -69,7 +70,7 @@ def main() -> None:
     parser.add_argument("--temporal-weight", type=float, default=5000.0)
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--photo", default=str(EXAMPLES / "content" / "tubingen_neckarfront.jpg"))
-    parser.add_argument("--style", default=str(EXAMPLES / "style" / "van_gogh_starry_night.jpg"))
+    parser.add_argument("--style", default=str(paintings.path("van_gogh_starry_night")))
     args = parser.parse_args()
     size = (args.size, round(args.size * 3 / 4))
     spec = {

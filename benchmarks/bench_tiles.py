@@ -25,12 +25,13 @@ import numpy as np
 import torch
 
 import painterly
+from painterly import paintings
 from painterly.events import Notice
 from painterly.tiling import overlap_of, tile_grid
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 CONTENT = EXAMPLES / "content" / "tubingen_neckarfront.jpg"
-STYLE = EXAMPLES / "style" / "van_gogh_starry_night.jpg"
+STYLE = paintings.path("van_gogh_starry_night")
 
 
 def total_loss(image, weights: str) -> float:

@@ -16,6 +16,7 @@ import time
 from pathlib import Path
 
 import painterly
+from painterly import paintings
 from painterly.api import make_options, resolve_device
 from painterly.encoders import arch_of, canonical_layer, deepest, load_encoder
 
@@ -30,7 +31,7 @@ def main() -> None:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--device", default="auto")
     parser.add_argument("--content", default=str(EXAMPLES / "content" / "tubingen_neckarfront.jpg"))
-    parser.add_argument("--style", default=str(EXAMPLES / "style" / "van_gogh_starry_night.jpg"))
+    parser.add_argument("--style", default=str(paintings.path("van_gogh_starry_night")))
     parser.add_argument("--output-dir", default="out/time_limit")
     parser.add_argument("--min-size", type=int, default=0, help="0: the preset's")
     parser.add_argument("--steps", type=int, default=0, help="0: the preset's")

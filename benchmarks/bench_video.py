@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from PIL import Image
 
+from painterly import paintings
 from painterly.video import BLEND, TEMPORAL_WEIGHT, io
 from painterly.video.fast_model import paint_clip
 from painterly.video.flow import flow, reliable
@@ -101,7 +102,7 @@ def main() -> None:
     parser.add_argument("--temporal-weight", type=float, nargs="+", default=[TEMPORAL_WEIGHT])
     parser.add_argument("--weights", default="offline")
     parser.add_argument("--photo", default=str(EXAMPLES / "content" / "tubingen_neckarfront.jpg"))
-    parser.add_argument("--style", default=str(EXAMPLES / "style" / "van_gogh_starry_night.jpg"))
+    parser.add_argument("--style", default=str(paintings.path("van_gogh_starry_night")))
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--strip", help="save consecutive frames of each run here (.jpg)")
     parser.add_argument("--strip-frames", type=int, default=5)

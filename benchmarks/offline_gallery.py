@@ -26,6 +26,7 @@ from pathlib import Path
 
 from PIL import Image, ImageDraw
 
+from painterly import paintings
 from painterly.api import run
 from painterly.config import PRESETS, Options
 from painterly.encoders import Encoder, load_encoder
@@ -33,7 +34,7 @@ from painterly.image import load_image, resize
 
 ROOT = Path(__file__).resolve().parent.parent
 CONTENTS = sorted((ROOT / "examples" / "content").glob("*.*"))
-STYLES = sorted((ROOT / "examples" / "style").glob("*.*"))
+STYLES = sorted(p.path for p in paintings.PAINTINGS)
 ENCODERS = ("random-vgg19", "offline")
 LABELS = {"random-vgg19": "random VGG19 (before)", "offline": "offline encoder (now)"}
 

@@ -16,14 +16,15 @@ import hashlib
 from pathlib import Path
 
 import painterly
+from painterly import paintings
 from painterly.batch import run_batch
 from painterly.image import load_image
 
 ROOT = Path(__file__).resolve().parent.parent / "examples"
 PHOTO = load_image(ROOT / "content" / "chelsea_cat.png")
 ROCKET = load_image(ROOT / "content" / "spacex_falcon9_dscovr_launch.jpg")
-WAVE = load_image(ROOT / "style" / "hokusai_great_wave.jpg")
-STARRY = load_image(ROOT / "style" / "van_gogh_starry_night.jpg")
+WAVE = load_image(paintings.path("hokusai_great_wave"))
+STARRY = load_image(paintings.path("van_gogh_starry_night"))
 COMMON = dict(precision="fp32", weights="random", seed=3)
 
 RUNS = {

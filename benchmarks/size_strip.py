@@ -20,6 +20,7 @@ from pathlib import Path
 from PIL import Image, ImageDraw
 
 import painterly
+from painterly import paintings
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 PANEL = 400  # width of each panel in the strip
@@ -55,7 +56,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[512, 1024, 2048])
     parser.add_argument("--content", default=str(EXAMPLES / "content" / "tubingen_neckarfront.jpg"))
-    parser.add_argument("--style", default=str(EXAMPLES / "style" / "van_gogh_starry_night.jpg"))
+    parser.add_argument("--style", default=str(paintings.path("van_gogh_starry_night")))
     parser.add_argument("--weights", default="auto")
     parser.add_argument("--steps", type=int, default=0, help="0: the preset's")
     parser.add_argument("--output", default="out/size_strip.png")

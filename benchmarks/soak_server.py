@@ -118,7 +118,6 @@ def main() -> int:
     )
     errors: list[str] = []
     try:
-        server.stderr.readline()  # "starting the web app...", before the imports
         match = re.search(rf"http://{re.escape(HOST)}:(\d+)/", server.stderr.readline())
         if not match:
             print("the server did not start", file=sys.stderr)

@@ -57,7 +57,7 @@ def main() -> None:
                 "#content-file", str(ROOT / "examples/content/tubingen_neckarfront.jpg")
             )
             page.set_input_files(
-                "#style-file", str(ROOT / "examples/style/van_gogh_starry_night.jpg")
+                "#style-file", str(ROOT / "src/painterly/paintings/van_gogh_starry_night.jpg")
             )
             expect(page.locator("#style-list li")).to_have_count(1)
             page.click("#start")

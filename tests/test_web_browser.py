@@ -259,3 +259,50 @@ def test_a_fast_model_paints_at_once_and_its_download_carries_the_model(
         expect(page.locator("#style-step")).to_be_visible()
         expect(page.locator('[data-field="steps"]')).to_be_visible()
         expect(page.locator("#start")).to_be_disabled()
+
+
+def test_a_bundled_painting_the_strength_slider_and_before_after(page, pictures):
+    from playwright.sync_api import expect
+
+    from painterly.paintings import PAINTINGS
+
+    photo, _ = pictures
+    page.set_input_files("#content-file", photo)
+    # The paintings that ship with painterly, one click each, named by their titles.
+    expect(page.locator("#paintings .painting")).to_have_count(len(PAINTINGS))
+    page.click("#paintings .painting[data-name=hokusai_great_wave]")
+    expect(page.locator("#style-list li")).to_have_count(1)
+    expect(page.locator("#style-list")).to_contain_text("The Great Wave off Kanagawa")
+
+    # Strength (a slider) and the photo's colours sit with the main settings.
+    page.select_option("#opt-preset", "default")  # VGG's layer names, as the tiny encoder's
+    strength = page.locator("#opt-strength")
+    expect(strength).to_be_visible()
+    expect(page.locator("#opt-preserve_color")).to_be_visible()
+    assert strength.get_attribute("type") == "range"
+    expect(page.locator("#opt-strength-value")).to_have_text("0.50")  # the preset's
+    strength.fill("0.8")
+    expect(page.locator("#opt-strength-value")).to_have_text("0.80")
+    page.fill("#opt-size", "64")
+    page.fill("#opt-steps", "12")
+    expect(page.locator("#compare-control")).to_be_hidden()  # nothing to compare yet
+    page.click("#start")
+    expect(page.locator("#status")).to_contain_text("Done", timeout=120_000)
+    job = page.evaluate(
+        "() => fetch('/api/jobs/' + new URL(location.href).searchParams.get('job'))"
+        ".then((r) => r.json())"
+    )
+    assert job["options"]["strength"] == 0.8
+    assert [s["name"] for s in job["styles"]] == ["hokusai_great_wave.jpg"]
+
+    # Before and after: the slider lays the photo over the result from the left.
+    expect(page.locator("#compare-control")).to_be_visible()
+    before = page.locator("#before")
+    expect(before).to_be_hidden()
+    page.locator("#compare").fill("40")
+    expect(before).to_be_visible()
+    assert "60%" in before.evaluate("(img) => img.style.clipPath")
+    size = before.evaluate("(img) => img.complete ? [img.naturalWidth, img.naturalHeight] : []")
+    assert size == [96, 64]  # the photo itself
+    box, live = before.bounding_box(), page.locator("#live").bounding_box()
+    assert (box["width"], box["height"]) == (live["width"], live["height"])  # over the result

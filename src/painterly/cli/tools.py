@@ -176,8 +176,9 @@ WEB_MODULES = ("fastapi", "uvicorn", "starlette", "pydantic", "h11")
 def cmd_serve(args: argparse.Namespace) -> int:  # `painterly serve`, see web/app.py
     require_extra("serve", "web", WEB_MODULES)
     # PyTorch and the web stack take seconds to load (more on a first run, which
-    # compiles them): say that something is happening.
-    print("painterly: starting the web app...", file=sys.stderr, flush=True)
+    # compiles them): tell a person at a terminal that something is happening.
+    if sys.stderr.isatty():
+        print("painterly: starting the web app...", file=sys.stderr, flush=True)
     from painterly.web import serve
 
     serve(args.host, args.port, args.data_dir, tuple(args.allowed_host), args.models)

@@ -58,6 +58,8 @@ from painterly.config import PRESETS, Options, form_fields, kind_of, option_fiel
 from painterly.encoders import all_layer_names, pretrained_cached, weights_choices
 from painterly.errors import ModelError, OptionsError
 from painterly.image import MIN_SIDE
+from painterly.paintings import PAINTINGS
+from painterly.paintings import path as painting_path
 from painterly.pipeline import output_size
 from painterly.web.jobs import TERMINAL, Job, JobManager, QueueFull, Runner
 from painterly.web.limits import LOOPBACK, Guard, Limits, allowed_hosts, server_config
@@ -70,7 +72,9 @@ from painterly.web.uploads import (
     new_id,
 )
 
-MAIN_FIELDS = ("size", "steps", "style_weight", "content_weight", "tv_weight", "weights", "seed")
+# What the page shows at once: the controls people reach for; the rest under "More".
+MAIN_FIELDS = ("size", "steps", "weights", "seed", "strength", "preserve_color")
+SLIDERS = ("strength",)  # 0..1, shown as a slider
 """Shown at once; every other field of Options goes under "More settings"."""
 
 EVENT_POLL_S = 0.1
@@ -154,6 +158,7 @@ def options_schema(limits: Limits) -> dict:
             "nullable": form[f.name]["nullable"],
             "help": form[f.name]["help"],
             "main": f.name in MAIN_FIELDS,
+            "slider": f.name in SLIDERS,
         }
         item.update({k: form[f.name][k] for k in ("min", "max") if k in form[f.name]})
         if f.name in choices:
@@ -322,9 +327,44 @@ def create_app(
         except KeyError:
             raise HTTPException(404, "no such upload") from None
 
+    @app.get("/api/uploads/{upload_id}/view")
+    def upload_view(upload_id: str) -> FileResponse:
+        try:
+            path, media_type = uploads.view(upload_id)
+            return FileResponse(path, media_type=media_type)
+        except KeyError:
+            raise HTTPException(404, "no such upload") from None
+
     @app.get("/api/models")
     def get_models() -> list[dict]:
         return shelf.listing()
+
+    @app.get("/api/paintings")
+    def get_paintings() -> list[dict]:
+        """The paintings that ship with painterly, for the page's gallery."""
+        return [
+            {"name": p.name, "title": p.title, "artist": p.artist, "year": p.year}
+            for p in PAINTINGS
+        ]
+
+    @app.get("/api/paintings/{name}/image")
+    def painting_image(name: str) -> FileResponse:
+        try:
+            return FileResponse(painting_path(name), media_type="image/jpeg")
+        except KeyError:
+            raise HTTPException(404, "no such painting") from None
+
+    @app.post("/api/paintings/{name}", status_code=201)
+    async def use_painting(name: str) -> dict:
+        """The bundled painting ``name`` as an upload, to paint with like any other."""
+        try:
+            source = painting_path(name)
+        except KeyError:
+            raise HTTPException(404, "no such painting") from None
+        try:
+            return await run_in_threadpool(uploads.copy_in, source, source.name)
+        except UploadRejected as err:
+            raise HTTPException(err.status, str(err)) from None
 
     def check_size(content: dict, opts: Options) -> None:
         w, h = output_size((content["width"], content["height"]), opts)

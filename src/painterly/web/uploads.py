@@ -19,6 +19,7 @@ import json
 import os
 import re
 import secrets
+import shutil
 import threading
 import time
 import unicodedata
@@ -43,6 +44,9 @@ ACCEPT_MIME = ",".join(f"image/{name.lower()}" for name in INPUT_FORMATS.values(
 """The page's <input accept=...>: a hint for the file chooser; the server checks the bytes."""
 
 THUMB_SIDE = 320
+VIEW_SIDE = 1280  # the photo as the page shows it beside the result
+SHOWN_AS_IS = {"JPEG": "image/jpeg", "PNG": "image/png", "WEBP": "image/webp", "GIF": "image/gif"}
+"""Formats every browser shows: an upload of one, no larger than VIEW_SIDE, is its own view."""
 
 
 WRITE_BLOCK = 1 << 20  # bytes of an upload gathered before a write
@@ -121,6 +125,22 @@ class UploadStore:
         self.path(upload_id)
         return self.root / f"{upload_id}.jpg"
 
+    def view(self, upload_id: str) -> tuple[Path, str]:
+        """The image as a browser shows it, at most VIEW_SIDE px, for the page's
+        before/after: the file itself where it can be, else a JPEG made at upload; and
+        its media type."""
+        path = self.path(upload_id)
+        view = self.root / f"{upload_id}.view.jpg"
+        if view.is_file():
+            return view, "image/jpeg"
+        name = self.info(upload_id).get("format", "")
+        fmt = next((f for f, shown in ACCEPTED_FORMATS.items() if shown == name), "")
+        return (
+            (path, SHOWN_AS_IS[fmt])
+            if fmt in SHOWN_AS_IS
+            else (self.thumb(upload_id), "image/jpeg")
+        )
+
     async def receive(
         self, chunks: AsyncIterator[bytes], name: str, length: int | None
     ) -> tuple[str, Path]:
@@ -179,6 +199,14 @@ class UploadStore:
         self.evict(keep={upload_id})
         return info
 
+    def copy_in(self, source: Path, name: str) -> dict:
+        """Keep a copy of a file of ours (a bundled painting) as an upload, checked like
+        any other. Blocking."""
+        upload_id = new_id()
+        part = temp_path(self.root / f"{upload_id}.img")
+        shutil.copyfile(source, part)
+        return self.accept(upload_id, part, name)
+
     def touch(self, upload_ids) -> None:
         """Mark uploads as just used, so that eviction takes them last."""
         for upload_id in upload_ids:
@@ -207,7 +235,7 @@ class UploadStore:
                     break
                 if upload_id in spared:
                     continue
-                for ext in (".img", ".json", ".jpg"):
+                for ext in (".img", ".json", ".jpg", ".view.jpg"):
                     (self.root / f"{upload_id}{ext}").unlink(missing_ok=True)
                 total -= sizes[upload_id]
                 evicted.append(upload_id)
@@ -240,6 +268,10 @@ class UploadStore:
             raise UploadRejected(422, str(err).replace(str(part), name)) from None
         if fmt is None:  # decodable, yet its header could not be read on its own
             raise UploadRejected(415, f"{name} is not a {kinds} file")
+        if fmt not in SHOWN_AS_IS or max(img.size) > VIEW_SIDE:  # else the file itself
+            img.thumbnail((VIEW_SIDE, VIEW_SIDE))
+            with atomic_writer(self.root / f"{upload_id}.view.jpg") as fh:
+                img.save(fh, "JPEG", quality=90)
         img.thumbnail((THUMB_SIDE, THUMB_SIDE))
         with atomic_writer(self.root / f"{upload_id}.jpg") as fh:
             img.save(fh, "JPEG", quality=85)

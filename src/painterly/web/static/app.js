@@ -83,6 +83,12 @@ function formatValue(value) {
 
 function fieldInput(field) {
   const id = `opt-${field.name}`;
+  if (field.slider) {
+    const range = el("input", { type: "range", id, name: field.name, min: field.min ?? 0, max: field.max ?? 1, step: "0.05" });
+    const shown = el("output", { id: `${id}-value`, for: id });
+    range.addEventListener("input", () => { shown.textContent = Number(range.value).toFixed(2); });
+    return el("div", { class: "slider" }, range, shown);
+  }
   if (field.kind === "bool") {
     return el("input", { type: "checkbox", id, name: field.name });
   }
@@ -187,6 +193,7 @@ function fillPreset(name) {
     } else {
       $(`opt-${field.name}`).value = value === null ? "" : String(value);
     }
+    if (field.slider) $(`opt-${field.name}-value`).textContent = Number(value).toFixed(2);
   }
 }
 
@@ -291,6 +298,44 @@ async function addFiles(files, kind) {
     renderPicked();
   }
   showError(errorId, problems.join("\n"));
+}
+
+// The paintings that come with painterly: one click adds one, as an upload would.
+async function showPaintings() {
+  let paintings = [];
+  try {
+    paintings = await api("/api/paintings");
+  } catch {
+    return; // the gallery is a convenience: uploads still work
+  }
+  const list = $("paintings");
+  for (const p of paintings) {
+    const label = `${p.title}, ${p.artist} (${p.year})`;
+    list.append(el("li", {},
+      el("button", { type: "button", class: "painting", title: label, "aria-label": `Paint with ${label}`, "data-name": p.name, onclick: () => choosePainting(p) },
+        el("img", { src: `/api/paintings/${p.name}/image`, alt: "", loading: "lazy" }),
+        el("span", { text: p.title }))));
+  }
+  $("paintings-head").hidden = paintings.length === 0;
+}
+
+async function choosePainting(painting) {
+  showError("style-error", "");
+  if (state.styles.length >= state.schema.limits.max_styles) {
+    showError("style-error", `use at most ${state.schema.limits.max_styles} paintings`);
+    return;
+  }
+  state.uploading += 1;
+  updateStart();
+  try {
+    const info = await api(`/api/paintings/${painting.name}`, { method: "POST" });
+    state.styles.push({ info: { ...info, name: painting.title }, weight: 1 });
+  } catch (err) {
+    showError("style-error", err.message);
+  } finally {
+    state.uploading -= 1;
+  }
+  renderPicked();
 }
 
 function wireDrop(kind) {
@@ -518,6 +563,7 @@ function showImage(job) {
   else if (job.preview_version > 0 && job.preview_version !== state.previewVersion) {
     src = `/api/jobs/${job.id}/preview?v=${job.preview_version}`;
   }
+  showCompare(job);
   if (!src || $("live").dataset.src === src) return;
   state.previewVersion = job.preview_version;
   // Load off-screen first, so the picture never flickers to empty between previews.
@@ -532,6 +578,33 @@ function showImage(job) {
     $("placeholder").hidden = true;
   };
   next.src = src;
+}
+
+// Before and after: once there is a result, a slider lays the photo over it from the left.
+function showCompare(job) {
+  const ready = Boolean(job.has_result && job.content);
+  const control = $("compare-control");
+  const before = $("before");
+  if (!ready) {
+    control.hidden = true;
+    before.hidden = true;
+    return;
+  }
+  const src = `/api/uploads/${job.content.id}/view`;
+  if (before.dataset.src !== src) {
+    before.src = src;
+    before.dataset.src = src;
+    $("compare").value = "0";
+    applyCompare();
+  }
+  control.hidden = false;
+}
+
+function applyCompare() {
+  const share = Number($("compare").value);
+  const before = $("before");
+  before.style.clipPath = `inset(0 ${100 - share}% 0 0)`;
+  before.hidden = share === 0;
 }
 
 // Small results are shown up to 2.5 times their size, so that a 256 px run fills the frame.
@@ -754,6 +827,8 @@ async function main() {
   wireDrop("style");
   $("setup").addEventListener("submit", start);
   $("cancel").addEventListener("click", cancel);
+  $("compare").addEventListener("input", applyCompare);
+  showPaintings();
   window.addEventListener("resize", () => {
     drawChart();
     const live = $("live");
