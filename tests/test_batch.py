@@ -9,11 +9,11 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from runcli import run_cli
 from synthetic import blob, out_of_memory_once, stripes, tiny_encoder
 
 import painterly
 from painterly import losses
-from painterly.cli import main
 from painterly.errors import OptionsError
 from painterly.events import Progress, Started, Stop
 
@@ -125,12 +125,6 @@ def test_refusals_are_clear():
         painterly.run_batch([(blob(), stripes()), blob()], encoder=tiny_encoder())
 
 
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.err
-
-
 def test_cli_writes_one_file_per_item_and_reports_throughput(
     tmp_path, capsys, content_path, style_path
 ):
@@ -140,7 +134,7 @@ def test_cli_writes_one_file_per_item_and_reports_throughput(
     out.mkdir()
     argv = ["batch", content_path, tall, "--style", style_path, "--style", style_path, tall]
     options = ["--weights", "offline", "--size", 48, "--steps", 2, "--metrics", metrics]
-    code, err = run_cli(capsys, *argv, "-o", out, *options)
+    code, _, err = run_cli(capsys, *argv, "-o", out, *options)
     assert code == 0, err
     assert "images/s" in err.strip().splitlines()[-1]
     names = ["content_style", "content_style+tall", "tall_style", "tall_style+tall"]
@@ -152,10 +146,10 @@ def test_cli_writes_one_file_per_item_and_reports_throughput(
     assert [item["batch"] for item in m["items"]] == [2, 2, 2, 2]
     # Files the user never named are not replaced without --overwrite.
     before = (out / "tall_style.png").read_bytes()
-    code, err = run_cli(capsys, *argv, "-o", out, *options)
+    code, _, err = run_cli(capsys, *argv, "-o", out, *options)
     assert code == 2 and "--overwrite" in err and len(err.strip().splitlines()) == 1
     assert (out / "tall_style.png").read_bytes() == before
-    code, err = run_cli(capsys, *argv, "-o", out, *options, "--overwrite", "--seed", 3)
+    code, _, err = run_cli(capsys, *argv, "-o", out, *options, "--overwrite", "--seed", 3)
     assert code == 0, err
     assert (out / "tall_style.png").read_bytes() != before
 
@@ -169,18 +163,18 @@ def test_cli_bad_item_is_one_line_and_exit_2(tmp_path, capsys, content_path, sty
         "same output twice": ([content_path, content_path, "--style", style_path], "two items"),
     }
     for name, (argv, mention) in cases.items():
-        code, err = run_cli(capsys, "batch", *argv, "-o", out, "--weights", "offline", "--quiet")
+        code, _, err = run_cli(capsys, "batch", *argv, "-o", out, "--weights", "offline", "--quiet")
         lines = err.strip().splitlines()
         assert code == 2, (name, err)
         assert len(lines) == 1 and lines[0].startswith("painterly: error:"), (name, err)
         assert mention in lines[0], (name, lines[0])
     # A missing folder is made, but not a missing parent: a typo further up stays an error.
     deep = out / "no" / "deeper"
-    code, err = run_cli(capsys, "batch", content_path, "--style", style_path, "-o", deep)
+    code, _, err = run_cli(capsys, "batch", content_path, "--style", style_path, "-o", deep)
     assert code == 2 and f"{out / 'no'} does not exist" in err
     assert list(out.iterdir()) == []
     argv = ["batch", content_path, "--style", style_path, "-o", out / "new", "--quiet"]
-    code, err = run_cli(capsys, *argv, "--weights", "offline", "--size", "32", "--steps", "1")
+    code, _, err = run_cli(capsys, *argv, "--weights", "offline", "--size", "32", "--steps", "1")
     assert code == 0, err
     assert [p.name for p in (out / "new").iterdir()] == [
         f"{Path(content_path).stem}_{Path(style_path).stem}.png"

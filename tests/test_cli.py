@@ -11,18 +11,13 @@ import time
 
 import pytest
 from PIL import Image
+from runcli import run_cli
 from synthetic import default_sigint
 
-from painterly.cli import main, parse_style
+from painterly.cli import parse_style
 from painterly.image import read_metadata
 
 FAST = ["--weights", "offline", "--size", "48", "--steps", "3", "--quiet"]
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def test_stylize_writes_image_metadata_and_metrics(tmp_path, capsys, content_path, style_path):

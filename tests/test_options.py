@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 from PIL import Image
+from runcli import run_cli
 
 import painterly
 from painterly import config, files
@@ -22,12 +23,6 @@ from painterly.errors import OptionsError
 
 FAST = ["--weights", "random", "--size", "48", "--steps", "1", "--quiet"]
 SRC = Path(config.__file__).parent
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    captured = capsys.readouterr()
-    return code, captured.out, captured.err
 
 
 def one_line_error(code: int, err: str, *words: str) -> None:

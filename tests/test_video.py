@@ -17,9 +17,9 @@ import numpy as np
 import pytest
 import torch
 from PIL import Image
+from runcli import run_cli
 from synthetic import tiny_encoder
 
-from painterly.cli import main
 from painterly.config import preset
 from painterly.optimize import Objective, optimize
 from painterly.pipeline import Job, optimize_scales
@@ -79,11 +79,6 @@ def write_clip(
             out.mux(sound.encode(chunk))
             out.mux(sound.encode(None))
     return path
-
-
-def run_cli(capsys, *argv):
-    code = main([str(a) for a in argv])
-    return code, capsys.readouterr().err
 
 
 def packets(path: Path, kind: str) -> list[bytes]:
@@ -172,7 +167,7 @@ def test_video_keeps_rate_size_and_audio(tmp_path, capsys):
     clip = write_clip(tmp_path / "in.mp4", pan_frames(), audio=True)
     out = tmp_path / "out.mp4"
     metrics = tmp_path / "m.json"
-    code, err = run_cli(capsys, "video", clip, PHOTO, "-o", out, *FAST, "--metrics", metrics)
+    code, _, err = run_cli(capsys, "video", clip, PHOTO, "-o", out, *FAST, "--metrics", metrics)
     assert code == 0, err
     with av.open(str(out)) as c:
         v = c.streams.video[0]
@@ -196,14 +191,14 @@ def test_folder_in_folder_out_odd_size_long_term(tmp_path, capsys):
         Image.fromarray(array).save(src / f"f{i:03d}.png")
     out = tmp_path / "styled"
     argv = [*FAST[:2], "--size", "65", *FAST[4:], "--long-term", "2", "--keep-frames"]
-    code, err = run_cli(capsys, "video", src, PHOTO, "-o", out, *argv)
+    code, _, err = run_cli(capsys, "video", src, PHOTO, "-o", out, *argv)
     assert code == 0, err
     names = sorted(p.name for p in out.iterdir())
     assert names == [f"frame_{i:06d}.png" for i in range(1, 5)]
     assert Image.open(out / names[0]).size == (64, 48)  # even sides
     flows = sorted(p.name for p in (tmp_path / "styled.frames" / "flow").iterdir())
     assert "000003_000001.npz" in flows  # the long-term pair
-    code, err = run_cli(capsys, "video", src, PHOTO, "-o", out, *argv)
+    code, _, err = run_cli(capsys, "video", src, PHOTO, "-o", out, *argv)
     assert code == 2 and "--overwrite" in err  # the frames are not silently replaced
 
 
@@ -263,18 +258,20 @@ def test_bad_inputs_are_one_line_and_write_nothing(tmp_path, capsys):
     before = set(tmp_path.rglob("*"))
     for name, more, words in cases:
         argv = ["video", tmp_path / name, PHOTO, "-o", tmp_path / "out.mp4", *FAST, *more]
-        code, err = run_cli(capsys, *argv)
+        code, _, err = run_cli(capsys, *argv)
         assert code == 2 and words in err and len(err.strip().splitlines()) == 1, (name, err)
         assert _nothing_written(tmp_path, before), name
-    code, err = run_cli(capsys, "video", tmp_path / "vfr.mp4", PHOTO, "-o", tmp_path / "o.gif")
+    code, _, err = run_cli(capsys, "video", tmp_path / "vfr.mp4", PHOTO, "-o", tmp_path / "o.gif")
     assert code == 2 and "video suffix" in err
-    code, err = run_cli(capsys, "video", tmp_path / "vfr.mp4", PHOTO, "-o", "o.mp4", "--model", "m")
+    code, _, err = run_cli(
+        capsys, "video", tmp_path / "vfr.mp4", PHOTO, "-o", "o.mp4", "--model", "m"
+    )
     assert code == 2 and "--model" in err
 
 
 def test_without_the_extra_it_says_what_to_install(tmp_path, capsys, monkeypatch):
     monkeypatch.setitem(sys.modules, "cv2", None)  # import cv2 now raises ImportError
-    code, err = run_cli(capsys, "video", tmp_path / "x.mp4", PHOTO, "-o", tmp_path / "o.mp4")
+    code, _, err = run_cli(capsys, "video", tmp_path / "x.mp4", PHOTO, "-o", tmp_path / "o.mp4")
     assert code == 2 and 'pip install "painterly[video]"' in err
     assert len(err.strip().splitlines()) == 1
 
@@ -328,7 +325,7 @@ def kept_run(tmp_path, capsys):
     Image.open(PHOTO).convert("RGB").resize((64, 48)).save(painting)
     out = tmp_path / "out.mp4"
     argv = ["video", clip, painting, "-o", out, *FAST, "--keep-frames"]
-    code, err = run_cli(capsys, *argv)
+    code, _, err = run_cli(capsys, *argv)
     assert code == 0, err
     return argv, tmp_path / "out.mp4.frames", painting
 
@@ -336,7 +333,7 @@ def kept_run(tmp_path, capsys):
 def test_a_painting_replaced_in_place_is_another_run(kept_run, capsys):
     argv, _, painting = kept_run
     Image.new("RGB", (64, 48), (200, 30, 30)).save(painting)  # same name, other picture
-    code, err = run_cli(capsys, *argv, "--resume", "--overwrite")
+    code, _, err = run_cli(capsys, *argv, "--resume", "--overwrite")
     assert code == 2 and "styles differs" in err, err
 
 
@@ -344,7 +341,7 @@ def test_damaged_run_records_are_one_line_errors(kept_run, capsys):
     argv, store, _ = kept_run
     for garbage in ("{not json", "[]", '"text"', ""):
         (store / "run.json").write_text(garbage)
-        code, err = run_cli(capsys, *argv, "--resume", "--overwrite")
+        code, _, err = run_cli(capsys, *argv, "--resume", "--overwrite")
         assert code == 2 and "run.json" in err and err.count("\n") == 1, (garbage, err)
         assert "--overwrite" in err
 
@@ -355,7 +352,9 @@ def test_a_frames_folder_that_is_not_painterlys_is_never_written_or_removed(tmp_
     store.mkdir()
     (store / "notes.txt").write_text("mine")
     for flag in ("--overwrite", "--resume"):
-        code, err = run_cli(capsys, "video", clip, PHOTO, "-o", tmp_path / "out.mp4", *FAST, flag)
+        code, _, err = run_cli(
+            capsys, "video", clip, PHOTO, "-o", tmp_path / "out.mp4", *FAST, flag
+        )
         assert code == 2 and "not a painterly run folder" in err, (flag, err)
     assert [p.name for p in store.iterdir()] == ["notes.txt"]
 
@@ -366,6 +365,6 @@ def test_the_output_folder_cannot_be_the_input_frames_folder(tmp_path, capsys):
     for i, array in enumerate(pan_frames(3)):
         Image.fromarray(array).save(frames / f"f{i:03d}.png")
     before = sorted(p.name for p in frames.iterdir())
-    code, err = run_cli(capsys, "video", frames, PHOTO, "-o", frames, *FAST, "--overwrite")
+    code, _, err = run_cli(capsys, "video", frames, PHOTO, "-o", frames, *FAST, "--overwrite")
     assert code == 2 and "holds the input frames" in err, err
     assert sorted(p.name for p in frames.iterdir()) == before

@@ -24,8 +24,6 @@ from collections.abc import Callable, Iterator
 
 import torch
 
-PRECISIONS = ("auto", "fp32", "tf32", "bf16")
-
 
 def resolve_precision(precision: str, device: torch.device, *, exact: bool = False) -> str:
     """What ``auto`` means on ``device``: bf16 on CUDA GPUs, fp32 on CPUs and elsewhere.

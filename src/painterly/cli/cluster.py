@@ -18,8 +18,10 @@ from painterly.cli.common import (
     EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
+    add_settings_flags,
     claim_output,
     given_options,
+    given_settings,
     input_files,
     metrics_path_of,
     output_folder,
@@ -27,6 +29,7 @@ from painterly.cli.common import (
     require_extra,
     write_metrics,
 )
+from painterly.cluster import ClusterConfig
 from painterly.config import refuse_one_photo
 from painterly.errors import OptionsError
 
@@ -38,7 +41,6 @@ ADDRESS_HELP = (
     "(needs the ray extra): ADDRESS as Ray takes it, 'auto' for the cluster running "
     "here; none: the one RAY_ADDRESS names, else a local one"
 )
-CHUNK, OVERLAP = 24, 4  # painterly video --ray: frames per chunk, frames cross-faded
 
 
 def add_ray_flags(parser: argparse.ArgumentParser, video: bool = False) -> None:
@@ -52,29 +54,13 @@ def add_ray_flags(parser: argparse.ArgumentParser, video: bool = False) -> None:
     parser.add_argument(
         "--ray", nargs="?", const="", metavar="ADDRESS", help=f"{what} {ADDRESS_HELP}"
     )
-    parser.add_argument(
-        "--ray-cpus",
-        type=int,
-        default=1,
-        metavar="N",
-        help="with --ray on CPUs: threads per task (default 1); GPU clusters: one GPU each",
-    )
-    if video:
-        parser.add_argument(
-            "--ray-chunk",
-            type=int,
-            default=CHUNK,
-            metavar="N",
-            help=f"with --ray: frames per chunk (default {CHUNK})",
-        )
-        parser.add_argument(
-            "--ray-overlap",
-            type=int,
-            default=OVERLAP,
-            metavar="N",
-            help="with --ray: frames each chunk starts early, cross-faded with the chunk "
-            f"before (default {OVERLAP}; docs/cluster.md)",
-        )
+    chunks = () if video else ("ray_chunk", "ray_overlap")
+    add_settings_flags(parser, ClusterConfig, skip=chunks)
+
+
+def cluster_config(args: argparse.Namespace) -> ClusterConfig:
+    """The --ray-* settings given, checked."""
+    return ClusterConfig(**given_settings(args, ClusterConfig))
 
 
 def _plan(args: argparse.Namespace, given: dict, inputs: list[str]):
@@ -113,8 +99,7 @@ def cmd_batch_ray(args: argparse.Namespace) -> int:
 
     if args.batch_size not in (0, 1):
         raise OptionsError("--batch-size does not apply with --ray: each output is one task")
-    if args.ray_cpus < 1:
-        raise OptionsError("--ray-cpus must be 1 or more")
+    ray = cluster_config(args)
     given = given_options(args)
     asked = make_options(None, **given)
     refuse_one_photo(asked, "a batch")
@@ -143,7 +128,7 @@ def cmd_batch_ray(args: argparse.Namespace) -> int:
     started = time.perf_counter()
     try:
         with StopSignals(printer.say) as stop:
-            finished = ray_batch.run_tasks(todo, given, args.ray_cpus, lambda: stop.asked)
+            finished = ray_batch.run_tasks(todo, given, ray.ray_cpus, lambda: stop.asked)
             for task, result in finished:
                 if "error" in result:
                     manifest.fail(task, result["error"])
@@ -222,15 +207,14 @@ def cmd_video_ray(args: argparse.Namespace) -> int:
     from painterly.signals import StopSignals
     from painterly.video import LATER_STEPS, io
 
-    if args.ray_cpus < 1:
-        raise OptionsError("--ray-cpus must be 1 or more")
+    ray = cluster_config(args)
     given = given_options(args)
     opts = make_options(None, **{"steps": LATER_STEPS, **given})
     refuse_one_photo(opts, "a video")
     job = check_video_job(args, given, None)
     output, clip = job.output, job.clip
     size = io.output_size(clip, opts.size, opts.height)
-    chunks = plan(clip.count, args.ray_chunk, args.ray_overlap)
+    chunks = plan(clip.count, ray.ray_chunk, ray.ray_overlap)
     styles = [parse_style(s) for s in args.styles]
     digests = Digests()
     settings = {
@@ -244,8 +228,8 @@ def cmd_video_ray(args: argparse.Namespace) -> int:
         "first_steps": job.video.first_steps,
         "temporal_weight": job.video.temporal_weight,
         "long_term": list(job.video.long_term),
-        "chunk": args.ray_chunk,
-        "overlap": args.ray_overlap,
+        "chunk": ray.ray_chunk,
+        "overlap": ray.ray_overlap,
         "version": __version__,
     }
     from painterly.cluster import ray_batch, ray_video
@@ -271,7 +255,7 @@ def cmd_video_ray(args: argparse.Namespace) -> int:
             with StopSignals(printer.say) as stop:
                 work = ray_video.chunk_frames(clip, size, chunks, skip)
                 finished = ray_video.run_chunks(
-                    work, spec, styles, args.ray_cpus, lambda: stop.asked
+                    work, spec, styles, ray.ray_cpus, lambda: stop.asked
                 )
                 for (chunk, _), result in finished:
                     ok = "error" not in result

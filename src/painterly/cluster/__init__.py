@@ -4,5 +4,42 @@
 manifest of what is done; ``worker`` is what a Ray worker runs for one output;
 ``ray_batch`` is the driver's side (connecting, scheduling, retries). Ray itself is
 imported only by ``ray_batch`` and inside the worker's function, so painterly without
-the ``ray`` extra never needs it.
+the ``ray`` extra never needs it. :class:`ClusterConfig` holds the settings of a run on a
+cluster, declared like :class:`painterly.config.Options`.
 """
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from painterly.config import check_fields, flag, option
+from painterly.errors import OptionsError
+
+
+@dataclass(frozen=True)
+class ClusterConfig:
+    """How work is cut into tasks on a Ray cluster."""
+
+    ray_cpus: int = option(
+        1,
+        "with --ray on CPUs: threads per task; GPU clusters: one GPU each",
+        "int",
+        low=1,
+        high=1024,
+    )
+    ray_chunk: int = option(
+        24, "with --ray: frames per chunk of a clip", "int", low=1, high=100_000
+    )
+    ray_overlap: int = option(
+        4,
+        "with --ray: frames each chunk starts early, cross-faded with the chunk before "
+        "(docs/cluster.md)",
+        "int",
+        low=0,
+        high=100_000,
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+        if self.ray_overlap >= self.ray_chunk:
+            raise OptionsError(f"{flag('ray_overlap')} must be less than {flag('ray_chunk')}")

@@ -270,11 +270,6 @@ class OfflineNet(nn.Module):
         return out
 
 
-def offline_net(seed: int = 0, upto: str = STYLE_LAYERS[-1]) -> OfflineNet:
-    """The offline encoder's network for ``seed``, built up to ``upto``."""
-    return OfflineNet(seed, upto)
-
-
 def random_vgg(seed: int = 0, upto: str = "block5_conv1", pooling: str = "max") -> VGG:
     """VGG19 with Kaiming-normal (fan-in, ReLU gain) weights and zero biases.
 
