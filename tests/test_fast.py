@@ -269,13 +269,18 @@ def test_bare_name_goes_to_the_models_folder(tmp_path, photos, style, capsys):
 def test_stylize_can_start_from_a_model(tmp_path, photos, style):
     model = tmp_path / "m.safetensors"
     assert _train(style, photos, model, "--iterations", "1") == 0
+    from painterly.api import model_start
     from painterly.config import preset
-    from painterly.pipeline import init_rgb
+    from painterly.image import to_tensor
+    from painterly.pipeline import Job
 
-    content = torch.rand(1, 3, 40, 56)
-    start = init_rgb(preset("offline").replace(init=f"model:{model}"), content, 0)
+    # The job starts from the model's painting of the photo at its first scale's size.
+    job = Job(blob(56, 40), [], None, lambda rgb: rgb)
+    opts = preset("offline").replace(init=f"model:{model}", size=56, scales=1)
+    started = model_start(job, opts, torch.device("cpu"))
     net, _ = model_file.load_model(model)
-    assert torch.allclose(start, net(content))
+    assert torch.allclose(started.init, net(to_tensor(job.content)).clamp(0, 1))
+    assert model_start(job, preset("offline"), torch.device("cpu")) is job  # no model: as it was
     out = tmp_path / "s.png"
     argv = ["stylize", str(photos / "a.png"), str(style), "-o", str(out), "--steps", "2"]
     assert main([*argv, "--size", "48", "--init", f"model:{model}", "--quiet"]) == 0

@@ -8,8 +8,10 @@ from __future__ import annotations
 
 import json
 import os
+import time
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
+from pathlib import Path
 
 import torch
 from PIL import Image
@@ -35,10 +37,10 @@ from painterly.encoders import (
     resolve_weights,
 )
 from painterly.errors import OptionsError
-from painterly.events import Callback, Notice, ignore
-from painterly.image import load_image, to_image
+from painterly.events import Callback, Notice, Started, ignore
+from painterly.image import load_image, resize, to_image, to_tensor
 from painterly.optimize import Outcome
-from painterly.pipeline import Job, optimize_scales, output_size
+from painterly.pipeline import Job, optimize_scales, output_size, scale_plan
 
 ImageLike = str | os.PathLike | Image.Image
 StyleSpec = ImageLike | tuple[ImageLike, float]
@@ -176,7 +178,7 @@ def run(
     opts, encoder, device, fallback_reason = resolve_run(
         options, overrides, callback, encoder, asked=asked
     )
-    job = Job(content_img, styles, guide, finish)
+    job = model_start(Job(content_img, styles, guide, finish), opts, device)
     (outcomes,) = optimize_scales(
         [job],
         opts,
@@ -188,6 +190,18 @@ def run(
     )
     out_size = output_size(content_img.size, opts)
     return make_result(outcomes, opts, encoder, device, out_size, finish, fallback_reason)
+
+
+def model_start(job: Job, opts: Options, device: torch.device) -> Job:
+    """With ``init="model:NAME"``, the job starting from the fast model's painting of
+    the photo at the first scale's size (painterly.fast); else the job as it is."""
+    if not opts.init.startswith("model:"):
+        return job
+    from painterly.fast.apply import paint_with_model
+
+    sizes, _ = scale_plan(output_size(job.content.size, opts), opts)
+    photo = to_tensor(resize(job.content, sizes[0])).to(device)
+    return replace(job, init=paint_with_model(opts.init.removeprefix("model:"), photo))
 
 
 def resolve_run(
@@ -293,3 +307,42 @@ def stylize(
 ) -> Image.Image:
     """Stylise ``content`` and return the image: ``painterly.stylize("photo.jpg", "art.jpg")``."""
     return run(content, style, options, **overrides).image
+
+
+def run_model(
+    photo: str | os.PathLike,
+    model: str | os.PathLike,
+    *,
+    size: int | None = None,
+    height: int | None = None,
+    preserve_color: str = "none",
+    device: str = "auto",
+    callback: Callback = ignore,
+) -> Result:
+    """``photo`` painted by the model file ``model`` (painterly.fast), as a :class:`Result`
+    (image, metrics, the model's metadata for the output file): what the web app's jobs
+    with a fast model run. ``size`` (long side) or ``height`` (which wins) resize the
+    photo first, as they size a ``stylize`` result."""
+    from painterly.fast.apply import paint
+    from painterly.fast.model_file import load_model
+
+    model = Path(model)
+    start = time.perf_counter()
+    net, info = load_model(model)
+    img = load_image(photo)
+    out_size = output_size(img.size, preset("default").replace(size=size, height=height))
+    if out_size != img.size:
+        img = resize(img, out_size)
+    where = resolve_device(device)
+    callback(Started(total_steps=0, size=out_size, encoder=info.encoder, device=str(where)))
+    painted = paint(net, img, device=where, preserve_color=preserve_color)
+    seconds = time.perf_counter() - start
+    metrics = {
+        "model": model.stem,
+        "encoder": info.encoder,
+        "device": str(where),
+        "size": list(out_size),
+        "seconds": round(seconds, 3),
+        "losses": {},
+    }
+    return Result(painted, metrics, info.image_metadata(model.name))

@@ -15,6 +15,7 @@ through the step lengths (each still gets back the best point evaluated for it).
 from __future__ import annotations
 
 from collections.abc import Sequence
+from pathlib import Path
 
 import torch
 
@@ -24,6 +25,7 @@ from painterly.api import (
     StyleSpec,
     make_options,
     make_result,
+    model_start,
     prepare_inputs,
     resolve_run,
 )
@@ -80,6 +82,7 @@ def run_batch(
     opts, encoder, device, fallback_reason = resolve_run(
         options, overrides, callback, encoder, asked=base
     )
+    prepared = [model_start(job, opts, device) for job in prepared]  # init="model:NAME"
     results: list[Result | None] = [None] * len(items)
 
     def optimise(chunk: list[int], out_size: tuple[int, int]) -> None:
@@ -152,3 +155,13 @@ def _images_label(chunk: list[int], count: int) -> str:
     if numbers == list(range(numbers[0], numbers[-1] + 1)):
         return f"images {numbers[0]}-{numbers[-1]} of {count}"
     return f"images {', '.join(map(str, numbers))} of {count}"
+
+
+def style_label(specs: Sequence[tuple[str, float]]) -> str:
+    """``a.jpg:0.7 b.jpg:0.3`` -> ``a+b``: a style's part of an output name."""
+    return "+".join(Path(str(path).rstrip("/\\")).stem or "style" for path, _ in specs)
+
+
+def output_name(content: str, specs: Sequence[tuple[str, float]], suffix: str) -> str:
+    """The file a batch writes for one photo and style: ``PHOTO_STYLE.SUFFIX``."""
+    return f"{Path(content).stem}_{style_label(specs)}.{suffix}"

@@ -29,6 +29,8 @@ from collections.abc import Iterator
 from pathlib import Path
 from typing import IO
 
+import platformdirs
+
 from painterly.errors import PainterlyError
 
 # .NAME.<pid>-<random>.painterly.tmp: hidden, and recognisably ours.
@@ -114,6 +116,15 @@ def write_json(path: str | os.PathLike, data) -> None:
     write_text(path, json.dumps(data, indent=1) + "\n")
 
 
+def cache_dir() -> Path:
+    """Where painterly keeps what it downloads and makes (weights, models, locks):
+    $PAINTERLY_CACHE, else the platform's cache folder for painterly
+    ($XDG_CACHE_HOME/painterly, else ~/.cache/painterly, on Linux)."""
+    if os.environ.get("PAINTERLY_CACHE"):
+        return Path(os.environ["PAINTERLY_CACHE"]).expanduser()
+    return platformdirs.user_cache_path("painterly", appauthor=False)
+
+
 class Claims:
     """The outputs this process has claimed, each held until :meth:`release`."""
 
@@ -126,8 +137,6 @@ class Claims:
             import fcntl
         except ImportError:  # Windows: no flock; outputs go unclaimed
             return
-        from painterly.encoders.cache import cache_dir
-
         key = os.path.normcase(os.path.realpath(path))
         if key in self._held:
             return

@@ -404,10 +404,8 @@ def init_rgb(opts: Options, content: torch.Tensor, seed: int, styles=()) -> torc
         gen = torch.Generator().manual_seed(seed)
         noise = torch.rand(content.shape, generator=gen).to(content.device)
         return noise
-    if opts.init.startswith("model:"):  # a fast model's painting of the photo (painterly.fast)
-        from painterly.fast.apply import paint_with_model
-
-        return paint_with_model(opts.init.removeprefix("model:"), content)
+    if opts.init.startswith("model:"):  # api.model_start gives such jobs their Job.init
+        raise ValueError("init model: is resolved into Job.init before the pipeline")
     img = resize(load_image(opts.init), (content.shape[-1], content.shape[-2]))
     return to_tensor(img).to(content.device)
 

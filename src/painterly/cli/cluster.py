@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import sys
 import time
-from pathlib import Path
 
 from painterly.cli.common import (
     EXIT_ERROR,
@@ -65,7 +64,7 @@ def cluster_config(args: argparse.Namespace) -> ClusterConfig:
 
 def _plan(args: argparse.Namespace, given: dict, inputs: list[str]):
     """The tasks, the manifest, and the tasks still to do (missing, changed, failed)."""
-    from painterly.cli.run import style_label
+    from painterly.batch import style_label
     from painterly.cluster.plan import Manifest, make_task
     from painterly.image import check_output_path
     from painterly.runstate import Digests
@@ -190,108 +189,3 @@ def _item(task, result: dict) -> dict:
         "wall": round(result["wall"], 3),  # at the driver, sent to received
         **{k: metrics[k] for k in ("device", "steps", "ms_per_step", "losses")},
     }
-
-
-def cmd_video_ray(args: argparse.Namespace) -> int:
-    """``painterly video --ray``: the clip in chunks, each a task (painterly.cluster)."""
-
-    from painterly.cli.video import VIDEO_MODULES, check_video_job, wind_up, write_result
-
-    require_extra("video", "video", VIDEO_MODULES)
-    require_extra("video --ray", "ray", RAY_MODULES)
-    from painterly import __version__
-    from painterly.api import make_options
-    from painterly.cluster.chunks import plan
-    from painterly.progress import CountBar, ProgressPrinter
-    from painterly.runstate import Digests
-    from painterly.signals import StopSignals
-    from painterly.video import LATER_STEPS, io
-
-    ray = cluster_config(args)
-    given = given_options(args)
-    opts = make_options(None, **{"steps": LATER_STEPS, **given})
-    refuse_one_photo(opts, "a video")
-    job = check_video_job(args, given, None)
-    output, clip = job.output, job.clip
-    size = io.output_size(clip, opts.size, opts.height)
-    chunks = plan(clip.count, ray.ray_chunk, ray.ray_overlap)
-    styles = [parse_style(s) for s in args.styles]
-    digests = Digests()
-    settings = {
-        "input": str(clip.path.resolve()),
-        "input_sha256": digests.of_input(clip.path),
-        "start": clip.start,
-        "frames": clip.count,
-        "size": list(size),
-        "styles": digests.of_styles(styles),
-        "options": given,
-        "first_steps": job.video.first_steps,
-        "temporal_weight": job.video.temporal_weight,
-        "long_term": list(job.video.long_term),
-        "chunk": ray.ray_chunk,
-        "overlap": ray.ray_overlap,
-        "version": __version__,
-    }
-    from painterly.cluster import ray_batch, ray_video
-
-    store = ray_video.ChunkStore(Path(f"{output}.frames"))
-    store.open(settings, args.resume, args.overwrite)
-    skip = {c.index for c in chunks if store.done(c)}
-    todo = [c for c in chunks if c.index not in skip]
-    printer = ProgressPrinter(quiet=args.quiet)
-    spec = {
-        "options": given,
-        "fps": float(clip.rate),
-        "first_steps": job.video.first_steps,
-        "temporal_weight": job.video.temporal_weight,
-        "long_term": list(job.video.long_term),
-    }
-    failures, records = {}, []
-    started = time.perf_counter()
-    if todo:
-        ray_batch.connect(args.ray)
-        bar = CountBar(sum(c.count for c in todo), args.quiet, unit="frame", desc="ray")
-        try:
-            with StopSignals(printer.say) as stop:
-                work = ray_video.chunk_frames(clip, size, chunks, skip)
-                finished = ray_video.run_chunks(
-                    work, spec, styles, ray.ray_cpus, lambda: stop.asked
-                )
-                for (chunk, _), result in finished:
-                    ok = "error" not in result
-                    if ok:
-                        record = {
-                            "chunk": chunk.index,
-                            "frames": [chunk.start, chunk.stop],
-                            "node": result["node"],
-                            "host": result["host"],
-                            "seconds": round(result["seconds"], 3),
-                            "each": result["records"],
-                        }
-                        with stop.saving():
-                            store.save(chunk, result["frames"], record)
-                        records.append(record)
-                    else:
-                        failures[chunk.index] = result["error"]
-                    bar.update(ok, chunk.count)
-        finally:
-            bar.close()
-            ray_batch.shutdown()
-        if stop.asked or failures:
-            for index, error in sorted(failures.items()):
-                print(f"painterly: failed: chunk {index}: {error}", file=sys.stderr)
-            print(
-                f"painterly: stopped with {len(records)} of {len(todo)} chunks made, kept in "
-                f"{store.folder}; run the same command with --resume to go on",
-                file=sys.stderr,
-            )
-            return (stop.exit_code or EXIT_INTERRUPTED) if stop.asked else EXIT_ERROR
-    write_result(job, store.join(clip.count, chunks), printer.say)
-    seconds = time.perf_counter() - started
-    return wind_up(
-        args,
-        job,
-        store.folder,
-        {"frames": clip.count, "seconds": round(seconds, 3), "chunks": records},
-        f"{clip.count} frames in {len(chunks)} chunks, {seconds:.1f} s",
-    )

@@ -102,17 +102,12 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     )
 
 
-def style_label(specs: list[tuple[str, float]]) -> str:
-    """``a.jpg:0.7 b.jpg:0.3`` -> ``a+b``: a style's part of an output name."""
-    return "+".join(Path(path.rstrip("/\\")).stem or "style" for path, _ in specs)
-
-
 def cmd_batch(args: argparse.Namespace) -> int:
     if args.ray is not None:  # each output a task on a Ray cluster
         from painterly.cli.cluster import cmd_batch_ray
 
         return cmd_batch_ray(args)
-    from painterly.batch import run_batch
+    from painterly.batch import output_name, run_batch
     from painterly.image import check_output_path, save_image
     from painterly.progress import ProgressPrinter
     from painterly.signals import StopSignals
@@ -129,7 +124,7 @@ def cmd_batch(args: argparse.Namespace) -> int:
     items, outputs = [], []
     for content in args.contents:
         for specs in styles:
-            name = f"{Path(content).stem}_{style_label(specs)}.{args.format}"
+            name = output_name(content, specs, args.format)
             output = claim_output(check_output_path(outdir / name), inputs, args.overwrite)
             if output in outputs:
                 raise OptionsError(

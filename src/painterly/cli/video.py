@@ -14,6 +14,7 @@ from pathlib import Path
 
 from painterly.cli.cluster import add_ray_flags
 from painterly.cli.common import (
+    EXIT_ERROR,
     EXIT_INTERRUPTED,
     EXIT_OK,
     OVERWRITE_HELP,
@@ -185,9 +186,7 @@ def cmd_video(args: argparse.Namespace) -> int:
     if args.ray is not None:  # chunks of frames as tasks on a Ray cluster
         if args.model:
             raise OptionsError("--model paints a frame in milliseconds; run it without --ray")
-        from painterly.cli.cluster import cmd_video_ray
-
-        return cmd_video_ray(args)
+        return _video_on_ray(args)
     require_extra("video", "video", VIDEO_MODULES)
     from painterly.signals import StopSignals
     from painterly.video.run import FrameStore
@@ -227,6 +226,68 @@ def cmd_video(args: argparse.Namespace) -> int:
         store.folder,
         {"frames": result.count, "seconds": round(seconds, 3), "each": result.records},
         f"{result.count} frames, {seconds:.1f} s, {result.count / seconds:.3g} frames/s",
+    )
+
+
+def _video_on_ray(args: argparse.Namespace) -> int:
+    """``painterly video --ray``: the clip in chunks, each a task (painterly.cluster)."""
+    from painterly.cli.cluster import RAY_MODULES, cluster_config
+
+    require_extra("video", "video", VIDEO_MODULES)
+    require_extra("video --ray", "ray", RAY_MODULES)
+    from painterly.progress import CountBar, ProgressPrinter
+    from painterly.signals import StopSignals
+
+    cluster = cluster_config(args)
+    given = given_options(args)
+    job = check_video_job(args, given, None)
+    printer = ProgressPrinter(quiet=args.quiet)
+    bars = []  # the bar of the frames still to make, once the store knows them
+    started = time.perf_counter()
+
+    def on_plan(frames: int) -> None:
+        if frames:
+            bars.append(CountBar(frames, args.quiet, unit="frame", desc="ray"))
+
+    from painterly.cluster import ray_video
+
+    try:
+        with StopSignals(printer.say) as stop:
+            run = ray_video.stylize_clip(
+                job.clip,
+                [parse_style(s) for s in args.styles],
+                Path(f"{job.output}.frames"),
+                overrides=given,
+                video=job.video,
+                cluster=cluster,
+                address=args.ray,
+                resume=args.resume,
+                overwrite=args.overwrite,
+                should_stop=lambda: stop.asked,
+                on_plan=on_plan,
+                on_chunk=lambda chunk, ok: bars[0].update(ok, chunk.count),
+                saving=stop.saving,
+            )
+    finally:
+        for bar in bars:
+            bar.close()
+    if run.frames is None:
+        for index, error in sorted(run.failures.items()):
+            print(f"painterly: failed: chunk {index}: {error}", file=sys.stderr)
+        print(
+            f"painterly: stopped with {len(run.records)} chunks made, kept in {run.folder}; "
+            "run the same command with --resume to go on",
+            file=sys.stderr,
+        )
+        return (stop.exit_code or EXIT_INTERRUPTED) if run.stopped else EXIT_ERROR
+    write_result(job, run.frames, printer.say)
+    seconds = time.perf_counter() - started
+    return wind_up(
+        args,
+        job,
+        run.folder,
+        {"frames": run.count, "seconds": round(seconds, 3), "chunks": run.records},
+        f"{run.count} frames in {run.chunks} chunks, {seconds:.1f} s",
     )
 
 

@@ -10,21 +10,25 @@ redoes only the chunks whose frames are not all there as ``done.json`` recorded 
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import io as stdio
 import json
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
 from PIL import Image
 
-from painterly import files
-from painterly.cluster import ray_batch, worker
-from painterly.cluster.chunks import Chunk, compose
+from painterly import __version__, files
+from painterly.api import make_options
+from painterly.cluster import ClusterConfig, ray_batch, worker
+from painterly.cluster.chunks import Chunk, compose, plan
+from painterly.config import refuse_one_photo
 from painterly.image import load_image, save_image
-from painterly.runstate import open_run_folder
-from painterly.video import io
+from painterly.runstate import Digests, open_run_folder
+from painterly.video import LATER_STEPS, VideoConfig, io
 
 
 class ChunkStore:
@@ -129,3 +133,102 @@ def run_chunks(
         return task_of.remote({**spec, "key": chunk.index}, frames, *refs)
 
     yield from ray_batch.schedule(work, submit, cpus, stopping)
+
+
+@dataclass
+class ClipOnRay:
+    """What :func:`stylize_clip` did: the output's frames (once every chunk is made),
+    each made chunk's record, the chunks that failed (index -> error), and whether it
+    was stopped."""
+
+    frames: list[Path] | None
+    count: int
+    chunks: int
+    records: list[dict] = field(default_factory=list)
+    failures: dict[int, str] = field(default_factory=dict)
+    stopped: bool = False
+    folder: Path | None = None
+
+
+def stylize_clip(
+    clip: io.Clip,
+    styles: list[tuple[str, float]],
+    folder: Path,
+    *,
+    overrides: dict,
+    video: VideoConfig,
+    cluster: ClusterConfig,
+    address: str = "",
+    resume: bool = False,
+    overwrite: bool = False,
+    should_stop: Callable[[], bool] = lambda: False,
+    on_plan: Callable[[int], None] = lambda frames: None,
+    on_chunk: Callable[[Chunk, bool], None] = lambda chunk, ok: None,
+    saving: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> ClipOnRay:
+    """Stylise ``clip`` in chunks of frames, each a task on the Ray cluster at
+    ``address`` (``""``: a local instance), kept in ``folder`` as they come back;
+    the counterpart of :func:`painterly.video.run.stylize_clip` on one machine.
+    ``overrides`` are the stylize options (``steps``: each later frame's);
+    ``on_plan`` hears how many frames are still to make, ``on_chunk`` of each chunk
+    done or failed; ``should_stop`` ends the run
+    between chunks, with those made kept for ``resume``; each chunk is saved within
+    ``saving()`` (the CLI's signal policy: a second Ctrl-C waits for the write)."""
+    opts = make_options(None, **{"steps": LATER_STEPS, **overrides})
+    refuse_one_photo(opts, "a video")
+    size = io.output_size(clip, opts.size, opts.height)
+    chunks = plan(clip.count, cluster.ray_chunk, cluster.ray_overlap)
+    digests = Digests()
+    temporal = {
+        "first_steps": video.first_steps,
+        "temporal_weight": video.temporal_weight,
+        "long_term": list(video.long_term),
+    }
+    settings = {
+        "input": str(clip.path.resolve()),
+        "input_sha256": digests.of_input(clip.path),
+        "start": clip.start,
+        "frames": clip.count,
+        "size": list(size),
+        "styles": digests.of_styles(styles),
+        "options": overrides,
+        **temporal,
+        "chunk": cluster.ray_chunk,
+        "overlap": cluster.ray_overlap,
+        "version": __version__,
+    }
+    store = ChunkStore(folder)
+    store.open(settings, resume, overwrite)
+    skip = {c.index for c in chunks if store.done(c)}
+    todo = [c for c in chunks if c.index not in skip]
+    run = ClipOnRay(None, clip.count, len(chunks), folder=store.folder)
+    on_plan(sum(c.count for c in todo))
+    if todo:
+        spec = {"options": overrides, "fps": float(clip.rate), **temporal}
+        ray_batch.connect(address)
+        try:
+            work = chunk_frames(clip, size, chunks, skip)
+            for (chunk, _), result in run_chunks(work, spec, styles, cluster.ray_cpus, should_stop):
+                ok = "error" not in result
+                if ok:
+                    record = {
+                        "chunk": chunk.index,
+                        "frames": [chunk.start, chunk.stop],
+                        "node": result["node"],
+                        "host": result["host"],
+                        "seconds": round(result["seconds"], 3),
+                        "each": result["records"],
+                    }
+                    with saving():
+                        store.save(chunk, result["frames"], record)
+                    run.records.append(record)
+                else:
+                    run.failures[chunk.index] = result["error"]
+                on_chunk(chunk, ok)
+        finally:
+            ray_batch.shutdown()
+        run.stopped = should_stop()
+        if run.stopped or run.failures:
+            return run
+    run.frames = store.join(clip.count, chunks)
+    return run

@@ -25,26 +25,17 @@ import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-import platformdirs
 from tqdm import tqdm
 
 from painterly.encoders.formats import load_state_dict
 from painterly.encoders.registry import REGISTRY, WeightSet, registry_entry
 from painterly.errors import WeightsError
-from painterly.files import atomic_writer, write_json
+from painterly.files import atomic_writer, cache_dir, write_json
 
 HINT_IMPORT = "`painterly weights import PATH`"
 VERDICTS = "verified.json"  # in the weights folder: which cached files matched their hash
 
 _CHUNK = 1 << 20
-
-
-def cache_dir() -> Path:
-    """$PAINTERLY_CACHE, else the platform's cache folder for painterly
-    ($XDG_CACHE_HOME/painterly, else ~/.cache/painterly, on Linux)."""
-    if os.environ.get("PAINTERLY_CACHE"):
-        return Path(os.environ["PAINTERLY_CACHE"]).expanduser()
-    return platformdirs.user_cache_path("painterly", appauthor=False)
 
 
 def _weights_dir() -> Path:

@@ -14,24 +14,15 @@ is as large as the budget allows, so most photos need none.
 
 from __future__ import annotations
 
-import os
-import time
-from pathlib import Path
-from typing import TYPE_CHECKING
-
 import torch
 from PIL import Image
 
 from painterly import color
 from painterly.config import parse_bytes
 from painterly.errors import OptionsError
-from painterly.events import Callback, Started, ignore
 from painterly.fast.network import TransformerNet
 from painterly.image import to_image, to_tensor
 from painterly.tiling import ALIGN, Tile, tile_grid
-
-if TYPE_CHECKING:
-    from painterly.api import Result
 
 Tensor = torch.Tensor
 PRESERVE = ("none", "luminance", "histogram")
@@ -137,45 +128,3 @@ def paint_with_model(name: str, rgb: Tensor) -> Tensor:
 
     net, _ = load_model(resolve_model_path(name))
     return paint_tensor(net.to(rgb.device), rgb).clamp(0, 1)
-
-
-def run_model(
-    photo: str | os.PathLike,
-    model: str | os.PathLike,
-    *,
-    size: int | None = None,
-    height: int | None = None,
-    preserve_color: str = "none",
-    device: str = "auto",
-    callback: Callback = ignore,
-) -> Result:
-    """``photo`` painted by the model file ``model``, as a :class:`painterly.api.Result`
-    (image, metrics, the model's metadata for the output file): what the web app's jobs
-    with a fast model run. ``size`` (long side) or ``height`` (which wins) resize the
-    photo first, as they size a ``stylize`` result."""
-    from painterly.api import Result, resolve_device
-    from painterly.config import preset
-    from painterly.fast.model_file import load_model
-    from painterly.image import load_image, resize
-    from painterly.pipeline import output_size
-
-    model = Path(model)
-    start = time.perf_counter()
-    net, info = load_model(model)
-    img = load_image(photo)
-    out_size = output_size(img.size, preset("default").replace(size=size, height=height))
-    if out_size != img.size:
-        img = resize(img, out_size)
-    where = resolve_device(device)
-    callback(Started(total_steps=0, size=out_size, encoder=info.encoder, device=str(where)))
-    painted = paint(net, img, device=where, preserve_color=preserve_color)
-    seconds = time.perf_counter() - start
-    metrics = {
-        "model": model.stem,
-        "encoder": info.encoder,
-        "device": str(where),
-        "size": list(out_size),
-        "seconds": round(seconds, 3),
-        "losses": {},
-    }
-    return Result(painted, metrics, info.image_metadata(model.name))

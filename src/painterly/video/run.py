@@ -23,7 +23,7 @@ import numpy as np
 from PIL import Image
 
 from painterly import __version__, color
-from painterly.api import _style_list, make_options, make_result, resolve_run
+from painterly.api import _style_list, make_options, make_result, model_start, resolve_run
 from painterly.clock import RunClock
 from painterly.config import Options, refuse_one_photo
 from painterly.controls import expand_styles
@@ -179,6 +179,8 @@ def stylize_clip(
         job = Job(content, frame_styles, None, finish)
         if k > 0 and temporal_weight > 0:
             job = _temporal_job(job, k, offsets, window, flows, store, temporal_weight, device)
+        else:
+            job = model_start(job, frame_opts, device)  # init="model:NAME"
         (outcomes,) = optimize_scales(
             [job], frame_opts, encoder, device, callback=callback, clock=clock
         )

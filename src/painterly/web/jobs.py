@@ -26,9 +26,9 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from painterly.api import run_model
 from painterly.errors import PainterlyError
 from painterly.events import Event, Notice, Preview, Progress, Started, Stop
-from painterly.fast.apply import run_model
 from painterly.files import write_bytes, write_json
 from painterly.image import save_image
 from painterly.web.limits import Limits
@@ -130,7 +130,7 @@ class JobManager:
     """Jobs by id, a waiting line per device and the worker threads that serve them.
 
     ``runner`` paints the jobs with paintings (painterly.run), ``model_runner`` those
-    with a fast model of ``models`` (painterly.fast.apply.run_model).
+    with a fast model of ``models`` (painterly.api.run_model).
     """
 
     def __init__(
