@@ -9,7 +9,8 @@
 #   bash scripts/soak_tests.sh --runs 20 -- tests/test_web_browser.py   # a part of it
 #
 # Options: --runs N (5), --burn K (0 busy processes), --commit REV (HEAD), --keep (keep
-# the clones and logs; they are removed otherwise). Arguments after -- go to pytest.
+# the clones and logs; they are removed otherwise, but for the logs of failed runs).
+# Arguments after -- go to pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -48,6 +49,10 @@ for i in $(seq 1 "$runs"); do
         verdict=pass
     else
         verdict=FAIL
+        # A failing run's log and report outlive the clean-up: they say what broke.
+        kept=${kept:-$(mktemp -d -t painterly-soak-failed.XXXXXX)}
+        cp "$work/run$i.log" "$kept/" && cp "$work/run$i.xml" "$kept/" 2>/dev/null || true
+        echo "run $i failed: its log is kept in $kept/run$i.log"
     fi
     summary=$(grep -E "^[0-9]+ (passed|failed)|^=+ .*(passed|failed)" "$work/run$i.log" | tail -1)
     echo "run $i: $verdict in $(( $(date +%s) - start )) s: ${summary:-no pytest summary}"

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import dataclasses
 import os
+import shutil
 import sys
+import tempfile
 
 # OpenMP's threads spin while they wait for work. On a shared machine whose cores are
 # busy (a browser, a server thread, other jobs) a spinning thread that loses its core
@@ -22,9 +24,21 @@ assert "torch" not in sys.modules, "conftest must run before torch is imported"
 # Windows) keeps every node of the test clusters on loopback. Set before Ray is imported;
 # the tests' subprocesses inherit it.
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
+# Ray's own files (sockets, logs, and the address of the latest cluster started, which
+# ray.init() with no address joins) live under RAY_TMPDIR, /tmp by default: two test
+# runs on one machine would join each other's clusters (a local instance's test found
+# another run's three-node test cluster). Each run keeps its own.
+OWN_RAY_TMPDIR = None
+if "RAY_TMPDIR" not in os.environ:
+    OWN_RAY_TMPDIR = os.environ["RAY_TMPDIR"] = tempfile.mkdtemp(prefix="painterly-ray-")
 
 import pytest  # noqa: E402
 from synthetic import blob, stripes  # noqa: E402
+
+
+def pytest_unconfigure(config):
+    if OWN_RAY_TMPDIR:
+        shutil.rmtree(OWN_RAY_TMPDIR, ignore_errors=True)
 
 
 def pytest_addoption(parser):

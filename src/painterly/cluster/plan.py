@@ -136,3 +136,45 @@ class Manifest:
         files.write_json(
             self.path, {"format": FORMAT, "outputs": self.outputs, "failed": self.failed}
         )
+
+
+@dataclass
+class BatchPlan:
+    """A batch on a cluster before it runs: every task (one per output), the folder's
+    manifest, the tasks still to do (missing, changed, failed), and the outputs among
+    those that are not the manifest's (the caller decides whether they may be replaced)."""
+
+    tasks: list[Task]
+    manifest: Manifest
+    todo: list[Task]
+    foreign: list[Path]
+
+
+def plan_batch(
+    contents: list[str],
+    styles: list[list[tuple[str, float]]],
+    folder: Path,
+    overrides: dict,
+    suffix: str,
+) -> BatchPlan:
+    """Every photo of ``contents`` in every style of ``styles`` as a task writing
+    ``folder/PHOTO_STYLE-HASH.SUFFIX`` (the same photo and style twice: one task)."""
+    from painterly.batch import style_label
+    from painterly.image import check_output_path
+
+    digests = Digests()
+    tasks: dict[str, Task] = {}
+    for content in contents:
+        for specs in styles:
+            task = make_task(content, specs, overrides, suffix, style_label(specs), digests)
+            tasks.setdefault(task.name, task)
+    manifest = Manifest(folder)
+    todo, foreign = [], []
+    for task in tasks.values():
+        path = check_output_path(folder / task.name)
+        if manifest.done(task) or manifest.adopt(task):
+            continue
+        if task.name not in manifest.outputs:  # not ours: never replaced unasked
+            foreign.append(path)
+        todo.append(task)
+    return BatchPlan(list(tasks.values()), manifest, todo, foreign)

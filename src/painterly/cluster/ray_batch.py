@@ -14,17 +14,19 @@ tasks per slot are in flight, so the object store holds a bounded number of phot
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import os
 import socket
 import time
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import ray
 
-from painterly.cluster import watchdog, worker
-from painterly.cluster.plan import Task
+from painterly.cluster import ClusterConfig, watchdog, worker
+from painterly.cluster.plan import BatchPlan, Task
 from painterly.errors import PainterlyError
 from painterly.runstate import style_files
 
@@ -233,3 +235,77 @@ def run_tasks(
         return task_of.remote(spec_of(task, options, threads), content, *styles)
 
     yield from schedule(tasks, submit, cpus, stopping)
+
+
+SAVE_EVERY = 2.0  # seconds between manifest writes while outputs come in
+
+
+@dataclass
+class BatchOnRay:
+    """What :func:`run_batch` made: each output's record (for --metrics), the outputs
+    that failed (name -> error), the seconds it took, and whether it was stopped."""
+
+    items: list[dict] = field(default_factory=list)
+    failures: dict[str, str] = field(default_factory=dict)
+    seconds: float = 0.0
+    stopped: bool = False
+
+
+def run_batch(
+    plan: BatchPlan,
+    *,
+    overrides: dict,
+    cluster: ClusterConfig,
+    address: str = "",
+    should_stop: Callable[[], bool] = lambda: False,
+    on_start: Callable[[], None] = lambda: None,
+    on_item: Callable[[Task, bool], None] = lambda task, ok: None,
+    saving: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> BatchOnRay:
+    """Run the tasks ``plan`` has still to do on the Ray cluster at ``address`` (``""``:
+    a local instance), each image written into the plan's folder as it comes back
+    (within ``saving()``) and recorded in its manifest; the counterpart of
+    :func:`painterly.batch.run_batch` on one machine. ``on_start`` hears that the
+    cluster answered, ``on_item`` of each output made or failed; ``should_stop`` ends it
+    between outputs; a rerun makes only what is still missing."""
+    from painterly.image import save_image
+
+    manifest, run = plan.manifest, BatchOnRay()
+    started = last_save = time.perf_counter()
+    connect(address)
+    on_start()
+    try:
+        for task, result in run_tasks(plan.todo, overrides, cluster.ray_cpus, should_stop):
+            if "error" in result:
+                manifest.fail(task, result["error"])
+                run.failures[task.name] = result["error"]
+            else:
+                with saving():
+                    save_image(result["image"], manifest.folder / task.name, result["metadata"])
+                item = _item(task, result)
+                manifest.record(task, {k: item[k] for k in ("node", "host", "seconds")})
+                run.items.append(item)
+            on_item(task, "error" not in result)
+            if time.perf_counter() - last_save > SAVE_EVERY:
+                manifest.save()
+                last_save = time.perf_counter()
+    finally:
+        manifest.save()
+        shutdown()
+    run.seconds, run.stopped = time.perf_counter() - started, should_stop()
+    return run
+
+
+def _item(task: Task, result: dict) -> dict:
+    """One output's line in --metrics: where and how long it took, and its losses."""
+    metrics = result["metrics"]
+    return {
+        "output": task.name,
+        "content": task.content,
+        "styles": [[path, weight] for path, weight in task.styles],
+        "node": result["node"],
+        "host": result["host"],
+        "seconds": round(result["seconds"], 3),  # on the worker, inputs to image
+        "wall": round(result["wall"], 3),  # at the driver, sent to received
+        **{k: metrics[k] for k in ("device", "steps", "ms_per_step", "losses")},
+    }

@@ -170,8 +170,8 @@ def stylize_clip(
     ``address`` (``""``: a local instance), kept in ``folder`` as they come back;
     the counterpart of :func:`painterly.video.run.stylize_clip` on one machine.
     ``overrides`` are the stylize options (``steps``: each later frame's);
-    ``on_plan`` hears how many frames are still to make, ``on_chunk`` of each chunk
-    done or failed; ``should_stop`` ends the run
+    ``on_plan`` hears how many frames are still to make once the cluster answers,
+    ``on_chunk`` of each chunk done or failed; ``should_stop`` ends the run
     between chunks, with those made kept for ``resume``; each chunk is saved within
     ``saving()`` (the CLI's signal policy: a second Ctrl-C waits for the write)."""
     opts = make_options(None, **{"steps": LATER_STEPS, **overrides})
@@ -202,10 +202,10 @@ def stylize_clip(
     skip = {c.index for c in chunks if store.done(c)}
     todo = [c for c in chunks if c.index not in skip]
     run = ClipOnRay(None, clip.count, len(chunks), folder=store.folder)
-    on_plan(sum(c.count for c in todo))
     if todo:
         spec = {"options": overrides, "fps": float(clip.rate), **temporal}
         ray_batch.connect(address)
+        on_plan(sum(c.count for c in todo))
         try:
             work = chunk_frames(clip, size, chunks, skip)
             for (chunk, _), result in run_chunks(work, spec, styles, cluster.ray_cpus, should_stop):
