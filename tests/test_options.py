@@ -65,7 +65,9 @@ def test_every_field_has_a_kind_and_its_default_passes_its_own_parser():
         kind = f.metadata["kind"]
         assert isinstance(kind, config.Kind) and f.metadata["help"], f.name
         assert config.parse_value(f.name, f.default) == f.default, f.name
-    schema = {item["name"]: item for item in config.form_fields()}
+    from painterly.web.app import form_fields
+
+    schema = {item["name"]: item for item in form_fields()}
     assert schema["optimizer"]["choices"] == ["lbfgs", "adam"]
     assert schema["seed"]["min"] == 0 and schema["seed"]["max"] == MAX_SEED
     assert schema["tile"]["min"] == 0  # 0 means "automatic" below the range 64..

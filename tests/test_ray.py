@@ -9,9 +9,11 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
+import tempfile
 import time
 from pathlib import Path
 
@@ -62,10 +64,20 @@ def test_an_address_where_nothing_listens_is_one_line(tmp_path, capsys):
     assert list(out.iterdir()) == []  # not even a manifest
 
 
-def test_a_local_instance_lives_on_loopback():
+@pytest.fixture
+def ray_alone():
+    """A Ray folder (RAY_TMPDIR) of the test's own, so that a local instance started
+    there meets no test cluster: ray.init() with no address joins the latest cluster
+    started under the same folder. Short, as Ray's socket paths must fit 107 bytes."""
+    folder = tempfile.mkdtemp(prefix="pr-")
+    yield folder
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def test_a_local_instance_lives_on_loopback(ray_alone):
     """``--ray`` without an address starts Ray here: the node it names, and the address
-    drivers reach it at, are loopback (before any test cluster starts); its workers run
-    at the driver's priority, not Ray's niceness 15."""
+    drivers reach it at, are loopback; its workers run at the driver's priority, not
+    Ray's niceness 15."""
     pytest.importorskip("ray")
     probe = (
         "import json, os, ray\n"
@@ -78,7 +90,7 @@ def test_a_local_instance_lives_on_loopback():
     )
     # Without the test suite's own loopback setting (conftest): the code must pin it.
     env = {k: v for k, v in os.environ.items() if k not in CODE_CHOICES}
-    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    env.update(RAY_USAGE_STATS_ENABLED="0", RAY_TMPDIR=ray_alone)
     done = subprocess.run(
         [sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, env=env
     )
@@ -88,11 +100,11 @@ def test_a_local_instance_lives_on_loopback():
     assert nice == os.nice(0), "the local instance's workers run below the driver"
 
 
-def local_batch(contents, styles, out, tag: str) -> subprocess.Popen:
-    """``batch --ray`` on a local instance the driver starts (no address), its processes
-    tagged in their environment so that the test can find them."""
+def local_batch(contents, styles, out, tag: str, ray_dir: str) -> subprocess.Popen:
+    """``batch --ray`` on a local instance the driver starts (no address) in ``ray_dir``,
+    its processes tagged in their environment so that the test can find them."""
     env = {k: v for k, v in os.environ.items() if k not in CODE_CHOICES}
-    env.update(RAY_USAGE_STATS_ENABLED="0", PAINTERLY_TEST_TAG=tag)
+    env.update(RAY_USAGE_STATS_ENABLED="0", PAINTERLY_TEST_TAG=tag, RAY_TMPDIR=ray_dir)
     command = [sys.executable, "-m", "painterly", *batch_args(contents, styles, out), "--ray"]
     return subprocess.Popen(command, env=env, stderr=subprocess.PIPE, text=True)
 
@@ -118,7 +130,9 @@ def wait_for_outputs(proc, out: Path, count: int) -> None:
 
 
 @pytest.mark.ray
-def test_a_local_instance_survives_a_killed_worker_and_ends_with_a_killed_driver(photos, tmp_path):
+def test_a_local_instance_survives_a_killed_worker_and_ends_with_a_killed_driver(
+    photos, tmp_path, ray_alone
+):
     """On the instance ``--ray`` starts here: a SIGKILLed worker process costs a retry
     (12 of 12 outputs, each once, as the local run makes them, exit 0); a SIGKILLed
     driver leaves no Ray process behind."""
@@ -129,7 +143,7 @@ def test_a_local_instance_survives_a_killed_worker_and_ends_with_a_killed_driver
     reference = local_reference(contents, styles, tmp_path / "local")
     out = tmp_path / "out"
     out.mkdir()
-    proc = local_batch(contents, styles, out, "worker")
+    proc = local_batch(contents, styles, out, "worker", ray_alone)
     wait_for_outputs(proc, out, 3)
     busy = [pid for pid in ray_processes("ray::stylise") if pid in tagged("worker")]
     assert busy, "no busy worker process to kill"
@@ -140,7 +154,7 @@ def test_a_local_instance_survives_a_killed_worker_and_ends_with_a_killed_driver
 
     again = tmp_path / "again"
     again.mkdir()
-    driver = local_batch(contents, styles, again, "driver")
+    driver = local_batch(contents, styles, again, "driver", ray_alone)
     wait_for_outputs(driver, again, 1)
     assert len(tagged("driver")) > 3  # the driver and the instance's processes
     driver.kill()

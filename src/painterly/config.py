@@ -4,7 +4,7 @@ The fields of the frozen :class:`Options` carry, besides their default, a :class
 in their metadata: what sort of value they take (a whole number, a comma-separated list
 of layer names, a file path, ...), which values are allowed, and so how text from the
 command line or JSON from the web form is turned into that value. The CLI builds its
-flags from it, the web form its fields (:func:`form_fields`), and every way in (CLI, web,
+flags from it, the web form its fields (painterly.web.app), and every way in (CLI, web,
 Python API) goes through :func:`parse_value` and the same checks, so a range or a choice
 is written here and nowhere else.
 
@@ -476,25 +476,6 @@ def _check_together(o: Options) -> None:
         raise OptionsError(
             f"{flag('mask')} and {flag('protect')} need {flag('loss_form')} relative"
         )
-
-
-def form_fields() -> list[dict]:
-    """Each option as a form shows it: name, kind, whether it may be empty, help, the
-    choices it offers and its range. Choices that depend on the machine or the encoders
-    (devices present, layer names, weight sets) are the caller's to fill in."""
-    out = []
-    for f in fields(Options):
-        kind: Kind = f.metadata["kind"]
-        item = {"name": f.name, "kind": kind.name, "nullable": kind.nullable}
-        item["help"] = f.metadata["help"]
-        if kind.choices:
-            item["choices"] = list(kind.choices)
-        if kind.low is not None:
-            item["min"] = 0 if kind.zero else kind.low
-        if kind.high is not None:
-            item["max"] = kind.high
-        out.append(item)
-    return out
 
 
 PRESETS: dict[str, Options] = {

@@ -47,7 +47,22 @@ def build_parser() -> argparse.ArgumentParser:
     parser = Parser(prog="painterly", description="Neural style transfer.")
     parser.add_argument("--version", action="version", version=f"painterly {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    _add_stylize(sub)
+    _add_batch(sub)
+    _add_weights(sub)
+    sub.add_parser("presets", help="list the presets and what they set")
+    ex = sub.add_parser(
+        "explain", help="write a self-contained HTML report that shows what each loss does"
+    )
+    add_explain_options(ex)  # the report: painterly.report
+    add_explain_arguments(ex)
+    _add_serve(sub)
+    fast.add_parsers(sub)  # train, apply, models, export (painterly.fast)
+    add_video_parser(sub)  # `painterly video`, see cli/video.py
+    return parser
 
+
+def _add_stylize(sub) -> None:
     st = sub.add_parser("stylize", help="paint a photo in the style of one or more paintings")
     st.add_argument("content", help="the photo")
     st.add_argument("styles", nargs="+", help="painting(s); PATH:WEIGHT blends several")
@@ -64,6 +79,8 @@ def build_parser() -> argparse.ArgumentParser:
     st.add_argument("--metrics", metavar="FILE.json", help="write timings and losses as JSON")
     st.add_argument("--quiet", action="store_true", help="no progress bar")
 
+
+def _add_batch(sub) -> None:
     ba = sub.add_parser(
         "batch",
         help="paint several photos (and/or with several styles) at once, batched for speed",
@@ -100,6 +117,8 @@ def build_parser() -> argparse.ArgumentParser:
     ba.add_argument("--quiet", action="store_true", help="no progress bar")
     add_ray_flags(ba)
 
+
+def _add_weights(sub) -> None:
     w = sub.add_parser("weights", help="list, fetch, import or locate pretrained weights")
     wsub = w.add_subparsers(dest="action", required=True, parser_class=Parser)
     wsub.add_parser("list", help="known weight sets and whether they are cached")
@@ -110,17 +129,9 @@ def build_parser() -> argparse.ArgumentParser:
     imp.add_argument("--name", help="registry name it stands for (detected from the hash)")
     wsub.add_parser("where", help="print the cache directory")
 
-    sub.add_parser("presets", help="list the presets and what they set")
 
-    # --- `painterly explain`: the HTML report (implemented in painterly.report) ---
-    ex = sub.add_parser(
-        "explain", help="write a self-contained HTML report that shows what each loss does"
-    )
-    add_explain_options(ex)
-    add_explain_arguments(ex)
-    # --- end explain ---
-
-    # --- `painterly serve`: the web app (implemented in painterly.web) ---
+def _add_serve(sub) -> None:
+    """``painterly serve``: the web app (painterly.web)."""
     serve = sub.add_parser("serve", help="open the web page: upload, paint and watch it form")
     serve.add_argument(
         "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
@@ -150,10 +161,6 @@ def build_parser() -> argparse.ArgumentParser:
         help="a host name the page may be opened by, besides the loopback names and the "
         "--host address (repeatable); other names are refused, against DNS rebinding",
     )
-    # --- end serve ---
-    fast.add_parsers(sub)  # train, apply, models, export (painterly.fast)
-    add_video_parser(sub)  # `painterly video`, see cli/video.py
-    return parser
 
 
 def _silence_stdout() -> None:

@@ -118,21 +118,9 @@ def _model_path(name: str, writing: bool = False) -> Path:
     return path
 
 
-def cmd_train(args: argparse.Namespace) -> int:
-    from painterly.api import resolve_run
-    from painterly.cli.common import stoppable
-    from painterly.events import Preview
-    from painterly.fast import model_file
-    from painterly.fast import train as training
-    from painterly.image import save_image
-    from painterly.progress import ProgressPrinter
-    from painterly.signals import StopSignals
-
-    given = {k: getattr(args, k) for k in TRAIN_OPTIONS if hasattr(args, k)}
-    if "preset" not in given:
-        given.setdefault("strength", TRAIN_STRENGTH)
-    config = TrainConfig(**given_settings(args, TrainConfig))
-    specs = [parse_style(s) for s in args.styles]
+def _train_outputs(args: argparse.Namespace, specs: list[tuple[str, float]]):
+    """The model, its checkpoint, the preview and the metrics file ``train`` writes,
+    claimed and checked before anything slow (a resumed run's own files are its own)."""
     inputs = [p for p, _ in specs] + ([args.preview] if args.preview else [])
     model = _model_path(args.output, writing=True)
     checkpoint = model.with_suffix(".ckpt")
@@ -151,6 +139,25 @@ def cmd_train(args: argparse.Namespace) -> int:
     if metrics_path:
         claim_output(metrics_path, inputs, args.overwrite or args.resume)
     distinct_outputs(outputs + ([metrics_path] if metrics_path else []))
+    return model, checkpoint, preview_out, metrics_path
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from painterly.api import resolve_run
+    from painterly.cli.common import stoppable
+    from painterly.events import Preview
+    from painterly.fast import model_file
+    from painterly.fast import train as training
+    from painterly.image import save_image
+    from painterly.progress import ProgressPrinter
+    from painterly.signals import StopSignals
+
+    given = {k: getattr(args, k) for k in TRAIN_OPTIONS if hasattr(args, k)}
+    if "preset" not in given:
+        given.setdefault("strength", TRAIN_STRENGTH)
+    config = TrainConfig(**given_settings(args, TrainConfig))
+    specs = [parse_style(s) for s in args.styles]
+    model, checkpoint, preview_out, metrics_path = _train_outputs(args, specs)
 
     photos = training.Photos(args.images, config.crop, config.jitter)
     preview = training.preview_photo(args.preview, 512) if args.preview else None

@@ -36,15 +36,11 @@ def _is_step_path(output: Path, path: Path) -> bool:
     return os.path.realpath(path.parent) == folder and re.fullmatch(name, path.name) is not None
 
 
-def cmd_stylize(args: argparse.Namespace) -> int:
-    from painterly.api import run
-    from painterly.events import Notice
-    from painterly.image import check_output_path, save_image
-    from painterly.progress import ProgressPrinter
-    from painterly.signals import StopSignals
+def _stylize_outputs(args: argparse.Namespace, inputs: list[str]) -> tuple[Path, Path | None]:
+    """The image, the metrics file and the --save-every snapshots ``stylize`` will
+    write, claimed and checked before anything slow."""
+    from painterly.image import check_output_path
 
-    given = given_options(args)
-    inputs = input_files(args, given)
     output = claim_output(check_output_path(args.output), inputs, args.overwrite)
     metrics_path = metrics_path_of(args)
     if metrics_path:
@@ -59,7 +55,18 @@ def cmd_stylize(args: argparse.Namespace) -> int:
                 claim_output(earlier, inputs, args.overwrite)
         if metrics_path and _is_step_path(output, metrics_path):
             raise OptionsError(f"{metrics_path} is where a --save-every snapshot goes")
+    return output, metrics_path
 
+
+def cmd_stylize(args: argparse.Namespace) -> int:
+    from painterly.api import run
+    from painterly.events import Notice
+    from painterly.image import save_image
+    from painterly.progress import ProgressPrinter
+    from painterly.signals import StopSignals
+
+    given = given_options(args)
+    output, metrics_path = _stylize_outputs(args, input_files(args, given))
     printer = ProgressPrinter(quiet=args.quiet)
     failed_snapshots: list[int] = []
 
@@ -102,24 +109,16 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     )
 
 
-def cmd_batch(args: argparse.Namespace) -> int:
-    if args.ray is not None:  # each output a task on a Ray cluster
-        from painterly.cli.cluster import cmd_batch_ray
+def _batch_outputs(args: argparse.Namespace, inputs: list[str]):
+    """The folder, the (photo, style) items, the image each writes and the metrics file
+    of a local ``batch``, claimed and checked before anything slow."""
+    from painterly.batch import output_name
+    from painterly.image import check_output_path
 
-        return cmd_batch_ray(args)
-    from painterly.batch import output_name, run_batch
-    from painterly.image import check_output_path, save_image
-    from painterly.progress import ProgressPrinter
-    from painterly.signals import StopSignals
-
-    given = given_options(args)
-    inputs = input_files(args, given)
     metrics_path = metrics_path_of(args)
     if metrics_path:
         claim_output(metrics_path, inputs, args.overwrite)
     outdir = output_folder(args.output_dir)
-    if args.batch_size < 0:
-        raise OptionsError("--batch-size must be 0 (as many as fit) or more")
     styles = [[parse_style(s) for s in specs] for specs in args.styles]
     items, outputs = [], []
     for content in args.contents:
@@ -133,7 +132,23 @@ def cmd_batch(args: argparse.Namespace) -> int:
             items.append((content, specs))
             outputs.append(output)
     distinct_outputs([*outputs, metrics_path] if metrics_path else outputs)
+    return outdir, items, outputs, metrics_path
 
+
+def cmd_batch(args: argparse.Namespace) -> int:
+    if args.ray is not None:  # each output a task on a Ray cluster
+        from painterly.cli.cluster import cmd_batch_ray
+
+        return cmd_batch_ray(args)
+    from painterly.batch import run_batch
+    from painterly.image import save_image
+    from painterly.progress import ProgressPrinter
+    from painterly.signals import StopSignals
+
+    given = given_options(args)
+    if args.batch_size < 0:
+        raise OptionsError("--batch-size must be 0 (as many as fit) or more")
+    outdir, items, outputs, metrics_path = _batch_outputs(args, input_files(args, given))
     printer = ProgressPrinter(quiet=args.quiet)
     start = time.perf_counter()
     with StopSignals(printer.say) as stop:

@@ -29,6 +29,7 @@ from painterly.config import refuse_one_photo
 from painterly.image import load_image, save_image
 from painterly.runstate import Digests, open_run_folder
 from painterly.video import LATER_STEPS, VideoConfig, io
+from painterly.video.run import clip_record
 
 
 class ChunkStore:
@@ -185,12 +186,7 @@ def stylize_clip(
         "long_term": list(video.long_term),
     }
     settings = {
-        "input": str(clip.path.resolve()),
-        "input_sha256": digests.of_input(clip.path),
-        "start": clip.start,
-        "frames": clip.count,
-        "size": list(size),
-        "styles": digests.of_styles(styles),
+        **clip_record(clip, size, styles, digests),
         "options": overrides,
         **temporal,
         "chunk": cluster.ray_chunk,

@@ -146,14 +146,7 @@ def stylize_clip(
     offsets = (1, *sorted(set(long_term) - {1}))
     digests = Digests()  # the run is the same only if its inputs' contents are
     settings = {
-        "input": str(clip.path.resolve()),
-        "input_sha256": digests.of_input(clip.path),
-        "start": clip.start,
-        "frames": clip.count,
-        "size": list(size),
-        "styles": digests.of_styles(
-            [(s, w) for s, w in _style_list(styles) if not isinstance(s, Image.Image)]
-        ),
+        **clip_record(clip, size, styles, digests),
         "options": asdict(opts),
         "first_steps": first_steps,
         "temporal_weight": temporal_weight,
@@ -199,6 +192,22 @@ def stylize_clip(
     frames = [store.frame(i) for i in range(clip.count)]
     records = [store.record(i) for i in range(clip.count)]
     return VideoResult(frames, clip.count, False, records)
+
+
+def clip_record(clip: io.Clip, size, styles: Sequence, digests: Digests) -> dict:
+    """What makes two runs over a clip the same run, as far as the clip goes: the input's
+    path and contents, the frames taken, their size and the paintings' contents (the
+    store of each path, here and on a cluster, adds its own settings)."""
+    return {
+        "input": str(clip.path.resolve()),
+        "input_sha256": digests.of_input(clip.path),
+        "start": clip.start,
+        "frames": clip.count,
+        "size": list(size),
+        "styles": digests.of_styles(
+            [(s, w) for s, w in _style_list(styles) if not isinstance(s, Image.Image)]
+        ),
+    }
 
 
 def _clip_clock(count: int, done: int, size, first: Options, later: Options) -> RunClock:

@@ -54,7 +54,7 @@ from starlette.responses import StreamingResponse
 
 import painterly
 from painterly.api import make_options, resolve_device
-from painterly.config import PRESETS, Options, form_fields, kind_of, option_fields, parse_value
+from painterly.config import PRESETS, Kind, Options, kind_of, option_fields, parse_value
 from painterly.encoders import all_layer_names, pretrained_cached, weights_choices
 from painterly.errors import ModelError, OptionsError
 from painterly.image import MIN_SIDE
@@ -100,7 +100,7 @@ def _choices() -> dict[str, list[str]]:
 
     A text field reaches the core only through one of these lists: ``weights`` and
     ``init`` also take file paths in the CLI, and no path may come from a request. The
-    fixed lists come from :func:`painterly.config.form_fields`; the devices, layers and
+    fixed lists come from :func:`form_fields`; the devices, layers and
     weight sets from this machine and the encoders. A text or list field missing here
     is not offered by the page at all.
     """
@@ -117,6 +117,25 @@ def _choices() -> dict[str, list[str]]:
         "content_layer": layers,
         "style_layers": layers,
     }
+
+
+def form_fields() -> list[dict]:
+    """Each option as a form shows it: name, kind, whether it may be empty, help, the
+    choices it offers and its range. Choices that depend on the machine or the encoders
+    (devices present, layer names, weight sets) are the caller's to fill in."""
+    out = []
+    for f in option_fields():
+        kind: Kind = f.metadata["kind"]
+        item = {"name": f.name, "kind": kind.name, "nullable": kind.nullable}
+        item["help"] = f.metadata["help"]
+        if kind.choices:
+            item["choices"] = list(kind.choices)
+        if kind.low is not None:
+            item["min"] = 0 if kind.zero else kind.low
+        if kind.high is not None:
+            item["max"] = kind.high
+        out.append(item)
+    return out
 
 
 _FORM_KIND = {"ints": "list", "floats": "list", "layers": "list", "int": "int", "float": "float"}
