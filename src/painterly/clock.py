@@ -9,8 +9,9 @@ at the step cost measured at its size, plus each part's set-up time (reading, st
 targets, optical flow, saving: whatever passes between one part's last step and the
 next one's first), as measured so far:
 
-* a step's cost at a size is the median of the steps measured there, the first step of
-  each part left out (it carries the part's set-up and warm-up);
+* a step's cost at a size is the median of the latest steps measured there (WINDOW of
+  them), the first step of each part left out (it carries the part's set-up and
+  warm-up);
 * a part's set-up is the median measured for parts like it (the same steps and
   pixels), the job's first part left out once others like it are measured (it carries
   the one-off costs: the encoder's first pass, say), else the mean of the others';
@@ -23,7 +24,10 @@ from __future__ import annotations
 
 import statistics
 import time
+from collections import deque
 from collections.abc import Callable, Sequence
+
+WINDOW = 64  # steps kept per size: the latest pace counts (a machine's load changes)
 
 
 class RunClock:
@@ -46,7 +50,7 @@ class RunClock:
         self.done = 0.0  # work of the finished parts and the current one's done steps
         self.current: tuple[int, int] | None = None  # (steps, pixels) of the part running
         self.steps = 0.0  # of the current part
-        self.costs: dict[int, list[float]] = {}  # pixels -> seconds a step
+        self.costs: dict[int, deque[float]] = {}  # pixels -> seconds of its latest steps
         # (steps, pixels) of a part -> (seconds to its first step, the steps that did)
         self.setups: dict[tuple[int, int], list[tuple[float, float]]] = {}
         self.last: float = self.start  # when the latest step (or the start) was
@@ -87,7 +91,8 @@ class RunClock:
             self.setups.setdefault(self.current, []).append((max(0.0, now - self.last), gained))
             self.first_seen = True
         else:
-            self.costs.setdefault(pixels, []).append((now - self.last) / gained)
+            window = self.costs.setdefault(pixels, deque(maxlen=WINDOW))
+            window.append((now - self.last) / gained)
         self.done += gained * pixels
         self.steps, self.last = steps, now
 
@@ -107,20 +112,21 @@ class RunClock:
         """Seconds the job still needs, or None before any step cost is known."""
         if not self.costs:
             return None
+        measured = self._measured()
         seconds = 0.0
         if self.current is not None:
             total, pixels = self.current
-            seconds += (total - self.steps) * self.cost(pixels)
+            seconds += (total - self.steps) * self.cost(pixels, measured)
             if not self.first_seen:
-                seconds += self.setup(self.current)
+                seconds += self.setup(self.current, measured)
         for steps, pixels in self.plan:
-            seconds += self.setup((steps, pixels)) + steps * self.cost(pixels)
-        since = self.timer() - self.last  # the step under way has begun
-        return max(0.0, seconds - min(since, self.cost(self.current[1]) if self.current else 0))
+            seconds += self.setup((steps, pixels), measured) + steps * self.cost(pixels, measured)
+        under_way = self.cost(self.current[1], measured) if self.current else 0.0
+        return max(0.0, seconds - min(self.timer() - self.last, under_way))
 
-    def cost(self, pixels: int) -> float:
+    def cost(self, pixels: int, measured: dict[int, float] | None = None) -> float:
         """Seconds a step at ``pixels``, measured or from the sizes measured."""
-        measured = {p: statistics.median(c) for p, c in self.costs.items()}
+        measured = self._measured() if measured is None else measured
         if pixels in measured:
             return measured[pixels]
         if len(measured) == 1:
@@ -133,17 +139,23 @@ class RunClock:
         base = max(0.0, my - slope * mx)
         return base + slope * pixels
 
-    def setup(self, part: tuple[int, int]) -> float:
+    def setup(self, part: tuple[int, int], measured: dict[int, float] | None = None) -> float:
         """Seconds before the first step of a part like ``part`` (steps, pixels): the
         median of those measured, less the step each includes, the job's first part left
         out once others like it are measured (it carries one-off costs: the encoder's
         first pass, say); for a part unlike any measured, the mean of those that were."""
+        measured = self._measured() if measured is None else measured
         if part not in self.setups:
-            known = [self.setup(p) for p in self.setups]
+            known = [self.setup(p, measured) for p in self.setups]
             return statistics.fmean(known) if known else 0.0
         seen = self.setups[part]
         seen = seen[1:] if len(seen) > 1 else seen
-        return statistics.median(max(0.0, t - n * self.cost(part[1])) for t, n in seen)
+        step = self.cost(part[1], measured)
+        return statistics.median(max(0.0, t - n * step) for t, n in seen)
+
+    def _measured(self) -> dict[int, float]:
+        """Pixels -> the median of the latest step times measured there."""
+        return {p: statistics.median(c) for p, c in self.costs.items()}
 
     def _finish_current(self) -> None:
         if self.current is not None:
