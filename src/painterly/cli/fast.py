@@ -168,6 +168,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     skipped_first = len(photos.skipped)
     if skipped_first:
         bar.say(f"skipping {len(photos.skipped)} unreadable file(s) under {args.images}")
+    if preview is not None:
+        every = f"every {config.save_every} iterations" if config.save_every else "at the end"
+        bar.say(f"a preview of {args.preview} goes to {preview_out} {every}")
 
     def on_event(event) -> None:
         bar(event)
@@ -205,6 +208,13 @@ def cmd_train(args: argparse.Namespace) -> int:
     m = result.metrics
     if len(result.skipped) > skipped_first:  # more found undecodable while training
         print(f"painterly: skipped {len(result.skipped)} unreadable photo(s)", file=sys.stderr)
+    if not result.interrupted and m["iterations"] < config.iterations:
+        print(
+            f"painterly: warning: --time-limit stopped training after {m['iterations']} of "
+            f"{config.iterations} iterations; the model may be under-trained (continue "
+            "with --resume)",
+            file=sys.stderr,
+        )
     return closing_line(
         stop,
         result.interrupted,
