@@ -83,7 +83,12 @@ def add_parsers(sub) -> None:
         default="none",
         help="none, luminance (keep the photo's colours) or histogram",
     )
-    ap.add_argument("--tile", type=int, default=0, help="tile side in px (0: from --max-memory)")
+    ap.add_argument(
+        "--tile",
+        type=flag_type("tile"),  # stylize's tile: 0, or 64 px and more
+        default=0,
+        help="tile side in px (0: from --max-memory)",
+    )
     ap.add_argument(
         "--max-memory",
         type=flag_type("max_memory"),
@@ -249,8 +254,6 @@ def cmd_apply(args: argparse.Namespace) -> int:
     model = _model_path(args.model)
     photos = _photo_files(args.photos)
     inputs = [str(model), *map(str, photos)]
-    if args.tile and args.tile < 64:
-        raise OptionsError("--tile must be 0 (automatic) or at least 64 px")
     out = Path(args.output)
     if out.is_dir():
         names = [out / f"{p.stem}_{model.stem}.{args.format}" for p in photos]
