@@ -28,7 +28,6 @@ from painterly.cli.common import (
     write_metrics,
 )
 from painterly.cluster import ClusterConfig
-from painterly.config import refuse_one_photo
 from painterly.errors import OptionsError
 
 RAY_MODULES = ("ray",)  # what pip install "painterly[ray]" adds
@@ -63,7 +62,6 @@ def cluster_config(args: argparse.Namespace) -> ClusterConfig:
 def cmd_batch_ray(args: argparse.Namespace) -> int:
     """``painterly batch --ray``: each output a task (painterly.cluster)."""
     require_extra("batch --ray", "ray", RAY_MODULES)
-    from painterly.api import make_options
     from painterly.cluster.plan import plan_batch
     from painterly.progress import CountBar, ProgressPrinter
     from painterly.signals import StopSignals
@@ -72,7 +70,6 @@ def cmd_batch_ray(args: argparse.Namespace) -> int:
         raise OptionsError("--batch-size does not apply with --ray: each output is one task")
     cluster = cluster_config(args)
     given = given_options(args)
-    refuse_one_photo(make_options(None, **given), "a batch")
     inputs = input_files(args, given)
     metrics_path = metrics_path_of(args)
     if metrics_path:

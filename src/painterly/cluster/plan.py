@@ -158,9 +158,14 @@ def plan_batch(
     suffix: str,
 ) -> BatchPlan:
     """Every photo of ``contents`` in every style of ``styles`` as a task writing
-    ``folder/PHOTO_STYLE-HASH.SUFFIX`` (the same photo and style twice: one task)."""
+    ``folder/PHOTO_STYLE-HASH.SUFFIX`` (the same photo and style twice: one task). A
+    mask or protect image belongs to one photo and is refused, as in a local batch."""
+    from painterly.api import make_options
     from painterly.batch import style_label
+    from painterly.config import refuse_one_photo
     from painterly.image import check_output_path
+
+    refuse_one_photo(make_options(None, **overrides), "a batch")
 
     digests = Digests()
     tasks: dict[str, Task] = {}
