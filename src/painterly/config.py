@@ -32,6 +32,7 @@ from dataclasses import dataclass, field, fields
 from painterly.errors import OptionsError
 
 BOOK_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
+STYLE_LOSSES = ("gram", "nearest")  # what --style-loss may be (nearest.py)
 
 MAX_SIDE = 16384  # refuse before allocating: beyond this a run cannot finish on any machine
 MAX_STEPS = 1_000_000
@@ -147,6 +148,13 @@ class Options:
     content_layer: str = option("block4_conv2", "layer whose activations keep the photo", "layer")
     style_layers: tuple[str, ...] = option(
         BOOK_STYLE_LAYERS, "comma-separated layers whose Grams carry style", "layers", items=(1, 64)
+    )
+    style_loss: str = option(
+        "gram",
+        "gram (channel correlations, the paper's) or nearest (also match the painting's "
+        "own features, which carries strokes)",
+        "choice",
+        choices=STYLE_LOSSES,
     )
     loss_form: str = option(
         "relative",
@@ -472,6 +480,11 @@ def _check_together(o: Options) -> None:
         )
     if o.style_layer_weights and not sum(o.style_layer_weights) > 0:
         raise OptionsError(f"{flag('style_layer_weights')} needs at least one weight above 0")
+    if o.style_loss != "gram" and o.loss_form == "book":
+        raise OptionsError(
+            f"{flag('style_loss')} {o.style_loss} needs {flag('loss_form')} relative "
+            "(the book's form has the Gram loss only)"
+        )
     if (o.mask or o.protect) and o.loss_form == "book":
         raise OptionsError(
             f"{flag('mask')} and {flag('protect')} need {flag('loss_form')} relative"

@@ -189,6 +189,7 @@ class MaskedStyle:
     ):
         regions = guide.regions((content_rgb.shape[-1], content_rgb.shape[-2]), "cpu")
         self.targets: list[dict[str, Tensor]] = []
+        self.members: list[list] = []  # each kept region's (style, weight) pairs
         kept = []
         for k in range(regions.shape[0]):
             members = [s for s, g in zip(styles, guide.groups, strict=True) if g == k]
@@ -196,6 +197,7 @@ class MaskedStyle:
                 members = list(styles)
             if regions[k].sum() > 0 and sum(w for _, w in members) > 0:
                 self.targets.append(blend_grams(members))
+                self.members.append(members)
                 kept.append(k)
         if not kept:
             raise OptionsError("the masks leave no region to stylise; paint less white")

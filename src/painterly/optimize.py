@@ -14,7 +14,7 @@ from dataclasses import dataclass, field, replace
 
 import torch
 
-from painterly import controls, losses, masks
+from painterly import controls, losses, masks, nearest
 from painterly.config import Options
 from painterly.encoders import Encoder
 from painterly.events import Callback, Preview, Progress, Started, Stop, ignore
@@ -59,6 +59,11 @@ class Objective:
     ``extra``, if given, is one more loss term, already weighted: it takes the current
     image as RGB in 0..1 (N, 3, H, W) and returns one value per image (N,). It is added
     to the total and reported as the part ``extra`` (painterly video's temporal loss).
+
+    With ``--style-loss nearest`` each style layer's loss is the Gram term plus the
+    nearest-neighbour term (nearest.py). ``pools`` are then the paintings' features
+    drawn once for a whole run (a tiled run's, a batch's: one blend per image, or one
+    for all); without them they are drawn from ``styles``.
     """
 
     def __init__(
@@ -72,6 +77,7 @@ class Objective:
         grams: dict[str, Tensor] | None = None,
         rest: dict[str, tuple[Tensor, int]] | None = None,
         extra: Callable[[Tensor], Tensor] | None = None,
+        pools: Sequence[nearest.Paintings] | None = None,
     ):
         self.encoder = encoder
         self.extra = extra
@@ -98,6 +104,32 @@ class Objective:
                 self.masked = masks.MaskedStyle(
                     guide, content_rgb, feats, styles, self._blend_grams
                 )
+            self.nearest = None
+            if opts.style_loss == "nearest":
+                self.nearest = self._nearest(styles, pools)
+
+    def _nearest(self, styles, pools) -> nearest.NearestStyle:
+        seed, layers = self.opts.seed, self.style_layers
+        if self.masked is not None:
+            blends = [
+                nearest.painting_pools(self.encoder, members, layers, seed)
+                for members in self.masked.members
+            ]
+            return nearest.NearestStyle([], seed, regions=(self.masked.masks, blends))
+        if pools is None:
+            pools = [nearest.painting_pools(self.encoder, styles, layers, seed)]
+        return nearest.NearestStyle(pools, seed)
+
+    @property
+    def round(self) -> int:
+        """Steps between new draws of the objective's samples (0: it never changes)."""
+        return nearest.ROUND if self.nearest is not None else 0
+
+    def refresh(self, round: int | None = None) -> None:
+        """Start the next round (or round ``round``): the nearest-neighbour term draws
+        new image positions."""
+        if self.nearest is not None:
+            self.nearest.round = self.nearest.round + 1 if round is None else round
 
     def _blend_grams(self, styles: Sequence[tuple[Tensor, float]]) -> dict[str, Tensor]:
         return style_targets(self.encoder, styles, self.style_layers, self.book)
@@ -129,6 +161,10 @@ class Objective:
                     n: losses.style_loss_relative(feats[n], self.grams[n])
                     for n in self.style_layers
                 }
+            if self.nearest is not None:
+                near = self.nearest(feats)
+                w = nearest.WEIGHT
+                per_layer = {n: v + w * near[n] for n, v in per_layer.items()}
             tv = losses.tv_loss_relative(self.encoder.preprocessing.to_rgb(x))
         # Each style layer weighs 1/L, as in the book's `style_weight / len(style_layers)`,
         # unless --style-layer-weights says otherwise; --strength scales the style weight.
@@ -215,7 +251,9 @@ def optimize(
     history: list[dict[str, Tensor]] = []
     start = time.perf_counter()
 
-    evaluate = _graphed(objective, x, precision) if _use_graph(device, opts) else None
+    # A graph replays fixed samples: an objective that draws new ones runs eagerly.
+    graph = _use_graph(device, opts) and not objective.round
+    evaluate = _graphed(objective, x, precision) if graph else None
     limit = [opts.steps]  # evaluations allowed so far; L-BFGS rounds lower it
     # The image returned is the best one evaluated, not the last point an optimiser
     # moved to: a line search may stop at an untried point, and a NaN never wins. Each
@@ -249,12 +287,21 @@ def optimize(
             callback(Preview(step, to_image(pre.to_rgb(x.detach()))))
         return total
 
+    def restore() -> None:
+        x.detach().copy_(best_x)
+
+    def new_round() -> None:
+        # The objective changes (new samples): the best image is then the best of the
+        # round, which starts from the best of the one before.
+        objective.refresh()
+        best_loss.fill_(float("inf"))
+
     interrupted = False
     try:
         if opts.optimizer == "lbfgs":
-            _run_lbfgs(x, closure, opts, limit, restore=lambda: x.detach().copy_(best_x))
+            _run_lbfgs(x, closure, opts, limit, restore, objective.round, new_round)
         else:
-            _run_adam(x, closure, opts, pre)
+            _run_adam(x, closure, opts, pre, objective.round, new_round)
     except _BudgetSpent:
         pass
     except (KeyboardInterrupt, Stop):  # Ctrl-C, or a callback that asked to stop
@@ -299,7 +346,9 @@ class _BudgetSpent(Exception):
     """Raised inside the closure when the step budget is used up."""
 
 
-def _run_lbfgs(x: Tensor, closure, opts: Options, limit: list[int], restore) -> None:
+def _run_lbfgs(
+    x: Tensor, closure, opts: Options, limit: list[int], restore, every: int, new_round
+) -> None:
     """L-BFGS with a strong-Wolfe line search, spending exactly the step budget.
 
     With ``lbfgs_restart = R`` the run is split into rounds of at most R evaluations,
@@ -309,9 +358,14 @@ def _run_lbfgs(x: Tensor, closure, opts: Options, limit: list[int], restore) -> 
     L-BFGS's first step (at most 1 in total over all pixels) is lost in float32
     rounding, after which it never builds curvature. Tolerances are disabled so a round
     never stops early: the step budget is the budget.
+
+    An objective that changes every ``every`` steps (the nearest-neighbour style's new
+    samples) also ends a round there; ``new_round`` changes it.
     """
-    round_len = opts.lbfgs_restart or opts.steps
+    round_len = min(r for r in (opts.lbfgs_restart, every, opts.steps) if r)
     for done in range(0, opts.steps, round_len):
+        if done and every:
+            new_round()
         limit[0] = min(opts.steps, done + round_len)
         opt = torch.optim.LBFGS(
             [x],
@@ -332,12 +386,14 @@ def _run_lbfgs(x: Tensor, closure, opts: Options, limit: list[int], restore) -> 
     limit[0] = opts.steps
 
 
-def _run_adam(x: Tensor, closure, opts: Options, pre) -> None:
+def _run_adam(x: Tensor, closure, opts: Options, pre, every: int, new_round) -> None:
     # The learning rate is given in 0..1 pixel units; convert it to network-input units.
     std = sum(pre.std) / 3
     fused = x.device.type == "cuda"  # one kernel for the whole update
     opt = torch.optim.Adam([x], lr=opts.learning_rate * pre.scale / std, fused=fused)
-    for _ in range(opts.steps):
+    for step in range(opts.steps):
+        if step and every and step % every == 0:
+            new_round()
         closure()
         opt.step()
 

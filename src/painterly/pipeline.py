@@ -18,7 +18,7 @@ import torch
 from PIL import Image
 from torch.nn import functional as F
 
-from painterly import masks
+from painterly import masks, nearest
 from painterly.clock import RunClock
 from painterly.color import style_color_noise
 from painterly.config import Options, parse_bytes
@@ -381,15 +381,29 @@ def _optimize_scale(encoder, inputs, opts, job: Job, tile: int, run_kwargs) -> O
             why = "as --tile asks" if opts.tile else "it does not fit in memory at once"
             run_kwargs["callback"](Notice(f"{w}x{h} in tiles of {tile} px, {why}"))
             grams = tiled_grams(encoder, style_ts, opts.style_layers, tile)
-            return optimize_tiled(encoder, content_t, init, grams, opts, tile, **run_kwargs)
+            pools = _pools(encoder, [style_ts], opts)
+            return optimize_tiled(
+                encoder, content_t, init, grams, opts, tile, pools=pools, **run_kwargs
+            )
         objective = Objective(encoder, content_t, style_ts, opts, job.guide, extra=job.extra)
         return optimize(objective, init, opts, **run_kwargs)
     book = opts.loss_form == "book"
     targets = [style_targets(encoder, styles, opts.style_layers, book) for _, styles, _ in inputs]
     grams = {n: torch.cat([t[n] for t in targets]) for n in opts.style_layers}
     contents = torch.cat([content for content, _, _ in inputs])
-    objective = Objective(encoder, contents, [], opts, grams=grams)
+    pools = _pools(encoder, [styles for _, styles, _ in inputs], opts)
+    objective = Objective(encoder, contents, [], opts, grams=grams, pools=pools)
     return optimize(objective, torch.cat([init for _, _, init in inputs]), opts, **run_kwargs)
+
+
+def _pools(encoder, styles_each, opts: Options) -> list[nearest.Paintings] | None:
+    """The nearest-neighbour style's painting features, one blend per image, if used."""
+    if opts.style_loss != "nearest":
+        return None
+    return [
+        nearest.painting_pools(encoder, styles, opts.style_layers, opts.seed)
+        for styles in styles_each
+    ]
 
 
 # --- one scale ----------------------------------------------------------------------

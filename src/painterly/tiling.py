@@ -234,10 +234,13 @@ def optimize_tiled(
     grams: dict[str, Tensor],
     opts,
     tile: int,
+    pools=None,
     **optimize_kwargs,
 ):
     """Optimise ``init_rgb`` tile by tile, ``opts.steps`` steps per tile (about the work
-    of the same steps on the whole image); returns an Outcome for the whole image."""
+    of the same steps on the whole image); returns an Outcome for the whole image.
+    ``pools``: the nearest-neighbour style's painting features (nearest.py), drawn
+    from the whole painting once; each tile matches its own positions with them."""
     from painterly.optimize import Objective, Outcome, optimize
 
     pre = encoder.preprocessing
@@ -254,7 +257,9 @@ def optimize_tiled(
         seen = Window(encoder, pre.to_input(win.crop(image)), box)
         before = _tile_sums(seen, layers)
         rest = {n: (total[n][0] - before[n][0], total[n][1] - before[n][1]) for n in layers}
-        objective = Objective(seen, win.crop(content_rgb), [], opts, grams=grams, rest=rest)
+        objective = Objective(
+            seen, win.crop(content_rgb), [], opts, grams=grams, rest=rest, pools=pools
+        )
         out = optimize(objective, t.crop(image), opts, **optimize_kwargs)
         # Fade out toward the edges the next tiles will cover (never the image's own).
         fade_bottom, fade_right = overlap * (t.y1 < h), overlap * (t.x1 < w)

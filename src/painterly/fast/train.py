@@ -29,7 +29,7 @@ import numpy as np
 import torch
 from PIL import Image, UnidentifiedImageError
 
-from painterly import __version__, files
+from painterly import __version__, files, nearest
 from painterly.clock import RunClock
 from painterly.config import Options
 from painterly.controls import STYLE_SUFFIXES, expand_styles
@@ -237,9 +237,11 @@ def train(
         start_iteration, history = state.iteration, state.history
     pre = encoder.preprocessing
     with torch.no_grad():
-        grams = style_targets(
-            encoder, [(s.to(device), w) for s, w in styles], opts.style_layers, False
-        )
+        on_device = [(s.to(device), w) for s, w in styles]
+        grams = style_targets(encoder, on_device, opts.style_layers, False)
+        pools = None  # the nearest-neighbour style's painting features: one blend for all
+        if opts.style_loss == "nearest":
+            pools = [nearest.painting_pools(encoder, on_device, opts.style_layers, opts.seed)]
     seconds_before = history[-1]["seconds"] if history else 0.0
     start = time.perf_counter()
     crop = (config.crop, config.crop)
@@ -275,7 +277,8 @@ def train(
                 break
             content = photos.batch(iteration_rng(config.seed, iteration), config.batch_size)
             content = content.to(device)
-            objective = Objective(encoder, content, [], opts, grams=grams)
+            objective = Objective(encoder, content, [], opts, grams=grams, pools=pools)
+            objective.refresh(iteration)  # new image positions every iteration
             total, parts = objective(pre.to_input(net(content)))
             loss = total / config.batch_size  # a mean: the learning rate holds at any batch size
             optimizer.zero_grad(set_to_none=True)
