@@ -30,7 +30,7 @@ from painterly.encoders import Encoder, offline
 from painterly.image import resize, to_tensor
 from painterly.losses import gram_mean
 from painterly.pipeline import style_size
-from painterly.report import RECON_WEIGHT
+from painterly.report import RECON_WEIGHT, sources
 from painterly.report.charts import SERIES_COLOURS, log_chart_svg, num, pipeline_svg
 from painterly.report.colours import (
     DIVERGING,
@@ -51,6 +51,7 @@ SECTIONS = (
     ("content-reconstructions", "What each layer keeps of the photo"),
     ("style-reconstructions", "What the Gram matrices keep of the painting"),
     ("gram", "Gram matrices"),
+    ("sources", "Where each part of the result comes from"),
     ("features", "Feature maps of the content layer"),
     ("settings", "Settings"),
 )
@@ -145,6 +146,7 @@ class Page:
             self._content_recon(),
             self._style_recon(),
             self._gram(),
+            self._sources(),
             self._feature_maps(),
             self._settings(seconds),
         ]
@@ -378,6 +380,45 @@ class Page:
             last=num(hist[-1][f"style:{layer}"]),
         )
         return self._section("gram", body)
+
+    def _sources(self) -> str:
+        layer = self.style_layers[len(self.style_layers) // 2]
+        out_size = tuple(self.main.metrics["size"])
+        styled = style_size(self.style_img, out_size, self.opts)
+        painting = features(self.encoder, self.style_img, styled, [layer])[layer][0]
+        found = {
+            name: sources.nearest_places(
+                features(self.encoder, img, out_size, [layer])[layer][0], painting
+            )
+            for name, img in (("result", self.main.image), ("photo", self.content_img))
+        }
+        grid = tuple(painting.shape[1:])
+        key, by_place, collage = sources.pictures(
+            found["result"], grid, resize(self.style_img, styled), out_size
+        )
+        pics = [
+            Picture(key, "painting, by place"),
+            Picture(by_place, "result, by the place of its match"),
+            Picture(collage, "result, rebuilt from the painting"),
+        ]
+        why = (
+            "The nearest-neighbour style loss asks for exactly this: every part of the result "
+            "close to some part of the painting, and every part of the painting somewhere in "
+            "the result."
+            if self.opts.style_loss == "nearest"
+            else "The Gram loss did not ask for this: it matches how channels fire together, "
+            "averaged over the image, so the matches may scatter (compare "
+            "<code>--style-loss nearest</code>)."
+        )
+        body = fill(
+            "sources.html",
+            {"gallery": _gallery(pics, "three"), "why": why},
+            layer=layer,
+            positions=grid[0] * grid[1],
+            coverage=f"{sources.coverage(found['result'], grid[0] * grid[1]):.0%}",
+            photo_coverage=f"{sources.coverage(found['photo'], grid[0] * grid[1]):.0%}",
+        )
+        return self._section("sources", body)
 
     def _feature_maps(self) -> str:
         layer = self.content_layer
