@@ -284,3 +284,28 @@ def test_heatmap_maps_range_onto_colour_map_ends():
     px = np.asarray(img)
     assert tuple(px[0, 0]) == tuple(report.VIRIDIS[0]) == tuple(px[3, 3])  # clipped low
     assert tuple(px[0, 3]) == tuple(report.VIRIDIS[255]) == tuple(px[3, 0])  # clipped high
+
+
+def test_where_from_finds_the_painting_in_itself_and_rebuilds_it():
+    from painterly.report import sources
+
+    feats = torch.rand(8, 6, 10, generator=torch.Generator().manual_seed(0))
+    places = sources.nearest_places(feats, feats)
+    assert torch.equal(places.flatten(), torch.arange(60))
+    assert sources.coverage(places, 60) == 1.0
+    assert sources.coverage(torch.zeros(6, 10, dtype=torch.long), 60) == 1 / 60
+    painting = stripes(40, 24)  # 4 px per feature cell
+    _, by_place, collage = sources.pictures(places, (6, 10), painting, (40, 24))
+    assert collage.tobytes() == painting.tobytes()
+    assert by_place.size == (40, 24)
+    flipped = places.flip(1)  # every match from the mirrored column
+    _, _, mirrored = sources.pictures(flipped, (6, 10), painting, (40, 24))
+    assert mirrored.tobytes() != painting.tobytes()
+
+
+def test_the_where_from_section_says_what_the_loss_asked_for(tiny_report):
+    result, *_ = tiny_report
+    assert "The Gram loss did not ask for this" in result.html
+    assert re.search(
+        r"use \d+% of the painting's places; the photo's, before the run, used \d+%", result.html
+    )
