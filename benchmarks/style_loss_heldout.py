@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 import torch
-from PIL import Image
+from PIL import Image, ImageDraw
 from torch.nn import functional as F
 
 from painterly import losses
@@ -151,6 +151,24 @@ def score(out: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor, judges
     }
 
 
+def grid_sheet(strips: list[Image.Image], labels: list[str], widths: list[int]) -> Image.Image:
+    """The strips stacked under a row of column labels, scaled to 1536 px wide."""
+    head = 28
+    width = max(s.width for s in strips)
+    sheet = Image.new("RGB", (width, head + sum(s.height for s in strips)), "white")
+    draw = ImageDraw.Draw(sheet)
+    x = 0
+    for label, w in zip(labels, widths, strict=True):
+        draw.text((x + 8, 7), label, fill="black", font_size=16)
+        x += w
+    y = head
+    for s in strips:
+        sheet.paste(s, (0, y))
+        y += s.height
+    scale = 1536 / width
+    return sheet.resize((1536, round(sheet.height * scale)), Image.Resampling.LANCZOS)
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--size", type=int, default=384)
@@ -214,14 +232,11 @@ def main() -> None:
             x += img.width
         sheet.save(args.outputs / f"{photo_path.stem}__{paint_path.stem}.png")
         strips.append(sheet)
+        strip_widths = [img.width for img in strip]
     if args.grid:
-        width = max(s.width for s in strips)
-        grid = Image.new("RGB", (width, sum(s.height for s in strips)), "white")
-        y = 0
-        for s in strips:
-            grid.paste(s, (0, y))
-            y += s.height
-        grid.save(args.grid, quality=88)
+        labels = ["photo", "painting"]
+        labels += [f"--style-loss {k.replace('@', ', strength ')}" for k in kinds]
+        grid_sheet(strips, labels, strip_widths).save(args.grid, quality=88)
     print(
         "\n| style loss @ strength | Gram judge | SWD judge | patch judge | structure | seconds |"
     )
