@@ -302,3 +302,14 @@ def test_onnx_export_matches_pytorch(tmp_path, photos, style):
         assert theirs.shape == ours.shape and np.abs(ours - theirs).max() <= 1
     meta = {p.key: p.value for p in __import__("onnx").load(str(onnx_path)).metadata_props}
     assert meta["format"] == model_file.MODEL_FORMAT
+
+
+def test_a_model_can_be_trained_toward_the_nearest_neighbour_style(tmp_path, photos, style):
+    a, b, g = (tmp_path / f"{n}.safetensors" for n in "abg")
+    assert _train(style, photos, a, "--iterations", "3", "--style-loss", "nearest") == 0
+    assert _train(style, photos, b, "--iterations", "3", "--style-loss", "nearest") == 0
+    assert _train(style, photos, g, "--iterations", "3") == 0
+    assert _same(_weights(a), _weights(b))  # new samples every iteration, from the seed
+    assert not _same(_weights(a), _weights(g))
+    _, info = model_file.load_model(a)
+    assert info.options["loss"]["style_loss"] == "nearest"

@@ -368,3 +368,15 @@ def test_the_output_folder_cannot_be_the_input_frames_folder(tmp_path, capsys):
     code, _, err = run_cli(capsys, "video", frames, PHOTO, "-o", frames, *FAST, "--overwrite")
     assert code == 2 and "holds the input frames" in err, err
     assert sorted(p.name for p in frames.iterdir()) == before
+
+
+def test_video_with_the_nearest_neighbour_style_and_the_temporal_loss(tmp_path, capsys):
+    clip = write_clip(tmp_path / "in.mp4", pan_frames())
+    out, metrics = tmp_path / "out.mp4", tmp_path / "m.json"
+    argv = ["video", clip, PHOTO, "-o", out, *FAST, "--style-loss", "nearest", "--metrics", metrics]
+    code, _, err = run_cli(capsys, *argv)
+    assert code == 0, err
+    import json
+
+    each = json.loads(metrics.read_text())["each"]
+    assert len(each) == 6 and "extra" in each[1]["losses"]

@@ -27,6 +27,7 @@ TRAIN_OPTIONS = (
     "strength",
     "content_layer",
     "style_layers",
+    "style_loss",
     "style_layer_weights",
     "style_blend",
     "style_scale",
