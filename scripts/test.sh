@@ -7,4 +7,8 @@ bash scripts/setup.sh
 . .venv/bin/activate
 ruff check src tests benchmarks
 ruff format --check src tests benchmarks
+# The web page's scripts: ESLint as package-lock.json pins it (needs Node.js and npm).
+npm ci --no-audit --no-fund --loglevel=error
+npx eslint src/painterly/web/static
+mypy
 python -m pytest "$@"

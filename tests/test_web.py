@@ -33,8 +33,9 @@ from painterly.encoders.cache import cache_dir
 from painterly.encoders.registry import REGISTRY
 from painterly.errors import OptionsError
 from painterly.events import Progress, Stop
-from painterly.web import Limits
-from painterly.web.app import listen
+from painterly.web import Limits, jobs, uploads
+from painterly.web.app import STATIC, listen
+from painterly.web.models import MODEL_FIELDS
 
 TERMINAL = ("done", "cancelled", "failed")
 FAST = {"size": 64, "steps": 5}
@@ -99,6 +100,21 @@ def test_options_form_is_built_from_the_options_dataclass(serve, monkeypatch):
     stand_in = hashlib.md5(cached.read_bytes()).hexdigest()
     monkeypatch.setitem(REGISTRY, "vgg19", dataclasses.replace(REGISTRY["vgg19"], md5=stand_in))
     assert server.json("GET", "/api/options")[1]["default_preset"] == "default"
+
+
+def test_the_schema_serves_the_constants_the_page_shares_with_the_server(serve):
+    """The page reads these from /api/options instead of keeping copies of its own."""
+    server = serve()
+    status, schema = server.json("GET", "/api/options")
+    assert status == 200
+    assert schema["terminal_statuses"] == list(jobs.TERMINAL)
+    assert schema["loss_parts"] == list(jobs.CURVES)
+    assert schema["id_pattern"] == uploads.ID_RE.pattern
+    assert re.fullmatch(schema["id_pattern"], uploads.new_id())
+    assert schema["formats"] == list(uploads.ACCEPTED_FORMATS.values())
+    assert schema["accept"] == uploads.ACCEPT_MIME
+    assert schema["model_fields"] == list(MODEL_FIELDS)
+    assert schema["limits"] == json.loads(json.dumps(asdict(server.app.state.limits)))
 
 
 # --------------------------------------------------------------------------- a whole run
@@ -402,10 +418,20 @@ def test_requests_for_other_host_names_and_cross_site_posts_are_refused(images):
     assert status == 403
     status, headers, page = server.request("GET", "/")
     assert "default-src 'self'" in headers["content-security-policy"]
-    # The page loads nothing from elsewhere.
-    for name in ("/", "/static/app.js", "/static/app.css"):
-        text = server.request("GET", name)[2].decode()
+    # The page loads nothing from elsewhere, and its ES modules are served as JavaScript
+    # (a browser runs a module script only with a JavaScript MIME type).
+    scripts = [f"/static/{name}" for name in STATIC if name.endswith(".js")]
+    assert "/static/js/main.js" in scripts and 'src="/static/js/main.js"' in page.decode()
+    for name in ("/", "/static/app.css", *scripts):
+        status, headers, body = server.request("GET", name)
+        assert status == 200, name
+        if name.endswith(".js"):
+            assert headers["content-type"].startswith("text/javascript"), name
+        text = body.decode()
         assert not re.search(r"(src|href)=\"(https?:)?//|url\((https?:)?//|https?://", text)
+        # Imports name only sibling modules, each one that is served.
+        for imported in re.findall(r'^import .* from "\./([\w.]+)";$', text, re.M):
+            assert f"/static/js/{imported}" in scripts, (name, imported)
 
 
 # --------------------------------------------------------------------------- serving

@@ -4,9 +4,11 @@ Endpoints (JSON unless said otherwise; errors are ``{"detail": "one line"}``):
 
 =====================================  =====================================================
 ``GET  /``                             the page (``static/index.html``)
-``GET  /static/{name}``                its script, style sheet and icon, by fixed name
+``GET  /static/{name}``                its scripts (``js/*.js``), style sheet and icon, by
+                                       fixed name
 ``GET  /api/options``                  the form: :class:`~painterly.config.Options` fields,
-                                       presets and the server's limits
+                                       presets, the server's limits and the constants the
+                                       page shares with it
 ``POST /api/uploads?name=FILE``        an image as the raw request body -> its id
 ``GET  /api/uploads/{id}/thumb``       a small JPEG of an upload
 ``GET  /api/models``                   the fast models on offer, with their metadata
@@ -61,11 +63,13 @@ from painterly.image import MIN_SIDE
 from painterly.paintings import PAINTINGS
 from painterly.paintings import path as painting_path
 from painterly.pipeline import output_size
-from painterly.web.jobs import TERMINAL, Job, JobManager, QueueFull, Runner
+from painterly.web.jobs import CURVES, TERMINAL, Job, JobManager, QueueFull, Runner
 from painterly.web.limits import LOOPBACK, Guard, Limits, allowed_hosts, server_config
 from painterly.web.models import MODEL_FIELDS, ModelShelf
 from painterly.web.uploads import (
     ACCEPT_MIME,
+    ACCEPTED_FORMATS,
+    ID_RE,
     UploadRejected,
     UploadStore,
     clean_name,
@@ -79,7 +83,17 @@ SLIDERS = ("strength",)  # 0..1, shown as a slider
 
 EVENT_POLL_S = 0.1
 KEEP_ALIVE_S = 15.0
-STATIC = {"app.js": "text/javascript", "app.css": "text/css", "icon.svg": "image/svg+xml"}
+
+
+def _scripts() -> dict[str, str]:
+    """The page's ES modules (``static/js/*.js``), by the name the page asks for. Module
+    scripts run only when served with a JavaScript MIME type."""
+    folder = resources.files("painterly.web") / "static" / "js"
+    return {f"js/{p.name}": "text/javascript" for p in folder.iterdir() if p.name.endswith(".js")}
+
+
+STATIC = {"app.css": "text/css", "icon.svg": "image/svg+xml", **_scripts()}
+"""What ``/static/`` serves: a fixed set of names, each with its MIME type."""
 
 
 def default_data_dir() -> Path:
@@ -197,6 +211,11 @@ def options_schema(limits: Limits) -> dict:
         "model_fields": list(MODEL_FIELDS),
         "limits": asdict(limits),
         "accept": ACCEPT_MIME,
+        # Constants the page shares with the server, served rather than copied:
+        "formats": list(ACCEPTED_FORMATS.values()),  # the images it reads, as shown
+        "terminal_statuses": list(TERMINAL),  # a job in one of these has ended
+        "loss_parts": list(CURVES),  # the losses each point of a job's history carries
+        "id_pattern": ID_RE.pattern,  # of upload and job ids
         "version": painterly.__version__,
     }
 
@@ -315,7 +334,7 @@ def create_app(
     def index() -> HTMLResponse:
         return HTMLResponse(_static("index.html"), headers={"Cache-Control": "no-cache"})
 
-    @app.get("/static/{name}")
+    @app.get("/static/{name:path}")
     def static(name: str) -> Response:
         if name not in STATIC:
             raise HTTPException(404, "not found")
@@ -325,8 +344,9 @@ def create_app(
     def get_options() -> dict:
         return options_schema(limits)
 
-    @app.post("/api/uploads", status_code=201)
-    async def upload(request: Request, name: str = "image") -> dict:
+    # response_model: the schema of the dict it answers with; a Response goes out as it is.
+    @app.post("/api/uploads", status_code=201, response_model=dict)
+    async def upload(request: Request, name: str = "image") -> dict | Response:
         label = clean_name(name)
         length = request.headers.get("content-length")
         try:
@@ -397,6 +417,7 @@ def create_app(
     def model_job(req: JobRequest, content: dict) -> Job:
         """A job for the fast model ``req.model``: the model carries the style, so only
         the fields of MODEL_FIELDS apply."""
+        assert req.model is not None  # called only for a request that names a model
         if req.styles:
             raise HTTPException(422, "a fast model carries its own style: send no paintings")
         try:
