@@ -12,6 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
+from typing import TypeGuard, cast
 
 import torch
 from PIL import Image
@@ -132,10 +133,11 @@ def _style_list(style: StyleSpec | Sequence[StyleSpec]) -> list[tuple[ImageLike,
     pairs = [item if _is_weighted(item) else (item, 1.0) for item in items]
     for image, _ in pairs:
         _check_image(image, "a painting")
-    return pairs
+    # _check_image has refused every pair whose first item is not a path or an image.
+    return cast(list[tuple[ImageLike, float]], pairs)
 
 
-def _is_weighted(item) -> bool:
+def _is_weighted(item) -> TypeGuard[tuple[object, float]]:
     return isinstance(item, tuple) and len(item) == 2 and isinstance(item[1], int | float)
 
 

@@ -98,15 +98,16 @@ def run_batch(
         )
         for i, outcomes in zip(chunk, scales, strict=True):
             finish = prepared[i].finish
-            results[i] = make_result(
-                outcomes, opts, encoder, device, out_size, finish, fallback_reason
-            )
-            results[i].metrics["batch"] = len(chunk)
+            result = make_result(outcomes, opts, encoder, device, out_size, finish, fallback_reason)
+            results[i] = result
+            result.metrics["batch"] = len(chunk)
 
     def singly(chunk: list[int], out_size: tuple[int, int]) -> None:
         for i in chunk:
             optimise([i], out_size)
-            if results[i].interrupted:
+            result = results[i]
+            assert result is not None  # optimise() has just made it
+            if result.interrupted:
                 return
 
     def together(chunk: list[int], out_size: tuple[int, int]) -> None:
@@ -122,8 +123,8 @@ def run_batch(
             singly(chunk, out_size)
 
     groups: dict[tuple[int, int], list[int]] = {}
-    for index, item in enumerate(prepared):
-        groups.setdefault(output_size(item.content.size, opts), []).append(index)
+    for index, job in enumerate(prepared):
+        groups.setdefault(output_size(job.content.size, opts), []).append(index)
     chunks = []  # (output size, the items optimised together), in the order they run
     for out_size, indices in groups.items():
         size = batch_size(encoder, opts, out_size, device, max_batch)
@@ -139,7 +140,7 @@ def run_batch(
             together(chunk, out_size)
         else:
             singly(chunk, out_size)
-        if any(results[i] is not None and results[i].interrupted for i in chunk):
+        if any(r is not None and r.interrupted for r in [results[i] for i in chunk]):
             return results
     return results
 

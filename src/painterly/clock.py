@@ -78,6 +78,7 @@ class RunClock:
         again (a redo in tiles, or in fp32), which costs time but no planned work."""
         if self.current is None:
             self.begin()
+        assert self.current is not None  # begin() sets it
         now = self.timer()
         total, pixels = self.current
         steps = min(float(steps), float(total))

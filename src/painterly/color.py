@@ -21,6 +21,7 @@ on the photo's light and shade.
 from __future__ import annotations
 
 from collections.abc import Callable
+from typing import cast
 
 import torch
 from PIL import Image
@@ -122,8 +123,9 @@ def prepare(
 def style_color_noise(shape: torch.Size, styles: list[tuple[Tensor, float]], seed: int) -> Tensor:
     """Gaussian noise with the styles' weighted per-channel mean and standard deviation."""
     total = sum(w for _, w in styles)
-    mean = sum(w * s.mean((0, 2, 3)) for s, w in styles) / total
-    std = sum(w * s.std((0, 2, 3)) for s, w in styles) / total
+    # With no style, 0 / 0 raises; with one, each sum is a tensor, not sum()'s start (0).
+    mean = cast(Tensor, sum(w * s.mean((0, 2, 3)) for s, w in styles) / total)
+    std = cast(Tensor, sum(w * s.std((0, 2, 3)) for s, w in styles) / total)
     gen = torch.Generator().manual_seed(seed)
     noise = torch.randn(shape, generator=gen).to(mean.device)
     return (noise * std.view(1, 3, 1, 1) + mean.view(1, 3, 1, 1)).clamp(0, 1)

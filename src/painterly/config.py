@@ -28,8 +28,17 @@ import numbers
 import re
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field, fields
+from typing import TYPE_CHECKING, Any, ClassVar, Protocol, SupportsInt, cast
 
 from painterly.errors import OptionsError
+
+if TYPE_CHECKING:
+
+    class _Settings(Protocol):
+        """A dataclass, as the type checker knows one (typeshed's DataclassInstance)."""
+
+        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
+
 
 BOOK_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 STYLE_LOSSES = ("gram", "nearest")  # what --style-loss may be (nearest.py)
@@ -255,7 +264,8 @@ class Options:
 
 def kind_of(name: str, of: type = Options) -> Kind:
     """The :class:`Kind` of the option ``name`` of the settings class ``of``."""
-    return of.__dataclass_fields__[name].metadata["kind"]
+    # ``of`` is always a settings dataclass (Options, or one whose fields use option()).
+    return cast("type[_Settings]", of).__dataclass_fields__[name].metadata["kind"]
 
 
 def check_fields(settings) -> None:
@@ -326,13 +336,15 @@ def _number(value, name: str, integer: bool, label: str) -> int | float:
     if not math.isfinite(value):
         raise OptionsError(f"{label} must be a finite number, got {show(value)}")
     if integer:
-        if value != int(value):
+        # numbers.Real promises __trunc__, not __int__; every Real that comes here (float,
+        # NumPy's floats, Fraction) has __int__, and NumPy's float32 lacks __trunc__.
+        if value != int(cast(SupportsInt, value)):
             raise OptionsError(f"{label} must be {what}, got {show(value)}")
-        return int(value)
+        return int(cast(SupportsInt, value))
     return float(value)
 
 
-def _finite_float(value: int, label: str) -> float:
+def _finite_float(value: numbers.Integral, label: str) -> float:
     try:
         return float(value)
     except OverflowError:
@@ -451,7 +463,8 @@ def check_value(name: str, value, of: type = Options) -> None:
 
 
 def _parse_all(raw: dict, of: type = Options) -> dict:
-    unknown = set(raw) - set(of.__dataclass_fields__)
+    # ``of`` is always a settings dataclass, as in kind_of.
+    unknown = set(raw) - set(cast("type[_Settings]", of).__dataclass_fields__)
     if unknown:
         raise OptionsError(f"unknown option '{sorted(unknown)[0]}'")
     return {name: parse_value(name, value, of=of) for name, value in raw.items()}

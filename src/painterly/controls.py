@@ -6,6 +6,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+from typing import cast
 
 import torch
 from PIL import Image
@@ -31,9 +32,12 @@ def style_factor(strength: float) -> float:
 def layer_mean(per_layer: Mapping[str, torch.Tensor], weights: Sequence[float]) -> torch.Tensor:
     """Style loss over layers: the plain mean (the book's 1/L each), or the mean weighted
     by ``--style-layer-weights`` (normalised, so --style-weight keeps its meaning)."""
+    # With no layer this raises (0 / 0, or zip's strict check); with one, each sum is a
+    # tensor, not sum()'s start (0).
     if not weights:
-        return sum(per_layer.values()) / len(per_layer)
-    return sum(w * v for w, v in zip(weights, per_layer.values(), strict=True)) / sum(weights)
+        return cast(torch.Tensor, sum(per_layer.values()) / len(per_layer))
+    weighted = sum(w * v for w, v in zip(weights, per_layer.values(), strict=True))
+    return cast(torch.Tensor, weighted / sum(weights))
 
 
 def style_folder(path: Path) -> list[Image.Image]:
@@ -47,7 +51,7 @@ def style_folder(path: Path) -> list[Image.Image]:
 
 
 def expand_styles(
-    items: list[tuple[object, float]], blend: Sequence[float]
+    items: Sequence[tuple[str | os.PathLike | Image.Image, float]], blend: Sequence[float]
 ) -> tuple[list[tuple[Image.Image, float]], list[int]]:
     """Flatten (image-or-path-or-folder, weight) pairs into (image, weight) pairs.
 
@@ -78,7 +82,11 @@ def expand_styles(
     return out, groups
 
 
-def prepare(content: Image.Image, style_items: list[tuple[object, float]], opts):
+def prepare(
+    content: Image.Image,
+    style_items: Sequence[tuple[str | os.PathLike | Image.Image, float]],
+    opts,
+):
     """Everything the artistic controls do before the optimiser starts.
 
     Returns the content and (image, weight) styles as the optimiser should see them, the

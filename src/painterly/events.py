@@ -67,5 +67,5 @@ Event = Notice | Started | Progress | Preview
 Callback = Callable[[Event], None]
 
 
-def ignore(event: Event) -> None:
+def ignore(event: object) -> None:
     """The default callback: drop everything."""

@@ -61,7 +61,7 @@ def _alive(pid: int) -> bool:
 def sweep_stale(folder: Path) -> list[Path]:
     """Delete temporary files in ``folder`` left by painterly processes that have died;
     return what was removed. Files of running processes and anything not ours stay."""
-    removed = []
+    removed: list[Path] = []
     try:
         entries = list(os.scandir(folder))
     except OSError:

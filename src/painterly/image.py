@@ -13,6 +13,8 @@ import json
 import os
 import pathlib
 import warnings
+from types import ModuleType
+from typing import cast
 
 import numpy as np
 import torch
@@ -21,6 +23,7 @@ from PIL import Image, ImageOps, PngImagePlugin, UnidentifiedImageError
 from painterly.errors import ImageError
 from painterly.files import atomic_writer
 
+ImageCms: ModuleType | None
 try:
     from PIL import ImageCms
 except ImportError:  # Pillow built without LittleCMS: colours are converted without profiles
@@ -369,7 +372,9 @@ def read_metadata(path: str | os.PathLike) -> dict[str, str]:
     with _open(path) as img:
         try:
             if img.format == "PNG":
-                return {str(k): str(v) for k, v in img.text.items()}
+                # Image.open hands a PNG file to the PNG plugin, whose images have .text.
+                png = cast(PngImagePlugin.PngImageFile, img)
+                return {str(k): str(v) for k, v in png.text.items()}
             description = img.getexif().get(_DESCRIPTION_TAG)
         except _DECODE_ERRORS as exc:
             raise _corrupt(path, exc) from None

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import os
 from dataclasses import dataclass
+from typing import cast
 
 import numpy as np
 import torch
@@ -44,7 +45,7 @@ def parse_mapping(text: str, n_styles: int) -> dict[tuple[int, int, int], int]:
         if len(hexes) == 3:
             hexes = "".join(c * 2 for c in hexes)
         try:
-            rgb = tuple(int(hexes[i : i + 2], 16) for i in (0, 2, 4))
+            r, g, b = (int(hexes[i : i + 2], 16) for i in (0, 2, 4))
             k = int(index)
             if not sep or len(hexes) != 6:
                 raise ValueError
@@ -57,7 +58,7 @@ def parse_mapping(text: str, n_styles: int) -> dict[tuple[int, int, int], int]:
                 f"--mask-styles maps {colour} to style {k}, but there are {n_styles} styles "
                 f"(0 to {n_styles - 1})"
             )
-        mapping[rgb] = k
+        mapping[(r, g, b)] = k
     if not mapping:
         raise OptionsError("--mask needs --mask-styles, e.g. '#ff0000=0,#0000ff=1'")
     return mapping
@@ -78,7 +79,7 @@ def label_mask(img: Image.Image, mapping: dict[tuple[int, int, int], int], path)
     if max(img.size) > _LABEL_SIDE:  # labels are area-averaged to the output size later
         img = img.resize(fit_size(*img.size, _LABEL_SIDE), Image.Resampling.NEAREST)
     rgb = np.asarray(img.convert("RGB"), np.float32)
-    dist = np.stack([np.linalg.norm(rgb - np.float32(c), axis=-1) for c in mapping], -1)
+    dist = np.stack([np.linalg.norm(rgb - np.asarray(c, np.float32), axis=-1) for c in mapping], -1)
     nearest = dist.argmin(-1)
     stray = dist.min(-1) > _FAR
     if stray.mean() > _STRAY:
@@ -172,7 +173,9 @@ def masked_style_loss(f: Tensor, targets: list[Tensor], masks: list[Tensor]) -> 
         ((masked_gram(f, m) - t) ** 2).sum() / (t**2).sum().clamp_min(1e-12)
         for t, m in zip(targets, masks, strict=True)
     ]
-    return sum(a * e for a, e in zip(areas, errs, strict=True)) / sum(areas).clamp_min(1e-8)
+    # MaskedStyle refuses to run with no region, so there is a mask: the sum is a tensor.
+    total_area = cast(Tensor, sum(areas))
+    return sum(a * e for a, e in zip(areas, errs, strict=True)) / total_area.clamp_min(1e-8)
 
 
 def layer_masks(regions: Tensor, shape: torch.Size) -> Tensor:

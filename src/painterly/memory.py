@@ -55,7 +55,7 @@ def _saved_at(net: nn.Module, layers, side: int) -> int:
     # output), or keeping tensors in a dict the hook closes over (node -> hook -> dict ->
     # tensor -> node), makes an uncollectable cycle that kept every probe's activations
     # for the life of the process.
-    saved: dict[tuple[int, int], int] = {}
+    saved: dict[tuple[int, int | torch.SymInt], int] = {}
 
     def pack(t: torch.Tensor) -> torch.Tensor:
         saved[(t.untyped_storage().data_ptr(), t.storage_offset())] = t.numel()

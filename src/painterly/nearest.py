@@ -33,6 +33,7 @@ from __future__ import annotations
 
 import zlib
 from collections.abc import Sequence
+from typing import cast
 
 import torch
 from torch.nn import functional as F
@@ -153,8 +154,9 @@ class NearestStyle:
                         continue
                     area.append(masks[n][k].mean())
                     total.append(_blend_remd(points[pick], blend, n))
+                # A sum of a non-empty list of tensors is a tensor (not sum()'s start, 0).
                 values.append(
-                    sum(a * t for a, t in zip(area, total, strict=True)) / sum(area)
+                    cast(Tensor, sum(a * t for a, t in zip(area, total, strict=True)) / sum(area))
                     if area
                     else f.new_zeros(())
                 )
@@ -164,4 +166,7 @@ class NearestStyle:
 
 def _blend_remd(points: Tensor, blend: Paintings, layer: str) -> Tensor:
     total = sum(w for _, w in blend)
-    return sum(w * losses.relaxed_emd(points, pool[layer]) for pool, w in blend if w) / total
+    # With no nonzero weight, the total is 0 and the division raises; with one, the sum
+    # is a tensor, not sum()'s start (0).
+    weighted = sum(w * losses.relaxed_emd(points, pool[layer]) for pool, w in blend if w)
+    return cast(Tensor, weighted / total)

@@ -11,6 +11,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field, replace
+from typing import TYPE_CHECKING
 
 import torch
 
@@ -20,6 +21,9 @@ from painterly.encoders import Encoder
 from painterly.events import Callback, Preview, Progress, Started, Stop, ignore
 from painterly.image import to_image
 from painterly.precision import numerics, resolve_precision
+
+if TYPE_CHECKING:
+    from painterly.tiling import Window
 
 Tensor = torch.Tensor
 
@@ -68,7 +72,7 @@ class Objective:
 
     def __init__(
         self,
-        encoder: Encoder,
+        encoder: Encoder | Window,  # a Window: one tile's view of the encoder (tiling.py)
         content_rgb: Tensor,
         styles: Sequence[tuple[Tensor, float]],
         opts: Options,
@@ -183,7 +187,10 @@ class Objective:
 
 @torch.no_grad()
 def style_targets(
-    encoder: Encoder, styles: Sequence[tuple[Tensor, float]], layers: Sequence[str], book: bool
+    encoder: Encoder | Window,
+    styles: Sequence[tuple[Tensor, float]],
+    layers: Sequence[str],
+    book: bool,
 ) -> dict[str, Tensor]:
     """Blend several styles by averaging their Gram matrices with the given weights:
     ``{layer: (1, C, C)}``, position-averaged unless ``book``."""

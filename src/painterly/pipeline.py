@@ -141,7 +141,8 @@ def deadlines(
     if not opts.time_limit:
         return [None] * len(sizes)
     work = planned_work(sizes, steps)
-    done, out = 0.0, []
+    done = 0.0
+    out: list[float | None] = []
     for part in work:
         done += part
         out.append(start + opts.time_limit * done / sum(work))
@@ -151,7 +152,7 @@ def deadlines(
 # --- memory -------------------------------------------------------------------------
 
 
-def is_out_of_memory(err: Exception) -> bool:
+def is_out_of_memory(err: BaseException) -> bool:
     text = str(err).lower()
     return (
         isinstance(err, torch.OutOfMemoryError)

@@ -79,12 +79,14 @@ class ProgressPrinter:
             if event.run_fraction or event.run_left is not None:
                 if self.bar is None or not self.whole:
                     self._open_job_bar()
+                assert self.bar is not None  # _open_job_bar opened it
                 left = "" if event.run_left is None else f"about {duration(event.run_left)} left, "
                 self.bar.set_postfix_str(left + losses, refresh=False)
                 self.bar.update(100 * event.run_fraction - self.bar.n)
                 return
             if self.bar is None:
                 self.open_bar(event.total_steps, self.desc, initial=event.step - 1)
+                assert self.bar is not None  # open_bar opened it
             self.bar.set_postfix_str(losses, refresh=False)
             self.bar.update(event.step - self.bar.n)
 

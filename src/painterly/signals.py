@@ -18,6 +18,8 @@ import contextlib
 import signal
 import threading
 from collections.abc import Callable, Iterator
+from types import FrameType
+from typing import Any
 
 from painterly.events import Event, Progress, Stop
 
@@ -35,7 +37,8 @@ class StopSignals:
         self.received: list[int] = []
         self._saving = False  # the result is being written
         self._stopping = False  # the run has been told to stop at its last step
-        self._previous: dict[int, object] = {}
+        # What signal.signal returned: a handler, SIG_DFL or SIG_IGN, or None (not from Python).
+        self._previous: dict[int, Callable[[int, FrameType | None], Any] | int | None] = {}
 
     @property
     def asked(self) -> bool:

@@ -11,6 +11,7 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from painterly.cli.cluster import add_ray_flags
 from painterly.cli.common import (
@@ -34,6 +35,9 @@ from painterly.cli.common import (
 from painterly.config import ONE_PHOTO
 from painterly.errors import OptionsError
 from painterly.video import LATER_STEPS, VideoConfig
+
+if TYPE_CHECKING:
+    from painterly.video.io import Clip
 
 VIDEO_MODULES = ("av", "cv2")  # what pip install "painterly[video]" adds
 
@@ -98,12 +102,16 @@ class VideoProgress:
             if isinstance(event, FrameDone) and not self.quiet:
                 if self.printer.bar is None:
                     self.printer.open_bar(event.count, "frames", initial=event.index - 1)
+                    assert self.printer.bar is not None  # open_bar opened it
                 self.printer.bar.update(event.index - self.printer.bar.n)
             return
         if isinstance(event, FrameDone):
             if not self.quiet:
-                more = event.index < event.count and self.left is not None
-                left = f"; about {duration(self.left)} left" if more else ""
+                left = (
+                    f"; about {duration(self.left)} left"
+                    if event.index < event.count and self.left is not None
+                    else ""
+                )
                 self.printer.say(
                     f"frame {event.index} of {event.count} done in {event.seconds:.1f} s{left}"
                 )
@@ -133,7 +141,7 @@ class VideoJob:
     output: Path
     is_video: bool  # a video file, else a folder of PNG frames
     metrics_path: Path | None
-    clip: object  # painterly.video.io.Clip
+    clip: Clip
     video: VideoConfig
 
 
@@ -280,6 +288,7 @@ def _video_on_ray(args: argparse.Namespace) -> int:
             file=sys.stderr,
         )
         return (stop.exit_code or EXIT_INTERRUPTED) if run.stopped else EXIT_ERROR
+    assert run.folder is not None  # stylize_clip always sets it
     write_result(job, run.frames, printer.say)
     seconds = time.perf_counter() - started
     return wind_up(

@@ -19,9 +19,10 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any, TypeVar
 
 import ray
 
@@ -56,7 +57,7 @@ def connect(address: str) -> None:
     it (left alone, Ray names the node by the machine's network interface address and
     serves on it); a local instance ends with this process
     (:mod:`painterly.cluster.watchdog`)."""
-    quiet = {"log_to_driver": False, "logging_level": logging.WARNING}
+    quiet: dict[str, Any] = {"log_to_driver": False, "logging_level": logging.WARNING}
     _answers(address)
     if _on_this_machine(address):
         _local_only()  # the driver too: workers reach it at the address it names
@@ -181,16 +182,19 @@ class Shared:
         return [self(file) for path, _ in styles for file in style_files(path)]
 
 
+_Item = TypeVar("_Item")
+
+
 def schedule(
-    items: Iterator, submit: Callable, cpus: int, stopping: Callable[[], bool]
-) -> Iterator[tuple[object, dict]]:
+    items: Iterable[_Item], submit: Callable, cpus: int, stopping: Callable[[], bool]
+) -> Iterator[tuple[_Item, dict]]:
     """Submit ``items`` (``submit(item)`` returns a task's ObjectRef) while there are
     free slots, at most two per slot in flight; yield each item with its result as it
     finishes (an ``error`` key where it failed, with ``wall``: seconds from submitting
     to the result). Once ``stopping()`` is true nothing more is submitted; closing the
     iterator early cancels the running tasks."""
     items = iter(items)
-    pending: dict[ray.ObjectRef, tuple[object, float]] = {}
+    pending: dict[ray.ObjectRef, tuple[_Item, float]] = {}
     more = True
     try:
         while more or pending:

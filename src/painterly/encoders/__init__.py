@@ -54,7 +54,8 @@ class Encoder:
         device = torch.device(device)
         self.net.to(device)
         if device.type in ("cuda", "cpu"):
-            self.net.to(memory_format=torch.channels_last)
+            # Module.to takes memory_format at run time; torch's overloads leave it out.
+            self.net.to(memory_format=torch.channels_last)  # type: ignore[call-overload]
         return self
 
 
@@ -184,7 +185,7 @@ def load_encoder(
     if weights == "random-vgg19":
         # Plain VGG19 with He-scaled random weights: VGG's layer names and cost, nothing
         # downloaded. The report uses it, and the benchmarks time VGG19 with it.
-        net = offline.random_vgg(seed, deepest([upto or "block5_conv4"]), pooling)
+        net: nn.Module = offline.random_vgg(seed, deepest([upto or "block5_conv4"]), pooling)
         return Encoder(net, CAFFE, "random-vgg19", "vgg19").to(device)
     if canonical_weights(weights) == OFFLINE:
         net = offline.OfflineNet(seed, deepest([upto or offline.LAYER_NAMES[-1]], offline.ARCH))

@@ -264,6 +264,7 @@ def import_file(path: str | os.PathLike, name: str | None = None) -> Path:
     src = Path(path).expanduser()
     if not src.is_file():
         raise WeightsError(f"{src} is not a file; give the path of a downloaded weights file")
+    claimed: WeightSet | None
     if name is not None:
         claimed = registry_entry(name)
     else:

@@ -165,7 +165,7 @@ def _read_keras_groups(path: Path) -> _Raw:
             raise WeightsError(
                 f"{path} holds Theano-ordered kernels; use the *_tf_dim_ordering_tf_kernels file"
             )
-        layers = {}
+        layers: dict[object, dict[str, torch.Tensor]] = {}
         for lname in layer_names:
             if not _LAYER_NAME.fullmatch(lname):
                 continue  # input, pooling and classifier layers
@@ -291,6 +291,7 @@ def _label(raw: _Raw, layer_id: object, name: str, part: str) -> str:
 
 def _convert(path: Path, raw: _Raw, arch: str) -> dict[str, torch.Tensor]:
     """Name, check and convert every conv layer of ``arch`` to ``(out, in, kh, kw)`` float32."""
+    names: dict[int, str] | dict[str, str]  # layer id (as raw.layers has it) -> name
     if raw.torchvision:
         names = _TORCHVISION_INDEX[arch]
     else:

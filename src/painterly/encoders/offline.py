@@ -131,7 +131,7 @@ def _blur_down(x: torch.Tensor, kernel: torch.Tensor) -> torch.Tensor:
     return F.conv2d(x, kernel.expand(c, 1, 4, 4), stride=2, groups=c)
 
 
-def _conv(x: torch.Tensor, conv: nn.Conv2d) -> torch.Tensor:
+def _conv(x: torch.Tensor, conv: nn.Module) -> torch.Tensor:
     # Reflect padding: zero padding would make the border a dark frame that the style
     # loss then paints into the output's edges.
     return conv(F.pad(x, (1, 1, 1, 1), mode="reflect"))
@@ -155,12 +155,18 @@ def _calibration(z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     return scale, bias
 
 
+def _bias(conv: nn.Conv2d) -> torch.Tensor:
+    """``conv``'s bias, which every convolution here has (nn.Conv2d's default)."""
+    assert conv.bias is not None
+    return conv.bias
+
+
 def _draw(gen: torch.Generator, cin: int, cout: int) -> nn.Conv2d:
     """Kaiming-normal (fan-in, ReLU gain) 3x3 weights in float64; bias set later."""
     conv = nn.Conv2d(cin, cout, 3, dtype=torch.float64)
     w = torch.randn(conv.weight.shape, generator=gen, dtype=torch.float64)
     conv.weight.data.copy_(w * math.sqrt(2.0 / (cin * 9)))
-    conv.bias.data.zero_()
+    _bias(conv).data.zero_()
     return conv
 
 
@@ -191,7 +197,7 @@ def _calibrated_weights(seed: int):
     def settle(conv: nn.Conv2d, x: torch.Tensor) -> torch.Tensor:
         scale, bias = _calibration(_conv(x, conv))
         conv.weight.data.mul_(scale.view(-1, 1, 1, 1))
-        conv.bias.data.copy_(bias)
+        _bias(conv).data.copy_(bias)
         return F.relu(_conv(x, conv))
 
     x = probe  # already whitened: unit variance per opponent channel
@@ -201,14 +207,14 @@ def _calibrated_weights(seed: int):
     for conv in luma:
         y = settle(conv, y)
     return tuple(
-        tuple((c.weight.float(), c.bias.float()) for c in group) for group in (levels, luma)
+        tuple((c.weight.float(), _bias(c).float()) for c in group) for group in (levels, luma)
     )
 
 
 def _conv_from(weight: torch.Tensor, bias: torch.Tensor) -> nn.Conv2d:
     conv = nn.Conv2d(weight.shape[1], weight.shape[0], 3)
     conv.weight.data.copy_(weight)
-    conv.bias.data.copy_(bias)
+    _bias(conv).data.copy_(bias)
     return conv
 
 
@@ -221,6 +227,8 @@ class OfflineNet(nn.Module):
     """
 
     layer_names = LAYER_NAMES
+    blur: torch.Tensor  # buffers, registered in __init__
+    opponent: torch.Tensor
 
     def __init__(self, seed: int = 0, upto: str = STYLE_LAYERS[-1]):
         super().__init__()
@@ -264,7 +272,7 @@ class OfflineNet(nn.Module):
             name, conv = self.names[i], self.levels[i]
             if i:
                 x = _blur_down(x, self.blur.to(x.dtype))
-            x = F.relu(stem(lambda t, c=conv: _conv(t, c), x) if i == 0 else _conv(x, conv))
+            x = F.relu(stem(functools.partial(_conv, conv=conv), x) if i == 0 else _conv(x, conv))
             if name in wanted:
                 out[name] = x
         return out

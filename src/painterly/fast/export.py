@@ -32,7 +32,9 @@ def onnx_bytes(net: TransformerNet, info: ModelInfo | None = None) -> bytes:
         torch.onnx.export(
             net,
             (torch.rand(1, 3, 64, 64),),
-            buf,
+            # The TorchScript exporter (dynamo=False) also writes to a file object;
+            # torch's annotation of ``f`` names only paths.
+            buf,  # type: ignore[arg-type]
             dynamo=False,
             input_names=["photo"],
             output_names=["painted"],

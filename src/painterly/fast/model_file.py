@@ -18,6 +18,7 @@ import os
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeGuard
 
 import torch
 
@@ -268,7 +269,7 @@ def save_checkpoint(
     _write(Path(path), tensors, metadata)
 
 
-def _is_number(value) -> bool:
+def _is_number(value) -> TypeGuard[int | float]:
     return isinstance(value, int | float) and not isinstance(value, bool) and math.isfinite(value)
 
 
@@ -382,7 +383,7 @@ def list_models(
 ) -> list[tuple[Path, ModelInfo | None]]:
     """Every ``*.safetensors`` in :func:`models_dir`, then in each of ``folders``, with
     its metadata (None: unreadable)."""
-    out = []
+    out: list[tuple[Path, ModelInfo | None]] = []
     for folder in [models_dir(), *map(Path, folders)]:
         for path in sorted(folder.glob("*" + SUFFIX)) if folder.is_dir() else []:
             try:

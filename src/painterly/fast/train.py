@@ -110,8 +110,9 @@ class Photos:
                 self._cache[i] = self._load(self.paths[i])
                 if len(self._cache) > CACHE_PHOTOS:
                     self._cache.pop(next(k for k, v in self._cache.items() if v is not None))
-            if self._cache[i] is not None:
-                return self._cache[i]
+            cached = self._cache[i]
+            if cached is not None:
+                return cached
         raise OptionsError("none of the photos under --images can be decoded")
 
     def _load(self, path: Path) -> Image.Image | None:
@@ -152,8 +153,8 @@ def iteration_rng(seed: int, iteration: int) -> np.random.Generator:
 def style_records(specs: Sequence[tuple[str, float]]) -> list[dict]:
     """Name, SHA-256 and weight of each style file (a folder: each of its images)."""
     out = []
-    for path, weight in specs:
-        path = Path(path)
+    for name, weight in specs:
+        path = Path(name)
         found = (
             sorted(p for p in path.iterdir() if p.suffix.lower() in STYLE_SUFFIXES)
             if path.is_dir()
@@ -230,6 +231,7 @@ def train(
     history: list[dict] = []
     start_iteration = 0
     if resume:
+        assert checkpoint is not None, "resume=True needs the checkpoint to resume from"
         state = model_file.load_checkpoint(checkpoint)
         _check_same(state.settings, settings, checkpoint)
         net.load_state_dict(state.net_state)
@@ -334,7 +336,14 @@ def train(
 
 
 def _loss_options(opts: Options) -> dict:
-    keep = ("content_weight", "style_weight", "tv_weight", "strength", "content_layer")
+    keep = (
+        "content_weight",
+        "style_weight",
+        "tv_weight",
+        "strength",
+        "content_layer",
+        "style_loss",
+    )
     return {**{k: getattr(opts, k) for k in keep}, "style_layers": list(opts.style_layers)}
 
 
@@ -369,7 +378,7 @@ def _check_same(old: dict, new: dict, path) -> None:
 
 
 @torch.no_grad()
-def paint(net: TransformerNet, photo: Image.Image, device: torch.device) -> Image.Image:
+def paint(net: TransformerNet, photo: Image.Image, device: torch.device | str) -> Image.Image:
     """One forward pass on ``photo``, leaving the network in the mode it was in."""
     was_training = net.training
     net.eval()

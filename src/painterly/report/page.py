@@ -392,7 +392,7 @@ class Page:
             )
             for name, img in (("result", self.main.image), ("photo", self.content_img))
         }
-        grid = tuple(painting.shape[1:])
+        grid = (painting.shape[1], painting.shape[2])  # (H, W) of its (C, H, W) features
         key, by_place, collage = sources.pictures(
             found["result"], grid, resize(self.style_img, styled), out_size
         )

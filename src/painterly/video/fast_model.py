@@ -30,7 +30,7 @@ import torch
 from PIL import Image
 
 from painterly import __version__
-from painterly.events import Callback, ignore
+from painterly.events import ignore
 from painterly.fast.apply import paint
 from painterly.fast.model_file import load_model
 from painterly.files import sha256_of
@@ -38,7 +38,14 @@ from painterly.image import to_image
 from painterly.runstate import Digests
 from painterly.video import BLEND, io
 from painterly.video.flow import FlowCache, warp
-from painterly.video.run import FrameDone, FrameStarted, FrameStore, VideoResult, _array
+from painterly.video.run import (
+    FrameDone,
+    FrameStarted,
+    FrameStore,
+    VideoCallback,
+    VideoResult,
+    _array,
+)
 
 
 def paint_clip(
@@ -54,7 +61,7 @@ def paint_clip(
     max_memory: str = "auto",
     resume: bool = False,
     overwrite: bool = False,
-    callback: Callback = ignore,
+    callback: VideoCallback = ignore,
     should_stop: Callable[[], bool] = lambda: False,
 ) -> VideoResult:
     """Paint every frame of ``clip`` with the fast model ``model`` into ``store``.

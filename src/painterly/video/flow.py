@@ -28,7 +28,8 @@ def _gray(img: Image.Image | np.ndarray) -> np.ndarray:
 def flow(a: Image.Image | np.ndarray, b: Image.Image | np.ndarray) -> np.ndarray:
     """The flow from A to B on A's grid, (H, W, 2) float32 in pixels (DIS, medium preset:
     about 10 ms at 320 px on one core, and dense, which the warp needs)."""
-    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)
+    # OpenCV's stubs leave out the module-level factory, which the runtime has.
+    dis = cv2.DISOpticalFlow_create(cv2.DISOPTICAL_FLOW_PRESET_MEDIUM)  # type: ignore[attr-defined]
     return dis.calc(_gray(a), _gray(b), None)
 
 

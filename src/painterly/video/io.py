@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
+from typing import Final
 
 import av
 import numpy as np
@@ -28,7 +29,7 @@ from painterly.image import MIN_SIDE, fit_size, load_image, resize
 # Output containers by suffix; all of them take H.264 and AAC.
 VIDEO_SUFFIXES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
 FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
-VIDEO_CODEC = "libx264"
+VIDEO_CODEC: Final = "libx264"  # Final: its literal type picks add_stream's video overload
 
 
 class VideoError(PainterlyError):
@@ -168,6 +169,7 @@ def _decoded(path: Path, start: float, duration: float, max_frames: int) -> Iter
         count, index, rate = 0, 0, float(stream.guessed_rate or 24)
         try:
             if start > 0:
+                assert stream.time_base is not None  # a demuxed stream has one
                 container.seek(int(start / stream.time_base), stream=stream)
             for frame in container.decode(stream):
                 time = frame.time if frame.time is not None else index / rate
@@ -238,7 +240,7 @@ def write_video(
                 frame.pts = index
                 out.mux(stream.encode(frame))
             out.mux(stream.encode(None))
-            if audio:
+            if audio and audio_from is not None:  # there is audio only with a clip to copy
                 _copy_audio(out, *audio, audio_from, len(frame_files) / rate)
     except av.error.FFmpegError as err:
         raise VideoError(f"could not write {path} ({_reason(err)})") from None
@@ -253,7 +255,9 @@ def check_encoder() -> None:
         )
 
 
-def _audio_streams(out, clip: Clip | None, path: Path, notice) -> tuple | None:
+def _audio_streams(
+    out, clip: Clip | None, path: Path, notice
+) -> tuple[av.container.InputContainer, av.AudioStream, av.AudioStream] | None:
     """(input container, input stream, output stream) for copying the audio, or None."""
     if clip is None or clip.is_folder or clip.audio is None:
         return None

@@ -15,7 +15,7 @@ from __future__ import annotations
 
 import json
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -27,7 +27,7 @@ from painterly.api import _style_list, make_options, make_result, model_start, r
 from painterly.clock import RunClock
 from painterly.config import Options, refuse_one_photo
 from painterly.controls import expand_styles
-from painterly.events import Callback, ignore
+from painterly.events import Event, ignore
 from painterly.image import load_image, read_metadata, save_image, to_image
 from painterly.pipeline import Job, optimize_scales, run_parts
 from painterly.runstate import Digests, open_run_folder
@@ -53,6 +53,10 @@ class FrameDone:
     count: int
     seconds: float
     losses: dict[str, float]
+
+
+# What a clip's callback is told: the core's events and the frames' own.
+VideoCallback = Callable[[Event | FrameStarted | FrameDone], None]
 
 
 @dataclass
@@ -128,7 +132,7 @@ def stylize_clip(
     long_term: Sequence[int] = (),
     resume: bool = False,
     overwrite: bool = False,
-    callback: Callback = ignore,
+    callback: VideoCallback = ignore,
 ) -> VideoResult:
     """Stylise every frame of ``clip`` into ``store``; ``overrides`` are the stylize
     options (``steps``: each later frame's, LATER_STEPS if not given).

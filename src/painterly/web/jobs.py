@@ -26,7 +26,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from painterly.api import run_model
+from painterly.api import Result, run_model
 from painterly.errors import PainterlyError
 from painterly.events import Event, Notice, Preview, Progress, Started, Stop
 from painterly.files import write_bytes, write_json
@@ -73,7 +73,7 @@ class Job:
     notices: list[str] = field(default_factory=list)
     error: str | None = None
     metrics: dict = field(default_factory=dict)
-    history: list[dict[str, float]] = field(default_factory=list)
+    history: list[dict[str, float | None]] = field(default_factory=list)  # None: not finite
     has_result: bool = False
     # Not stored in job.json:
     preview: bytes | None = None
@@ -123,7 +123,7 @@ def _jpeg(img, side: int | None = None) -> bytes:
     return buf.getvalue()
 
 
-Runner = Callable[..., object]  # painterly.run's signature
+Runner = Callable[..., Result]  # painterly.run's signature
 
 
 class JobManager:

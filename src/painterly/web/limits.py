@@ -16,6 +16,7 @@ import asyncio
 import json
 import time
 from dataclasses import dataclass
+from typing import cast
 from urllib.parse import urlsplit
 
 import h11
@@ -246,12 +247,15 @@ def _timed_protocol(header_timeout_s: float) -> type[H11Protocol]:
         header_timer: asyncio.TimerHandle | None = None
 
         def connection_made(self, transport) -> None:
-            super().connection_made(_LingeringTransport(transport, self))
+            # A Transport by delegation: what the wrapper does not define is the
+            # wrapped transport's (its __getattr__).
+            super().connection_made(cast(asyncio.Transport, _LingeringTransport(transport, self)))
             self._arm()
 
         def data_received(self, data: bytes) -> None:
-            if self.transport.lingering:
-                self.transport.drop(data)
+            transport = cast(_LingeringTransport, self.transport)  # as connection_made set it
+            if transport.lingering:
+                transport.drop(data)
                 return
             super().data_received(data)
 
@@ -262,8 +266,9 @@ def _timed_protocol(header_timeout_s: float) -> type[H11Protocol]:
         def connection_lost(self, exc) -> None:
             if self.header_timer is not None:
                 self.header_timer.cancel()
-            if self.transport.lingering:
-                self.transport.abort_linger()
+            transport = cast(_LingeringTransport, self.transport)  # as connection_made set it
+            if transport.lingering:
+                transport.abort_linger()
             super().connection_lost(exc)
 
         def _arm(self) -> None:

@@ -24,7 +24,7 @@ import threading
 import time
 import unicodedata
 import warnings
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Set
 from pathlib import Path
 
 import anyio
@@ -213,7 +213,7 @@ class UploadStore:
             with contextlib.suppress(KeyError, OSError):
                 os.utime(self.path(upload_id))
 
-    def evict(self, keep: set[str] = frozenset()) -> list[str]:
+    def evict(self, keep: Set[str] = frozenset()) -> list[str]:
         """Delete the least recently used uploads until all of them fit
         ``max_upload_store_bytes``, sparing ``keep`` and those in use. Returns their ids."""
         with self.store_lock:
@@ -230,7 +230,7 @@ class UploadStore:
                     if entry.name.endswith(".img"):
                         used[upload_id] = stat.st_mtime
             total, evicted = sum(sizes.values()), []
-            for upload_id in sorted(used, key=used.get):
+            for upload_id in sorted(used, key=used.__getitem__):
                 if total <= self.limits.max_upload_store_bytes:
                     break
                 if upload_id in spared:
@@ -276,6 +276,7 @@ class UploadStore:
         with atomic_writer(self.root / f"{upload_id}.jpg") as fh:
             img.save(fh, "JPEG", quality=85)
         img.close()
+        assert size is not None  # read from the header with fmt, which is not None here
         w, h = size
         return {"width": w, "height": h, "format": ACCEPTED_FORMATS[fmt]}
 
