@@ -78,7 +78,7 @@ def test_options_form_is_built_from_the_options_dataclass(serve, monkeypatch):
     assert {"init", "weights", "style_layers", "optimizer", "height", "time_limit"} <= set(fields)
     # what people reach for at once; the loss weights are for those who open "More"
     main = {name for name, f in fields.items() if f["main"]}
-    assert {"size", "steps", "strength", "preserve_color", "seed"} <= main
+    assert {"size", "steps", "strength", "style_loss", "preserve_color", "seed"} <= main
     assert not {"style_weight", "content_weight", "tv_weight"} & main
     assert [name for name, f in fields.items() if f["slider"]] == ["strength"]
     assert schema["presets"] == json.loads(

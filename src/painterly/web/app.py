@@ -77,7 +77,7 @@ from painterly.web.uploads import (
 )
 
 # What the page shows at once: the controls people reach for; the rest under "More".
-MAIN_FIELDS = ("size", "steps", "weights", "seed", "strength", "preserve_color")
+MAIN_FIELDS = ("size", "steps", "weights", "seed", "strength", "style_loss", "preserve_color")
 SLIDERS = ("strength",)  # 0..1, shown as a slider
 """Shown at once; every other field of Options goes under "More settings"."""
 
