@@ -309,3 +309,14 @@ def test_the_where_from_section_says_what_the_loss_asked_for(tiny_report):
     assert re.search(
         r"use \d+% of the painting's places; the photo's, before the run, used \d+%", result.html
     )
+
+
+def test_the_reports_settings_are_declared_and_checked_like_options():
+    from painterly.errors import OptionsError
+    from painterly.report import ReportConfig
+
+    assert ReportConfig() == ReportConfig(None, None)  # None: derived from size and steps
+    with pytest.raises(OptionsError, match="recon_size"):
+        ReportConfig(recon_size=5)
+    with pytest.raises(OptionsError, match="recon_steps"):
+        report.explain(blob(), stripes(), encoder=tiny_encoder(), **{**TINY, "recon_steps": 0})

@@ -12,13 +12,14 @@ from pathlib import Path
 from painterly.cli.common import (
     EXIT_OK,
     add_option_flags,
+    add_settings_flags,
     claim_output,
     given_settings,
     require_extra,
 )
 from painterly.config import CONTROL_PRESETS, PRESET_ABOUT, PRESETS, Options, option_fields
 from painterly.errors import OptionsError, PainterlyError
-from painterly.report import REPORT_SIZE, REPORT_STEPS
+from painterly.report import REPORT_SIZE, REPORT_STEPS, ReportConfig
 
 
 def add_explain_options(parser: argparse.ArgumentParser) -> None:
@@ -34,18 +35,7 @@ def add_explain_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument(
         "--overwrite", action="store_true", help="replace the report file if it exists"
     )
-    parser.add_argument(
-        "--recon-size",
-        type=int,
-        metavar="PX",
-        help="long side of each reconstruction in px (default: two thirds of --size)",
-    )
-    parser.add_argument(
-        "--recon-steps",
-        type=int,
-        metavar="N",
-        help="L-BFGS steps of each reconstruction (default: half of --steps)",
-    )
+    add_settings_flags(parser, ReportConfig)
     parser.add_argument("--quiet", action="store_true", help="no progress on stderr")
 
 
@@ -147,8 +137,7 @@ def cmd_explain(args: argparse.Namespace) -> int:
         report = explain(
             args.content,
             args.style,
-            recon_size=args.recon_size,
-            recon_steps=args.recon_steps,
+            **given_settings(args, ReportConfig),
             callback=printer,
             on_stage=on_stage,
             progress=not args.quiet,

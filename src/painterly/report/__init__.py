@@ -26,6 +26,9 @@ that the CLI can show them in ``--help`` without loading torch.
 from __future__ import annotations
 
 import importlib
+from dataclasses import dataclass
+
+from painterly.config import MAX_SIDE, MAX_STEPS, check_fields, option
 
 # Defaults of the report, chosen so that the whole page takes a few minutes on two CPU
 # cores: the stylisation runs at REPORT_SIZE px for REPORT_STEPS steps, each of the 11
@@ -33,6 +36,33 @@ import importlib
 # --size, --steps, --recon-size and --recon-steps change them.
 REPORT_SIZE = 192
 REPORT_STEPS = 200
+
+
+@dataclass(frozen=True)
+class ReportConfig:
+    """The report's own settings (the stylisation's are :class:`~painterly.config.Options`).
+    None: derived from the stylisation's size and steps."""
+
+    recon_size: int | None = option(
+        None,
+        "long side of each reconstruction in px (default: two thirds of --size)",
+        "int",
+        low=32,
+        high=MAX_SIDE,
+        nullable=True,
+    )
+    recon_steps: int | None = option(
+        None,
+        "L-BFGS steps of each reconstruction (default: half of --steps)",
+        "int",
+        low=1,
+        high=MAX_STEPS,
+        nullable=True,
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
 
 # Reconstructions weigh their one loss term by this. The losses are in network-input units
 # (0..255 for the Caffe weights), where a relative loss of weight 1 has a gradient so small

@@ -15,12 +15,11 @@ from pathlib import Path
 from PIL import Image
 
 from painterly.api import ImageLike, make_options, resolve_run, run
-from painterly.config import MAX_SIDE, Options
+from painterly.config import Options
 from painterly.encoders import Encoder, canonical_layer, layer_order
-from painterly.errors import OptionsError
 from painterly.events import Callback, ignore
 from painterly.image import MIN_SIDE, fit_size, load_image, resize
-from painterly.report import RECON_WEIGHT, REPORT_SIZE, REPORT_STEPS
+from painterly.report import RECON_WEIGHT, REPORT_SIZE, REPORT_STEPS, ReportConfig
 from painterly.report.charts import num
 from painterly.report.page import Page, Picture
 
@@ -45,13 +44,6 @@ def _order(layers: Sequence[str], arch: str) -> list[str]:
     known = layer_order(arch)
     unique = list(dict.fromkeys(layers))
     return sorted(unique, key=lambda n: (known.index(n) if n in known else len(known), 0))
-
-
-def _check_report_numbers(recon_size: int, recon_steps: int) -> None:
-    if not 32 <= recon_size <= MAX_SIDE:
-        raise OptionsError(f"--recon-size {recon_size} is out of range; use 32 to {MAX_SIDE} px")
-    if not 1 <= recon_steps <= 1_000_000:
-        raise OptionsError(f"--recon-steps {recon_steps} is out of range; use 1 to 1000000")
 
 
 def explain(
@@ -80,11 +72,9 @@ def explain(
     overrides.setdefault("steps", REPORT_STEPS)
     make_options(None, **overrides)  # refuse bad options before anything slow
     main_side = overrides.get("size") or overrides.get("height") or REPORT_SIZE
-    if recon_size is None:
-        recon_size = max(MIN_SIDE, round(main_side * 2 / 3))
-    if recon_steps is None:
-        recon_steps = max(1, overrides["steps"] // 2)
-    _check_report_numbers(recon_size, recon_steps)
+    asked = ReportConfig(recon_size, recon_steps)  # refuses numbers out of range
+    recon_size = asked.recon_size or max(MIN_SIDE, round(main_side * 2 / 3))
+    recon_steps = asked.recon_steps or max(1, overrides["steps"] // 2)
     content_img, style_img = _load(content), _load(style)
 
     # One encoder for every run, built deep enough for the deepest layer any run reads:
