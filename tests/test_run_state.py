@@ -8,7 +8,7 @@ from __future__ import annotations
 import json
 
 import pytest
-from hypothesis import HealthCheck, given, settings
+from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
 from painterly.cluster.plan import MANIFEST, Manifest
@@ -85,6 +85,7 @@ def test_any_json_as_a_manifest_is_read_or_one_line(tmp_path_factory, data):
 
 @settings(max_examples=80, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 @given(raw=st.binary(max_size=200) | json_values.map(lambda v: json.dumps(v).encode()))
+@example(raw=b'{"\\n": false}')  # a setting's name with a line break in it
 def test_any_bytes_as_a_run_record_resume_or_one_line(tmp_path_factory, raw):
     folder = tmp_path_factory.mktemp("run") / "out.frames"
     open_run_folder(folder, "run.json", {"frames": 3}, resume=False, overwrite=False)

@@ -41,14 +41,17 @@ def check_types(record: dict, kinds: dict[str, type | tuple[type, ...]], path: P
 
 
 def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
-    """Names of the settings that differ, into nested dicts (``options.steps``)."""
+    """Names of the settings that differ, into nested dicts (``options.steps``). A name
+    that does not print as itself (a damaged record's ``"\\n"``) is given quoted and
+    escaped, so that a message naming it stays one line."""
     out = []
     for key in sorted(set(a) | set(b)):
         x, y = a.get(key), b.get(key)
+        name = key if key.isprintable() else json.dumps(key)
         if isinstance(x, dict) and isinstance(y, dict):
-            out += differences(x, y, f"{prefix}{key}.")
+            out += differences(x, y, f"{prefix}{name}.")
         elif x != y:
-            out.append(prefix + key)
+            out.append(prefix + name)
     return out
 
 
