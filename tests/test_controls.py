@@ -218,6 +218,12 @@ def test_each_mask_region_moves_toward_its_own_style(tmp_path):
         mask=str(mask),
         mask_styles="#ff0000=0,#0000ff=1",
     ).image
+    assert_halves_took_their_styles(out)
+
+
+def assert_halves_took_their_styles(out: Image.Image) -> None:
+    """The left third of ``out`` nearer `stripes`' mean colour, the right third `greens`'
+    (the regions of a `halves` mask mapped to styles 0 and 1)."""
     rgb = to_tensor(out)[0]
     w = rgb.shape[-1]
     left, right = rgb[:, :, : w // 3].mean((1, 2)), rgb[:, :, -w // 3 :].mean((1, 2))
