@@ -324,17 +324,30 @@ class Page:
         )
         return self._section("style-reconstructions", body)
 
-    def _gram(self) -> str:
-        layer = self.style_layers[len(self.style_layers) // 2]
+    @property
+    def middle_layer(self) -> str:
+        """The style layer the Gram and where-from sections show."""
+        return self.style_layers[len(self.style_layers) // 2]
+
+    @functools.cached_property
+    def middle_features(self) -> dict[str, torch.Tensor]:
+        """(C, H, W) features of the photo, the painting and the result at the middle
+        layer, each at the size the run saw it; read by two sections, computed once."""
+        layer = self.middle_layer
         out_size = tuple(self.main.metrics["size"])
         styled = style_size(self.style_img, out_size, self.opts)
-        grams = {}
-        for key, img, size in (
-            ("photo", self.content_img, out_size),
-            ("painting", self.style_img, styled),
-            ("result", self.main.image, out_size),
-        ):
-            grams[key] = gram_mean(features(self.encoder, img, size, [layer])[layer])[0]
+        return {
+            key: features(self.encoder, img, size, [layer])[layer][0]
+            for key, img, size in (
+                ("photo", self.content_img, out_size),
+                ("painting", self.style_img, styled),
+                ("result", self.main.image, out_size),
+            )
+        }
+
+    def _gram(self) -> str:
+        layer = self.middle_layer
+        grams = {key: gram_mean(f[None])[0] for key, f in self.middle_features.items()}
         c = grams["painting"].shape[0]
         # The channels the painting uses most (largest diagonal), strongest first, so that
         # the 64 x 64 corner shows the correlations that carry most of the style.
@@ -382,15 +395,13 @@ class Page:
         return self._section("gram", body)
 
     def _sources(self) -> str:
-        layer = self.style_layers[len(self.style_layers) // 2]
+        layer = self.middle_layer
         out_size = tuple(self.main.metrics["size"])
         styled = style_size(self.style_img, out_size, self.opts)
-        painting = features(self.encoder, self.style_img, styled, [layer])[layer][0]
+        feats = self.middle_features
+        painting = feats["painting"]
         found = {
-            name: sources.nearest_places(
-                features(self.encoder, img, out_size, [layer])[layer][0], painting
-            )
-            for name, img in (("result", self.main.image), ("photo", self.content_img))
+            name: sources.nearest_places(feats[name], painting) for name in ("result", "photo")
         }
         grid = (painting.shape[1], painting.shape[2])  # (H, W) of its (C, H, W) features
         key, by_place, collage = sources.pictures(
