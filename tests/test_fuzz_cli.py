@@ -19,8 +19,9 @@ from hypothesis import strategies as st
 from synthetic import blob, stripes
 
 from painterly.cli import main
-from painterly.config import parse_value
+from painterly.config import Options
 from painterly.errors import OptionsError
+from painterly.settings import parse_value
 
 FAST = ["--weights", "random", "--size", "48", "--steps", "1", "--quiet"]
 SETTINGS = settings(
@@ -122,7 +123,7 @@ values = st.one_of(
 def _costly(name: str, text: str) -> bool:
     """Whether ``--name text`` is accepted and would make the run long."""
     try:
-        value = parse_value(name, text)
+        value = parse_value(name, text, of=Options)
     except OptionsError:
         return False
     if value is None:

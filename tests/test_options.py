@@ -16,7 +16,7 @@ from PIL import Image
 from runcli import run_cli
 
 import painterly
-from painterly import config, files
+from painterly import config, files, settings
 from painterly.cli import main
 from painterly.config import MAX_SEED, Options
 from painterly.errors import OptionsError
@@ -35,14 +35,18 @@ def one_line_error(code: int, err: str, *words: str) -> None:
 # --------------------------------------------------------------------------- config
 
 
-def test_config_imports_nothing_above_it():
-    tree = ast.parse((SRC / "config.py").read_text())
-    ours = {
-        node.module
+def ours(module: str) -> set[str]:
+    tree = ast.parse((SRC / module).read_text())
+    return {
+        node.module or ""
         for node in ast.walk(tree)
         if isinstance(node, ast.ImportFrom) and (node.module or "").startswith("painterly")
     }
-    assert ours == {"painterly.errors"}
+
+
+def test_settings_and_config_import_nothing_above_them():
+    assert ours("settings.py") == {"painterly.errors"}
+    assert ours("config.py") == {"painterly.errors", "painterly.settings"}
 
 
 def test_options_check_values_they_are_given_and_make_parses_text():
@@ -63,8 +67,8 @@ def test_options_check_values_they_are_given_and_make_parses_text():
 def test_every_field_has_a_kind_and_its_default_passes_its_own_parser():
     for f in config.option_fields():
         kind = f.metadata["kind"]
-        assert isinstance(kind, config.Kind) and f.metadata["help"], f.name
-        assert config.parse_value(f.name, f.default) == f.default, f.name
+        assert isinstance(kind, settings.Kind) and f.metadata["help"], f.name
+        assert settings.parse_value(f.name, f.default, of=Options) == f.default, f.name
     from painterly.web.app import form_fields
 
     schema = {item["name"]: item for item in form_fields()}

@@ -23,7 +23,6 @@ from painterly.config import (
     CONTROL_PRESETS,
     NEEDS_PRETRAINED,
     Options,
-    flag,
     preset,
     preset_on_offline,
 )
@@ -42,6 +41,7 @@ from painterly.events import Callback, Notice, Started, ignore
 from painterly.image import load_image, resize, to_image, to_tensor
 from painterly.optimize import Outcome
 from painterly.pipeline import Job, optimize_scales, output_size, scale_plan
+from painterly.settings import flag
 
 ImageLike = str | os.PathLike | Image.Image
 StyleSpec = ImageLike | tuple[ImageLike, float]

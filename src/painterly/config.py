@@ -1,16 +1,11 @@
 """Every option of a stylisation, with its default, kind, range and parser, in one place.
 
-The fields of the frozen :class:`Options` carry, besides their default, a :class:`Kind`
-in their metadata: what sort of value they take (a whole number, a comma-separated list
-of layer names, a file path, ...), which values are allowed, and so how text from the
-command line or JSON from the web form is turned into that value. The CLI builds its
-flags from it, the web form its fields (painterly.web.app), and every way in (CLI, web,
-Python API) goes through :func:`parse_value` and the same checks, so a range or a choice
-is written here and nowhere else.
-
-Other settings (training a fast model, say) are declared the same way: fields made with
-:func:`option`, checked in ``__post_init__`` by :func:`check_fields`, parsed by
-:func:`make`; the CLI builds their flags as it does Options'.
+The fields of the frozen :class:`Options` are declared with :func:`painterly.settings.option`:
+each carries its default, help text and :class:`painterly.settings.Kind`, from which the
+CLI builds its flags, the web form its fields (painterly.web.app), and every way in (CLI,
+web, Python API) parses and checks values, so a range or a choice is written here and
+nowhere else. Other settings (training, video, cluster, report) are declared the same way
+in their own packages.
 
 Values are parsed first and checked after: ``Options(...)`` takes values of the right
 type and only checks them; :meth:`Options.make` and :meth:`Options.replace` parse text
@@ -19,26 +14,11 @@ and sequences into such values first. Presets are named instances.
 
 from __future__ import annotations
 
-import contextlib
-import contextvars
 import dataclasses
-import decimal
-import math
-import numbers
-import re
-from collections.abc import Iterator, Sequence
-from dataclasses import dataclass, field, fields
-from typing import TYPE_CHECKING, Any, ClassVar, Protocol, SupportsInt, cast
+from dataclasses import dataclass, fields
 
 from painterly.errors import OptionsError
-
-if TYPE_CHECKING:
-
-    class _Settings(Protocol):
-        """A dataclass, as the type checker knows one (typeshed's DataclassInstance)."""
-
-        __dataclass_fields__: ClassVar[dict[str, dataclasses.Field[Any]]]
-
+from painterly.settings import check_value, flag, option, parse_all, parse_number, show
 
 BOOK_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 STYLE_LOSSES = ("gram", "nearest")  # what --style-loss may be (nearest.py)
@@ -47,42 +27,6 @@ MAX_SIDE = 16384  # refuse before allocating: beyond this a run cannot finish on
 MAX_STEPS = 1_000_000
 MAX_WEIGHT = 1e12  # a loss or style weight beyond this only drowns the others in rounding
 MAX_SEED = 2**63 - 1  # torch takes up to 2**64 - 1; a signed 64-bit number fits everywhere
-
-
-@dataclass(frozen=True)
-class Kind:
-    """What an option takes.
-
-    ``name`` is one of ``int``, ``float``, ``bool``, ``str`` (free text), ``choice`` (one
-    of ``choices``), ``path`` (a file, or one of ``choices``), ``layer`` (a layer name),
-    ``bytes`` (a memory size such as 8G), or a comma-separated list: ``ints``,
-    ``floats``, ``layers``. Numbers (and list items) must lie in ``low..high``; ``zero``
-    also allows 0 (meaning "automatic") below ``low``; ``items`` bounds a list's length.
-    """
-
-    name: str
-    low: float | None = None
-    high: float | None = None
-    choices: tuple[str, ...] = ()
-    nullable: bool = False
-    zero: bool = False
-    items: tuple[int, int] = (0, 64)
-
-    @property
-    def element(self) -> str:
-        """The kind of one item of a list kind (``ints`` -> ``int``)."""
-        return {"ints": "int", "floats": "float", "layers": "layer"}.get(self.name, self.name)
-
-    @property
-    def is_list(self) -> bool:
-        return self.name in ("ints", "floats", "layers")
-
-
-def option(default, help: str, kind: str, *, cli: bool = True, **spec):
-    """A settings field: its default, help text and :class:`Kind` (``spec`` is the
-    Kind's range and choices). ``cli=False``: a setting of the library only, which the
-    command line does not offer."""
-    return field(default=default, metadata={"help": help, "kind": Kind(kind, **spec), "cli": cli})
 
 
 def _weight(default: float, help: str):
@@ -248,235 +192,18 @@ class Options:
 
     def __post_init__(self) -> None:
         for f in fields(self):
-            check_value(f.name, getattr(self, f.name))
+            check_value(f.name, getattr(self, f.name), Options)
         _check_together(self)
 
     @classmethod
     def make(cls, **raw) -> Options:
         """Options from raw values (text as typed, JSON numbers, lists): each is parsed
         with :func:`parse_value`, then the whole is checked."""
-        return cls(**_parse_all(raw))
+        return cls(**parse_all(raw, cls))
 
     def replace(self, **changes) -> Options:
         """A copy with ``changes`` (raw values, parsed as in :meth:`make`); this one stays."""
-        return dataclasses.replace(self, **_parse_all(changes))
-
-
-def kind_of(name: str, of: type = Options) -> Kind:
-    """The :class:`Kind` of the option ``name`` of the settings class ``of``."""
-    # ``of`` is always a settings dataclass (Options, or one whose fields use option()).
-    return cast("type[_Settings]", of).__dataclass_fields__[name].metadata["kind"]
-
-
-def check_fields(settings) -> None:
-    """Check every field of a settings dataclass instance against its Kind (for its
-    ``__post_init__``)."""
-    for f in fields(settings):
-        check_value(f.name, getattr(settings, f.name), type(settings))
-
-
-def make(of: type, **raw):
-    """An instance of the settings class ``of`` from raw values (text as typed, JSON
-    numbers), each parsed with :func:`parse_value`; unknown names are refused."""
-    return of(**_parse_all(raw, of))
-
-
-_AS_FLAGS: contextvars.ContextVar[bool] = contextvars.ContextVar("as_flags", default=False)
-
-
-@contextlib.contextmanager
-def named_as_flags() -> Iterator[None]:
-    """Within the block, messages name options as the command line spells them
-    (``--style-weight``); elsewhere (the Python API) as Options' fields do."""
-    token = _AS_FLAGS.set(True)
-    try:
-        yield
-    finally:
-        _AS_FLAGS.reset(token)
-
-
-def flag(name: str) -> str:
-    """How messages name an option: ``--style-weight`` on the command line (within
-    :func:`named_as_flags`), ``style_weight`` to a caller of the Python API."""
-    return "--" + name.replace("_", "-") if _AS_FLAGS.get() else name
-
-
-def show(value) -> str:
-    """A value as a message shows it: short, whatever it is (1e308 is not 309 digits)."""
-    if isinstance(value, bool) or value is None:
-        return str(value)
-    if isinstance(value, float):
-        return f"{value:.6g}"
-    if isinstance(value, int):
-        if abs(value) < 10**20:
-            return str(value)
-        try:
-            return f"{float(value):.6g}"
-        except OverflowError:
-            return f"{decimal.Decimal(value):.6g}"
-    # Text as typed, quoted; escaped where it holds a newline or other control character,
-    # so that the message stays one line.
-    text = f"'{value}'" if isinstance(value, str) and value.isprintable() else repr(value)
-    return text if len(text) <= 40 else text[:37] + "..."
-
-
-def _number(value, name: str, integer: bool, label: str) -> int | float:
-    """``value`` (a number, or text as typed) as an int or float; OptionsError otherwise."""
-    what = "a whole number" if integer else "a number"
-    if isinstance(value, str):
-        text = value.strip()
-        try:
-            value = int(text) if integer and re.fullmatch(r"[+-]?\d+", text) else float(text)
-        except ValueError:
-            raise OptionsError(f"{label} must be {what}, got {show(value)}") from None
-    if isinstance(value, bool) or not isinstance(value, numbers.Real):
-        raise OptionsError(f"{label} must be {what}, got {show(value)}")
-    if isinstance(value, numbers.Integral):  # exact, however large
-        return int(value) if integer else _finite_float(value, label)
-    if not math.isfinite(value):
-        raise OptionsError(f"{label} must be a finite number, got {show(value)}")
-    if integer:
-        # numbers.Real promises __trunc__, not __int__; every Real that comes here (float,
-        # NumPy's floats, Fraction) has __int__, and NumPy's float32 lacks __trunc__.
-        if value != int(cast(SupportsInt, value)):
-            raise OptionsError(f"{label} must be {what}, got {show(value)}")
-        return int(cast(SupportsInt, value))
-    return float(value)
-
-
-def _finite_float(value: numbers.Integral, label: str) -> float:
-    try:
-        return float(value)
-    except OverflowError:
-        raise OptionsError(f"{label} must be a finite number, got {show(value)}") from None
-
-
-def _in_range(value, kind: Kind, label: str) -> None:
-    if kind.zero and value == 0:
-        return
-    low = -math.inf if kind.low is None else kind.low
-    high = math.inf if kind.high is None else kind.high
-    if not low <= value <= high:  # NaN fails too
-        zero = "0 or " if kind.zero else ""
-        raise OptionsError(
-            f"{label} {show(value)} is out of range; use {zero}{show(low)} to {show(high)}"
-        )
-
-
-def parse_bytes(text: str) -> int:
-    """``8G``, ``512M``, ``1.5GB`` -> bytes; ``0`` or ``auto`` -> 0 (use what is free)."""
-    if text in ("0", "auto", ""):
-        return 0
-    m = re.fullmatch(r"\s*([0-9]{1,15}(?:\.[0-9]{1,15})?)\s*([KMGT]?)I?B?\s*", text.upper())
-    if not m or float(m.group(1)) <= 0:
-        raise OptionsError(
-            f"{flag('max_memory')} {show(text)} is not a size; write it like 8G or 512M"
-        )
-    units = {"": 1, "K": 2**10, "M": 2**20, "G": 2**30, "T": 2**40}
-    return int(float(m.group(1)) * units[m.group(2)])
-
-
-def _one(value, kind_name: str, kind: Kind, label: str):
-    """One value (or list item) of kind ``kind_name``, parsed and checked."""
-    if kind_name in ("int", "float"):
-        number = _number(value, kind_name, kind_name == "int", label)
-        _in_range(number, kind, label)
-        return number
-    if kind_name == "bool":
-        if not isinstance(value, bool):
-            raise OptionsError(f"{label} must be true or false, got {show(value)}")
-        return value
-    if not isinstance(value, str):
-        raise OptionsError(f"{label} must be text, got {show(value)}")
-    value = value.strip()
-    if not value:
-        raise OptionsError(f"{label} needs a value")
-    if kind_name == "choice" and value not in kind.choices:
-        raise OptionsError(f"{label} must be one of {', '.join(kind.choices)}, got {show(value)}")
-    if kind_name == "bytes":
-        parse_bytes(value)
-    return value
-
-
-def parse_value(name: str, value, label: str | None = None, of: type = Options):
-    """The value of option ``name`` (a field of ``of``) from text as typed on the command
-    line, JSON from the web form or a Python value: parsed into the field's type and
-    checked against its :class:`Kind`. OptionsError names the option as ``label``
-    (default: its flag)."""
-    kind, label = kind_of(name, of), label or flag(name)
-    if value is None or (isinstance(value, str) and not value.strip() and kind.nullable):
-        if not kind.nullable:
-            raise OptionsError(f"{label} needs a value")
-        return None
-    if not kind.is_list:
-        return _one(value, kind.name, kind, label)
-    if isinstance(value, str):
-        parts = [p for p in value.split(",") if p.strip()]
-        if value.strip() and not parts:
-            raise OptionsError(f"{label} takes comma-separated values, got {show(value)}")
-    elif isinstance(value, Sequence):
-        parts = list(value)
-    else:
-        raise OptionsError(f"{label} takes comma-separated values, got {show(value)}")
-    low, high = kind.items
-    if len(parts) < low:
-        raise OptionsError(f"{label} needs at least {low} value{'s' * (low > 1)}")
-    if len(parts) > high:
-        raise OptionsError(f"{label} takes at most {high} values, got {len(parts)}")
-    element = kind.element
-    if kind.name == "floats" and any(_not_number(p) for p in parts):
-        raise OptionsError(f"{label} takes comma-separated numbers, got {show(value)}")
-    return tuple(_one(p, element, kind, label) for p in parts)
-
-
-def _not_number(part) -> bool:
-    try:
-        float(part)
-    except (TypeError, ValueError):
-        return True
-    return isinstance(part, bool)
-
-
-def check_value(name: str, value, of: type = Options) -> None:
-    """Refuse a value of option ``name`` (a field of ``of``) that is not already of its
-    type and range (what ``Options(...)`` does; :func:`parse_value` turns text into such
-    values)."""
-    kind = kind_of(name, of)
-    typed = {
-        "int": lambda v: isinstance(v, numbers.Integral) and not isinstance(v, bool),
-        "float": lambda v: isinstance(v, numbers.Real) and not isinstance(v, bool),
-        "bool": lambda v: isinstance(v, bool),
-    }.get(kind.element, lambda v: isinstance(v, str))
-    if kind.is_list:
-        wrong = not isinstance(value, tuple) or not all(typed(v) for v in value)
-    else:
-        wrong = value is not None and not typed(value)
-    if wrong:
-        raise OptionsError(
-            f"{flag(name)} must be {'a tuple' if kind.is_list else 'of kind ' + kind.name}, got "
-            f"{show(value)} ({of.__name__}.make parses text)"
-        )
-    if value is None and kind.nullable:
-        return
-    if parse_value(name, value, of=of) != value:
-        raise OptionsError(f"{flag(name)}: {show(value)} is not in its parsed form")
-
-
-def _parse_all(raw: dict, of: type = Options) -> dict:
-    # ``of`` is always a settings dataclass, as in kind_of.
-    unknown = set(raw) - set(cast("type[_Settings]", of).__dataclass_fields__)
-    if unknown:
-        raise OptionsError(f"unknown option '{sorted(unknown)[0]}'")
-    return {name: parse_value(name, value, of=of) for name, value in raw.items()}
-
-
-def check_weight(weight, what: str = "style weight") -> float:
-    """A blend weight (``PATH:WEIGHT``, a (path, weight) pair, the web's weight): a finite
-    number from 0 to MAX_WEIGHT, so that the weights' sum cannot overflow either."""
-    number = _number(weight, what, False, what)
-    if not 0 <= number <= MAX_WEIGHT:
-        raise OptionsError(f"{what} is {show(number)}; use a number from 0 to {show(MAX_WEIGHT)}")
-    return number
+        return dataclasses.replace(self, **parse_all(changes, Options))
 
 
 def _check_together(o: Options) -> None:
@@ -618,3 +345,12 @@ def preset(name: str) -> Options:
 def option_fields():
     """The dataclass fields, in order, for building CLIs and forms."""
     return fields(Options)
+
+
+def check_weight(weight, what: str = "style weight") -> float:
+    """A blend weight (``PATH:WEIGHT``, a (path, weight) pair, the web's weight): a finite
+    number from 0 to MAX_WEIGHT, so that the weights' sum cannot overflow either."""
+    number = parse_number(weight, False, what)
+    if not 0 <= number <= MAX_WEIGHT:
+        raise OptionsError(f"{what} is {show(number)}; use a number from 0 to {show(MAX_WEIGHT)}")
+    return number

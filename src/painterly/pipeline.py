@@ -21,7 +21,7 @@ from torch.nn import functional as F
 from painterly import masks, nearest
 from painterly.clock import RunClock
 from painterly.color import style_color_noise
-from painterly.config import Options, parse_bytes
+from painterly.config import Options
 from painterly.encoders import Encoder
 from painterly.errors import OptionsError
 from painterly.events import Callback, Event, Notice, Progress, Started
@@ -29,6 +29,7 @@ from painterly.image import MIN_SIDE, fit_size, load_image, resize, to_tensor
 from painterly.memory import available_bytes, step_bytes, step_estimator
 from painterly.optimize import Objective, Outcome, optimize, style_targets
 from painterly.precision import numerics, resolve_precision
+from painterly.settings import parse_bytes
 from painterly.tiling import ALIGN, optimize_tiled, tile_count, tiled_grams, window_side
 
 

@@ -37,8 +37,9 @@ from painterly.cli.tools import (
     cmd_weights,
 )
 from painterly.cli.video import add_video_parser, cmd_video
-from painterly.config import ONE_PHOTO, named_as_flags
+from painterly.config import ONE_PHOTO
 from painterly.errors import PainterlyError
+from painterly.settings import named_as_flags
 
 __all__ = ["build_parser", "main", "parse_style"]
 

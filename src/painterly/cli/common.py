@@ -17,12 +17,11 @@ from painterly.config import (
     PRESETS,
     Options,
     check_weight,
-    kind_of,
     option_fields,
-    parse_value,
     preset,
 )
 from painterly.errors import OptionsError, PainterlyError
+from painterly.settings import kind_of, parse_value
 
 EXIT_OK, EXIT_ERROR, EXIT_USAGE, EXIT_INTERRUPTED = 0, 1, 2, 130
 
@@ -46,7 +45,7 @@ def flag_type(name: str, label: str | None = None, of: type = Options):
 
     def parse(text: str):
         try:
-            return parse_value(name, text, label, of)
+            return parse_value(name, text, label, of=of)
         except OptionsError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
 

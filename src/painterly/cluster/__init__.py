@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from painterly.config import check_fields, flag, option
 from painterly.errors import OptionsError
+from painterly.settings import check_fields, flag, option
 
 
 @dataclass(frozen=True)

@@ -18,10 +18,10 @@ import torch
 from PIL import Image
 
 from painterly import color
-from painterly.config import parse_bytes
 from painterly.errors import OptionsError
 from painterly.fast.network import TransformerNet
 from painterly.image import to_image, to_tensor
+from painterly.settings import parse_bytes
 from painterly.tiling import ALIGN, Tile, tile_grid
 
 Tensor = torch.Tensor

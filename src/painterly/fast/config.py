@@ -7,7 +7,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from painterly.config import MAX_SEED, check_fields, option
+from painterly.config import MAX_SEED
+from painterly.settings import check_fields, option
 
 DEFAULT_WIDTH = 32  # the paper's
 SMALL_WIDTH = 16  # about 4x fewer operations: the CPU variant

@@ -28,7 +28,8 @@ from __future__ import annotations
 import importlib
 from dataclasses import dataclass
 
-from painterly.config import MAX_SIDE, MAX_STEPS, check_fields, option
+from painterly.config import MAX_SIDE, MAX_STEPS
+from painterly.settings import check_fields, option
 
 # Defaults of the report, chosen so that the whole page takes a few minutes on two CPU
 # cores: the stylisation runs at REPORT_SIZE px for REPORT_STEPS steps, each of the 11

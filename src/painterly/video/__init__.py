@@ -20,7 +20,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from painterly.config import MAX_STEPS, MAX_WEIGHT, check_fields, option
+from painterly.config import MAX_STEPS, MAX_WEIGHT
+from painterly.settings import check_fields, option
 
 FIRST_STEPS = 300  # the first frame: an ordinary coarse-to-fine stylisation
 LATER_STEPS = 100  # each later frame: one scale, started from the warped previous output

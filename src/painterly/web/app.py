@@ -56,13 +56,14 @@ from starlette.responses import StreamingResponse
 
 import painterly
 from painterly.api import make_options, resolve_device
-from painterly.config import PRESETS, Kind, Options, kind_of, option_fields, parse_value
+from painterly.config import PRESETS, Options, option_fields
 from painterly.encoders import all_layer_names, pretrained_cached, weights_choices
 from painterly.errors import ModelError, OptionsError
 from painterly.image import MIN_SIDE
 from painterly.paintings import PAINTINGS
 from painterly.paintings import path as painting_path
 from painterly.pipeline import output_size
+from painterly.settings import Kind, kind_of, parse_value
 from painterly.web.jobs import CURVES, TERMINAL, Job, JobManager, QueueFull, Runner
 from painterly.web.limits import LOOPBACK, Guard, Limits, allowed_hosts, server_config
 from painterly.web.models import MODEL_FIELDS, ModelShelf
@@ -157,7 +158,7 @@ _FORM_KIND = {"ints": "list", "floats": "list", "layers": "list", "int": "int", 
 
 def _kind(f) -> str:
     """How the page shows a field: bool, int, float, list or str (a menu)."""
-    kind = kind_of(f.name).name
+    kind = kind_of(f.name, Options).name
     return "bool" if kind == "bool" else _FORM_KIND.get(kind, "str")
 
 
@@ -238,16 +239,16 @@ def parse_options(raw: dict[str, Any], base: Options) -> dict[str, Any]:
             raise OptionsError(f"unknown option '{name}'")
         label, kind = _label(name), _kind(f)
         if value is None or value == "":
-            value = parse_value(name, None, label)  # None, or "needs a value"
+            value = parse_value(name, None, label, of=Options)  # None, or "needs a value"
         elif kind in ("bool", "int", "float"):
             if kind != "bool" and (isinstance(value, bool) or not isinstance(value, int | float)):
                 raise OptionsError(f"{label} must be a number")
-            value = parse_value(name, value, label)
+            value = parse_value(name, value, label, of=Options)
         elif kind == "list":
             items = value.split(",") if isinstance(value, str) else value
             if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
                 raise OptionsError(f"{label} must be a list of names")
-            value = parse_value(name, [v for v in items if v.strip()], label)
+            value = parse_value(name, [v for v in items if v.strip()], label, of=Options)
             bad = [v for v in value if v not in choices[name]]
             if bad:
                 raise OptionsError(f"{label}: '{bad[0]}' is not one of {', '.join(choices[name])}")
