@@ -17,10 +17,10 @@ from synthetic import blob, stripes
 
 from painterly.cli import main
 from painterly.fast import model_file
-from painterly.fast.apply import choose_tile, feather, paint_tensor
+from painterly.fast.apply import choose_tile, paint_tensor
 from painterly.fast.network import TransformerNet, make_network
 from painterly.image import load_image, read_metadata
-from painterly.tiling import Tile
+from painterly.tiling import Tile, feather
 
 TINY = ["--width", "4", "--blocks", "1", "--crop", "32", "--batch-size", "2", "--quiet"]
 

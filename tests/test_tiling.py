@@ -16,7 +16,16 @@ from painterly import losses
 from painterly.cli import main
 from painterly.config import Options
 from painterly.pipeline import scale_plan
-from painterly.tiling import Tile, Window, blend_weights, tile_grid, tiled_grams, window
+from painterly.tiling import (
+    ALIGN,
+    Tile,
+    Window,
+    blend_weights,
+    largest_tile,
+    tile_grid,
+    tiled_grams,
+    window,
+)
 
 
 def test_scale_plan_goes_coarse_to_fine_and_spends_the_budget():
@@ -278,3 +287,12 @@ def _per_scale(history):
     for h in history:
         scales.setdefault(h["scale"], []).append(h)
     return [scales[k] for k in sorted(scales)]
+
+
+@pytest.mark.parametrize("budget", [0, 999, 5000, 123_456, 10**6, 10**9])
+def test_largest_tile_is_the_largest_side_that_fits(budget):
+    def cost(side):
+        return 3 * side * side + 7 * side
+
+    sides = [s for s in range(64, 1001, ALIGN) if cost(s) <= budget]
+    assert largest_tile(cost, 1000, budget, 64) == (sides[-1] if sides else 0)

@@ -30,7 +30,14 @@ from painterly.memory import available_bytes, step_bytes, step_estimator
 from painterly.optimize import Objective, Outcome, optimize, style_targets
 from painterly.precision import numerics, resolve_precision
 from painterly.settings import parse_bytes
-from painterly.tiling import ALIGN, optimize_tiled, tile_count, tiled_grams, window_side
+from painterly.tiling import (
+    ALIGN,
+    largest_tile,
+    optimize_tiled,
+    tile_count,
+    tiled_grams,
+    window_side,
+)
 
 
 @dataclass
@@ -192,17 +199,16 @@ def memory_budget(opts: Options, device: torch.device) -> int:
 
 def _fitting_tile(estimate, size: tuple[int, int], budget: int) -> int:
     # The network sees each tile with a margin of context around it (tiling.Window).
-    tile = min(max(size), 4096) // ALIGN * ALIGN
-    while tile >= 128:
-        side = window_side(tile)
-        if estimate(side, side) <= budget:
-            return tile
-        tile = int(tile * 0.8) // ALIGN * ALIGN
-    need = estimate(window_side(128), window_side(128)) / 2**20
-    raise OptionsError(
-        f"not enough memory: even a 128 px tile needs about {need:.0f} MB and the budget is "
-        f"{budget / 2**20:.0f} MB; raise --max-memory or free some memory"
-    )
+    def cost(tile: int) -> int:
+        return estimate(window_side(tile), window_side(tile))
+
+    tile = largest_tile(cost, min(max(size), 4096), budget, 128)
+    if not tile:
+        raise OptionsError(
+            f"not enough memory: even a 128 px tile needs about {cost(128) / 2**20:.0f} MB "
+            f"and the budget is {budget / 2**20:.0f} MB; raise --max-memory or free some memory"
+        )
+    return tile
 
 
 def batch_size(

@@ -24,7 +24,7 @@ painting, and the tiles come out unequal.
 from __future__ import annotations
 
 import math
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 
 import torch
@@ -106,6 +106,11 @@ def tile_count(height: int, width: int, tile: int) -> int:
     return len(tile_grid(height, width, tile, overlap_of(tile)))
 
 
+def _ramp(n: int, device) -> Tensor:
+    """``n`` weights rising strictly between 0 and 1."""
+    return torch.linspace(0, 1, n + 2, device=device)[1:-1]
+
+
 def blend_weights(tile: Tile, done: Tensor, fade_bottom: int = 0, fade_right: int = 0) -> Tensor:
     """(1, 1, h, w) weights for writing ``tile`` back: ramps from 0 to 1 across the part
     of the tile already covered by earlier tiles (``done``), and from 1 down toward 0
@@ -120,22 +125,70 @@ def blend_weights(tile: Tile, done: Tensor, fade_bottom: int = 0, fade_right: in
     h, w = covered.shape
     weight = torch.ones(h, w, device=done.device)
 
-    def ramp(n: int) -> Tensor:  # n values strictly between 0 and 1, rising
-        return torch.linspace(0, 1, n + 2, device=done.device)[1:-1]
-
     rows = covered.all(dim=1).nonzero()  # top rows fully covered: overlap with tile above
     cols = covered.all(dim=0).nonzero()  # left columns fully covered
     if len(rows) and rows[-1] < h - 1:
         n = int(rows[-1]) + 1
-        weight[:n] *= ramp(n)[:, None]
+        weight[:n] *= _ramp(n, done.device)[:, None]
     if len(cols) and cols[-1] < w - 1:
         n = int(cols[-1]) + 1
-        weight[:, :n] *= ramp(n)[None, :]
+        weight[:, :n] *= _ramp(n, done.device)[None, :]
     if 0 < fade_bottom < h:
-        weight[h - fade_bottom :] *= ramp(fade_bottom).flip(0)[:, None]
+        weight[h - fade_bottom :] *= _ramp(fade_bottom, done.device).flip(0)[:, None]
     if 0 < fade_right < w:
-        weight[:, w - fade_right :] *= ramp(fade_right).flip(0)[None, :]
+        weight[:, w - fade_right :] *= _ramp(fade_right, done.device).flip(0)[None, :]
     return weight[None, None]
+
+
+def feather(t: Tile, height: int, width: int, overlap: int, device) -> Tensor:
+    """(1, 1, h, w) weights of tile ``t`` for :func:`map_tiles`: 1 inside, ramping down
+    over ``overlap`` px at each side that another tile shares (not at the image's edges)."""
+    h, w = t.y1 - t.y0, t.x1 - t.x0
+    wy, wx = torch.ones(h, device=device), torch.ones(w, device=device)
+    n_y, n_x = min(overlap, h), min(overlap, w)
+    if t.y0 > 0:
+        wy[:n_y] = torch.minimum(wy[:n_y], _ramp(n_y, device))
+    if t.y1 < height:
+        wy[h - n_y :] = torch.minimum(wy[h - n_y :], _ramp(n_y, device).flip(0))
+    if t.x0 > 0:
+        wx[:n_x] = torch.minimum(wx[:n_x], _ramp(n_x, device))
+    if t.x1 < width:
+        wx[w - n_x :] = torch.minimum(wx[w - n_x :], _ramp(n_x, device).flip(0))
+    return (wy[:, None] * wx[None, :])[None, None]
+
+
+def map_tiles(function: Callable[[Tensor], Tensor], image: Tensor, tile: int) -> Tensor:
+    """``function`` (one image in, one of the same size out, such as a fast model's
+    forward pass) applied to overlapping tiles of ``image`` and blended back: every
+    pixel the mean of the tiles covering it, weighted by :func:`feather`.
+
+    Unlike :func:`optimize_tiled`, each tile is independent of the others, so the tiles
+    are blended symmetrically rather than cross-faded in raster order."""
+    height, width = image.shape[-2:]
+    overlap = overlap_of(tile)
+    total = torch.zeros_like(image)
+    weight = torch.zeros_like(image[:, :1])
+    for t in tile_grid(height, width, tile, overlap):
+        w = feather(t, height, width, overlap, image.device)
+        t.crop(total).add_(w * function(t.crop(image)))
+        t.crop(weight).add_(w)
+    return total / weight
+
+
+def largest_tile(cost: Callable[[int], float], longest: int, budget: int, least: int) -> int:
+    """The largest tile side, a multiple of ALIGN from ``least`` up to ``longest``, whose
+    ``cost(side)`` (bytes, growing with the side) fits ``budget``; 0 if not even
+    ``least`` fits. The memory-budgeted tile of optimisation and of fast models alike."""
+    low, high = least, max(least, longest // ALIGN * ALIGN)
+    if cost(low) > budget:
+        return 0
+    while low < high:  # cost(low) fits; the answer lies in low..high
+        middle = (low + high + ALIGN) // 2 // ALIGN * ALIGN
+        if cost(middle) <= budget:
+            low = middle
+        else:
+            high = middle - ALIGN
+    return low
 
 
 def gram_sums(
