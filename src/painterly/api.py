@@ -319,12 +319,15 @@ def run_model(
     height: int | None = None,
     preserve_color: str = "none",
     device: str = "auto",
+    tile: int = 0,
+    max_memory: str = "auto",
     callback: Callback = ignore,
 ) -> Result:
     """``photo`` painted by the model file ``model`` (painterly.fast), as a :class:`Result`
-    (image, metrics, the model's metadata for the output file): what the web app's jobs
-    with a fast model run. ``size`` (long side) or ``height`` (which wins) resize the
-    photo first, as they size a ``stylize`` result."""
+    (image, metrics, the model's metadata for the output file): what ``painterly apply``
+    and the web app's jobs with a fast model run. ``size`` (long side) or ``height``
+    (which wins) resize the photo first, as they size a ``stylize`` result; ``tile`` and
+    ``max_memory`` as in :class:`painterly.fast.config.ApplyConfig`."""
     from painterly.fast.apply import paint
     from painterly.fast.model_file import load_model
 
@@ -337,7 +340,9 @@ def run_model(
         img = resize(img, out_size)
     where = resolve_device(device)
     callback(Started(total_steps=0, size=out_size, encoder=info.encoder, device=str(where)))
-    painted = paint(net, img, device=where, preserve_color=preserve_color)
+    painted = paint(
+        net, img, device=where, tile=tile, max_memory=max_memory, preserve_color=preserve_color
+    )
     seconds = time.perf_counter() - start
     metrics = {
         "model": model.stem,

@@ -13,9 +13,8 @@ from PIL import Image
 
 from painterly.config import check_weight
 from painterly.errors import OptionsError
-from painterly.image import OUTPUT_FORMATS, load_image
-
-STYLE_SUFFIXES = (*OUTPUT_FORMATS, ".bmp", ".gif")
+from painterly.files import images_in
+from painterly.image import load_image
 
 
 def style_factor(strength: float) -> float:
@@ -42,7 +41,7 @@ def layer_mean(per_layer: Mapping[str, torch.Tensor], weights: Sequence[float]) 
 
 def style_folder(path: Path) -> list[Image.Image]:
     """Every image in ``path`` (sorted by name, not recursive), for one style."""
-    files = sorted(p for p in path.iterdir() if p.suffix.lower() in STYLE_SUFFIXES)
+    files = images_in(path)
     if not files:
         raise OptionsError(
             f"style folder {path} has no images; put .png/.jpg/.webp/.tif files in it"

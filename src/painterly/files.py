@@ -168,6 +168,15 @@ claims = Claims()
 when the command ends."""
 
 
+IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+"""What painterly takes for an image when it reads a folder (a GIF: its first frame)."""
+
+
+def images_in(folder: str | os.PathLike) -> list[Path]:
+    """The image files directly in ``folder`` (by suffix, not recursive), sorted by name."""
+    return sorted(p for p in Path(folder).iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+
+
 def sha256_of(path: str | os.PathLike) -> str:
     """SHA-256 of a file's bytes, hex, read in 1 MiB blocks."""
     digest = hashlib.sha256()

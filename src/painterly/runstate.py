@@ -17,8 +17,8 @@ import shutil
 from pathlib import Path
 
 from painterly import files
-from painterly.controls import STYLE_SUFFIXES
 from painterly.errors import OptionsError
+from painterly.files import images_in
 
 
 def read_record(path: Path, fix: str) -> dict:
@@ -96,7 +96,7 @@ def style_files(path: str | os.PathLike) -> list[Path]:
     """The files a style stands for: itself, or a folder's images (as controls reads
     them: sorted by name, not recursive)."""
     if os.path.isdir(path):
-        return sorted(p for p in Path(path).iterdir() if p.suffix.lower() in STYLE_SUFFIXES)
+        return images_in(path)
     return [Path(path)]
 
 

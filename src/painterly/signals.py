@@ -94,6 +94,10 @@ class StopSignals:
 
     @contextlib.contextmanager
     def saving(self) -> Iterator[None]:
+        """The block that writes the result; after a third signal it is not entered
+        (KeyboardInterrupt: nothing more is written)."""
+        if self.aborted:
+            raise KeyboardInterrupt
         self._saving = True
         try:
             yield

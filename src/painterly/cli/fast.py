@@ -10,7 +10,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
-import time
+from dataclasses import asdict
 from pathlib import Path
 
 from painterly import files
@@ -23,20 +23,39 @@ from painterly.cli.common import (
     claim_output,
     closing_line,
     distinct_outputs,
-    flag_type,
     given_settings,
     metrics_path_of,
     parse_style,
     write_metrics,
 )
 from painterly.errors import OptionsError
-from painterly.fast.config import TRAIN_OPTIONS, TRAIN_STRENGTH, TrainConfig
-
-IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp", ".gif")
+from painterly.fast.config import TRAIN_OPTIONS, TRAIN_STRENGTH, ApplyConfig, TrainConfig
+from painterly.files import images_in
 
 
 def add_parsers(sub) -> None:
     """The four commands, on ``painterly``'s subparsers."""
+    _add_train_parser(sub)
+
+    ap = sub.add_parser("apply", help="paint photos with a fast model, one pass each")
+    ap.add_argument("model", help="model file or name (see `painterly models`)")
+    ap.add_argument("photos", nargs="+", metavar="PHOTO", help="photos or folders of photos")
+    ap.add_argument("-o", "--output", required=True, help="output image, or folder for many")
+    ap.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+    ap.add_argument(
+        "--format", default="png", choices=("png", "jpg", "webp", "tif"), help="in a folder"
+    )
+    add_settings_flags(ap, ApplyConfig)
+
+    sub.add_parser("models", help="list the fast models in the cache")
+
+    ex = sub.add_parser("export", help="write a fast model as ONNX (dynamic height and width)")
+    ex.add_argument("model", help="model file or name")
+    ex.add_argument("-o", "--output", required=True, help="output file (.onnx)")
+    ex.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
+
+
+def _add_train_parser(sub) -> None:
     tr = sub.add_parser(
         "train",
         help="train a fast model for a style: afterwards `apply` paints any photo at once",
@@ -69,41 +88,6 @@ def add_parsers(sub) -> None:
         },
     )
 
-    ap = sub.add_parser("apply", help="paint photos with a fast model, one pass each")
-    ap.add_argument("model", help="model file or name (see `painterly models`)")
-    ap.add_argument("photos", nargs="+", metavar="PHOTO", help="photos or folders of photos")
-    ap.add_argument("-o", "--output", required=True, help="output image, or folder for many")
-    ap.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-    ap.add_argument(
-        "--format", default="png", choices=("png", "jpg", "webp", "tif"), help="in a folder"
-    )
-    ap.add_argument(
-        "--preserve-color",
-        type=flag_type("preserve_color"),
-        default="none",
-        help="none, luminance (keep the photo's colours) or histogram",
-    )
-    ap.add_argument(
-        "--tile",
-        type=flag_type("tile"),  # stylize's tile: 0, or 64 px and more
-        default=0,
-        help="tile side in px (0: from --max-memory)",
-    )
-    ap.add_argument(
-        "--max-memory",
-        type=flag_type("max_memory"),
-        default="auto",
-        help="memory a pass may use, e.g. 2G (auto: most of what is free)",
-    )
-    ap.add_argument("--device", type=flag_type("device"), default="auto", help="auto, cpu, cuda")
-
-    sub.add_parser("models", help="list the fast models in the cache")
-
-    ex = sub.add_parser("export", help="write a fast model as ONNX (dynamic height and width)")
-    ex.add_argument("model", help="model file or name")
-    ex.add_argument("-o", "--output", required=True, help="output file (.onnx)")
-    ex.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
-
 
 COMMANDS = ("train", "apply", "models", "export")
 
@@ -126,15 +110,15 @@ def _model_path(name: str, writing: bool = False) -> Path:
 def _train_outputs(args: argparse.Namespace, specs: list[tuple[str, float]]):
     """The model, its checkpoint, the preview and the metrics file ``train`` writes,
     claimed and checked before anything slow (a resumed run's own files are its own)."""
+    from painterly.fast.train import TrainFiles
+
     inputs = [p for p, _ in specs] + ([args.preview] if args.preview else [])
-    model = _model_path(args.output, writing=True)
-    checkpoint = model.with_suffix(".ckpt")
-    preview_out = model.with_name(model.stem + ".preview.jpg")
+    out = TrainFiles.beside(_model_path(args.output, writing=True), bool(args.preview))
     metrics_path = metrics_path_of(args)
-    outputs = [model, checkpoint] + ([preview_out] if args.preview else [])
+    outputs = [out.model, out.checkpoint] + ([out.preview] if out.preview else [])
     if args.resume:
-        if not checkpoint.is_file():
-            raise OptionsError(f"no checkpoint {checkpoint} to resume; start without --resume")
+        if not out.checkpoint.is_file():
+            raise OptionsError(f"no checkpoint {out.checkpoint} to resume; start without --resume")
         for path in outputs:
             files.claims.claim(path)  # the run's own files: its claim, not a new one's
             check_writable(path)
@@ -144,16 +128,12 @@ def _train_outputs(args: argparse.Namespace, specs: list[tuple[str, float]]):
     if metrics_path:
         claim_output(metrics_path, inputs, args.overwrite or args.resume)
     distinct_outputs(outputs + ([metrics_path] if metrics_path else []))
-    return model, checkpoint, preview_out, metrics_path
+    return out, metrics_path
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from painterly.api import resolve_run
     from painterly.cli.common import stoppable
-    from painterly.events import Preview
-    from painterly.fast import model_file
-    from painterly.fast import train as training
-    from painterly.image import save_image
+    from painterly.fast.train import train_model
     from painterly.progress import ProgressPrinter
     from painterly.signals import StopSignals
 
@@ -162,56 +142,32 @@ def cmd_train(args: argparse.Namespace) -> int:
         given.setdefault("strength", TRAIN_STRENGTH)
     config = TrainConfig(**given_settings(args, TrainConfig))
     specs = [parse_style(s) for s in args.styles]
-    model, checkpoint, preview_out, metrics_path = _train_outputs(args, specs)
-
-    photos = training.Photos(args.images, config.crop, config.jitter)
-    preview = training.preview_photo(args.preview, 512) if args.preview else None
+    out, metrics_path = _train_outputs(args, specs)
     bar = ProgressPrinter(args.quiet, unit="it", desc="train")
-    opts, encoder, device, _ = resolve_run(None, given, bar, None)
-    styles = training.style_tensors(specs, opts, config.crop)
-    records = training.style_records(specs)
-    skipped_first = len(photos.skipped)
-    if skipped_first:
-        bar.say(f"skipping {len(photos.skipped)} unreadable file(s) under {args.images}")
-    if preview is not None:
-        every = f"every {config.save_every} iterations" if config.save_every else "at the end"
-        bar.say(f"a preview of {args.preview} goes to {preview_out} {every}")
-
-    def on_event(event) -> None:
-        bar(event)
-        if isinstance(event, Preview):
-            save_image(event.image, preview_out, {"painterly:iteration": str(event.step)})
-
     with StopSignals(bar.say) as stop:
         try:
-            result = training.train(
-                photos,
-                styles,
-                records,
+            result = train_model(
+                args.images,
+                specs,
                 config,
-                opts,
-                encoder,
-                device,
-                checkpoint=checkpoint,
+                given,
+                out,
+                preview_photo=args.preview,
                 resume=args.resume,
-                preview=preview,
-                callback=stoppable(on_event, stop),
+                callback=stoppable(bar, stop),
+                saving=stop.saving,
             )
         finally:
             bar.close()
-        if stop.aborted:
-            raise KeyboardInterrupt
-        with stop.saving():
-            model_file.save_model(model, result.net, result.info)
-            if preview is not None:
-                painted = training.paint(result.net, preview, "cpu")
-                save_image(
-                    painted, preview_out, {"painterly:iteration": str(result.info.iterations)}
-                )
-            if metrics_path:
-                write_metrics(metrics_path, result.metrics, f"the model {model} is written")
+        if metrics_path:
+            with stop.saving():
+                write_metrics(metrics_path, result.metrics, f"the model {out.model} is written")
+    return _train_closing(args, config, result, out, stop)
+
+
+def _train_closing(args, config: TrainConfig, result, out, stop) -> int:
     m = result.metrics
-    if len(result.skipped) > skipped_first:  # more found undecodable while training
+    if len(result.skipped) > result.skipped_before:  # more found undecodable while training
         print(f"painterly: skipped {len(result.skipped)} unreadable photo(s)", file=sys.stderr)
     if not result.interrupted and m["iterations"] < config.iterations:
         print(
@@ -223,9 +179,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     return closing_line(
         stop,
         result.interrupted,
-        f"interrupted after {m['iterations']} iterations; wrote {model} and {checkpoint} "
-        "(continue with --resume)",
-        f"wrote {model} ({m['iterations']} iterations, {m['seconds']:.1f} s, "
+        f"interrupted after {m['iterations']} iterations; wrote {out.model} and "
+        f"{out.checkpoint} (continue with --resume)",
+        f"wrote {out.model} ({m['iterations']} iterations, {m['seconds']:.1f} s, "
         f"{m['iterations_per_s']:.3g} it/s on {m['encoder']})",
         args.quiet,
     )
@@ -236,7 +192,7 @@ def _photo_files(items: list[str]) -> list[Path]:
     for item in items:
         path = Path(item)
         if path.is_dir():
-            found = sorted(p for p in path.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES)
+            found = images_in(path)
             if not found:
                 raise OptionsError(f"{path} has no photos (.jpg .png .webp .tif ...)")
             out += found
@@ -246,11 +202,10 @@ def _photo_files(items: list[str]) -> list[Path]:
 
 
 def cmd_apply(args: argparse.Namespace) -> int:
-    from painterly.api import resolve_device
-    from painterly.fast.apply import paint
-    from painterly.fast.model_file import load_model
-    from painterly.image import check_output_path, load_image, save_image
+    from painterly.api import run_model
+    from painterly.image import check_output_path, save_image
 
+    config = ApplyConfig(**given_settings(args, ApplyConfig))
     model = _model_path(args.model)
     photos = _photo_files(args.photos)
     inputs = [str(model), *map(str, photos)]
@@ -263,21 +218,11 @@ def cmd_apply(args: argparse.Namespace) -> int:
         raise OptionsError(f"{out} is not an existing folder; for {len(photos)} photos give one")
     outputs = [claim_output(check_output_path(n), inputs, args.overwrite) for n in names]
     distinct_outputs(outputs)
-    net, info = load_model(model)
-    device = resolve_device(args.device)
-    metadata = info.image_metadata(model.name)
     for photo, output in zip(photos, outputs, strict=True):
-        start = time.perf_counter()
-        img = paint(
-            net,
-            load_image(photo),
-            device=device,
-            tile=args.tile,
-            max_memory=args.max_memory,
-            preserve_color=args.preserve_color,
-        )
-        save_image(img, output, metadata)
-        print(f"painterly: wrote {output} ({time.perf_counter() - start:.2f} s)", file=sys.stderr)
+        result = run_model(photo, model, **asdict(config))
+        save_image(result.image, output, result.metadata)
+        seconds = result.metrics["seconds"]
+        print(f"painterly: wrote {output} ({seconds:.2f} s)", file=sys.stderr)
     return EXIT_OK
 
 

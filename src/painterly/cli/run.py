@@ -93,8 +93,6 @@ def cmd_stylize(args: argparse.Namespace) -> int:
             )
         finally:
             printer.close()
-        if stop.aborted:
-            raise KeyboardInterrupt
         with stop.saving():
             save_image(result.image, output, result.metadata)
             if metrics_path:
@@ -158,8 +156,6 @@ def cmd_batch(args: argparse.Namespace) -> int:
             )
         finally:
             printer.close()
-        if stop.aborted:
-            raise KeyboardInterrupt
         with stop.saving():
             seconds = time.perf_counter() - start
             done = [(i, out, r) for i, out, r in zip(items, outputs, results, strict=True) if r]

@@ -18,13 +18,13 @@ from PIL import Image
 
 from painterly import color
 from painterly.errors import OptionsError
+from painterly.fast.config import ApplyConfig
 from painterly.fast.network import TransformerNet
 from painterly.image import to_image, to_tensor
 from painterly.settings import parse_bytes
 from painterly.tiling import largest_tile, map_tiles
 
 Tensor = torch.Tensor
-PRESERVE = ("none", "luminance", "histogram")
 
 
 def pass_bytes(width: int, pixels: int) -> int:
@@ -70,8 +70,7 @@ def paint(
     onto the photo's (as in ``stylize``, painterly.color), ``none`` leaves them."""
     from painterly.memory import available_bytes
 
-    if preserve_color not in PRESERVE:
-        raise OptionsError(f"--preserve-color must be one of {', '.join(PRESERVE)}")
+    ApplyConfig(tile=tile, max_memory=max_memory, preserve_color=preserve_color)  # checks
     device = torch.device(device)
     budget = parse_bytes(max_memory) or available_bytes(device)
     side = choose_tile(net.width, photo.size, budget, tile)

@@ -1,13 +1,14 @@
-"""How a fast model is trained: :class:`TrainConfig`, declared like
-:class:`painterly.config.Options` (each field's default, help and kind in one place, from
-which ``painterly train`` builds its flags and its checks), and which of Options' fields
-training takes. Free of torch, so that ``painterly --help`` stays light."""
+"""How a fast model is trained (:class:`TrainConfig`) and applied (:class:`ApplyConfig`),
+declared like :class:`painterly.config.Options` (each field's default, help and kind in
+one place, from which ``painterly train`` and ``apply`` build their flags and checks), and
+which of Options' fields training takes. Free of torch, so that ``painterly --help``
+stays light."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from painterly.config import MAX_SEED
+from painterly.config import MAX_SEED, MAX_SIDE
 from painterly.settings import check_fields, option
 
 DEFAULT_WIDTH = 32  # the paper's
@@ -77,6 +78,30 @@ class TrainConfig:
         low=1,
         high=16,
         cli=False,
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
+class ApplyConfig:
+    """How a model paints a photo (painterly.fast.apply)."""
+
+    tile: int = option(
+        0, "tile side in px (0: from --max-memory)", "int", low=64, high=MAX_SIDE, zero=True
+    )
+    max_memory: str = option(
+        "auto", "memory a pass may use, e.g. 2G (auto: most of what is free)", "bytes"
+    )
+    device: str = option(
+        "auto", "auto, cpu, cuda or mps", "choice", choices=("auto", "cpu", "cuda", "mps")
+    )
+    preserve_color: str = option(
+        "none",
+        "none, luminance (keep the photo's colours) or histogram",
+        "choice",
+        choices=("none", "luminance", "histogram"),
     )
 
     def __post_init__(self) -> None:

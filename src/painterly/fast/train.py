@@ -16,12 +16,13 @@ run ends with the same weights, bit for bit on the CPU, as one that never stoppe
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import json
 import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -32,14 +33,23 @@ from PIL import Image, UnidentifiedImageError
 from painterly import __version__, files, nearest
 from painterly.clock import RunClock
 from painterly.config import Options
-from painterly.controls import STYLE_SUFFIXES, expand_styles
+from painterly.controls import expand_styles
 from painterly.errors import ImageError, OptionsError, PainterlyError
-from painterly.events import Callback, Preview, Progress, Started, Stop, ignore
+from painterly.events import Callback, Notice, Preview, Progress, Started, Stop, ignore
 from painterly.fast import model_file
 from painterly.fast.config import TrainConfig
 from painterly.fast.network import TransformerNet, make_network
-from painterly.image import MIN_SIDE, fit_size, load_image, resize, to_image, to_tensor
+from painterly.image import (
+    MIN_SIDE,
+    fit_size,
+    load_image,
+    resize,
+    save_image,
+    to_image,
+    to_tensor,
+)
 from painterly.optimize import Objective, style_targets
+from painterly.runstate import style_files
 
 Tensor = torch.Tensor
 LOSSES = ("total", "content", "style", "tv")
@@ -53,6 +63,7 @@ class TrainResult:
     metrics: dict
     interrupted: bool = False
     skipped: list[str] = field(default_factory=list)  # photos that could not be read
+    skipped_before: int = 0  # of them, those found before training began
 
 
 # --- the photos ---------------------------------------------------------------------
@@ -74,7 +85,7 @@ class Photos:
         self.skipped: list[str] = []
         self.paths: list[Path] = []
         for path in sorted(p for p in folder.rglob("*") if p.is_file()):
-            if path.suffix.lower() not in STYLE_SUFFIXES or path.name.startswith("."):
+            if path.suffix.lower() not in files.IMAGE_SUFFIXES or path.name.startswith("."):
                 continue
             try:
                 with Image.open(path) as img:
@@ -154,13 +165,7 @@ def style_records(specs: Sequence[tuple[str, float]]) -> list[dict]:
     """Name, SHA-256 and weight of each style file (a folder: each of its images)."""
     out = []
     for name, weight in specs:
-        path = Path(name)
-        found = (
-            sorted(p for p in path.iterdir() if p.suffix.lower() in STYLE_SUFFIXES)
-            if path.is_dir()
-            else [path]
-        )
-        for item in found:
+        for item in style_files(name):
             out.append({"name": item.stem, "sha256": files.sha256_of(item), "weight": weight})
     return out
 
@@ -335,6 +340,81 @@ def train(
     return TrainResult(net.cpu(), info, metrics, interrupted, list(photos.skipped))
 
 
+@dataclass(frozen=True)
+class TrainFiles:
+    """Where :func:`train_model` writes: the model, its checkpoint, and (with a preview
+    photo) the preview painted every ``save_every`` iterations and at the end."""
+
+    model: Path
+    checkpoint: Path
+    preview: Path | None = None
+
+    @classmethod
+    def beside(cls, model: Path, preview: bool) -> TrainFiles:
+        """The checkpoint and the preview named after ``model``."""
+        return cls(
+            model,
+            model.with_suffix(".ckpt"),
+            model.with_name(model.stem + ".preview.jpg") if preview else None,
+        )
+
+
+def train_model(
+    images: str | os.PathLike,
+    specs: Sequence[tuple[str, float]],
+    config: TrainConfig,
+    overrides: dict,
+    out: TrainFiles,
+    *,
+    preview_photo: str | os.PathLike | None = None,
+    resume: bool = False,
+    callback: Callback = ignore,
+    saving: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
+) -> TrainResult:
+    """Train a model for the paintings ``specs`` (path, weight) on the photos under
+    ``images`` and write it to ``out.model`` (within ``saving()``, which may hold off
+    signals), with ``overrides`` the Options fields of training (TRAIN_OPTIONS) given.
+    Notices say what is skipped and where the preview goes; the rest as :func:`train`."""
+    from painterly.api import resolve_run
+
+    photos = Photos(images, config.crop, config.jitter)
+    preview = preview_photo_of(preview_photo, 512) if preview_photo else None
+    opts, encoder, device, _ = resolve_run(None, overrides, callback, None)
+    styles = style_tensors(specs, opts, config.crop)
+    skipped_before = len(photos.skipped)
+    if photos.skipped:
+        callback(Notice(f"skipping {len(photos.skipped)} unreadable file(s) under {images}"))
+    if preview is not None and out.preview is not None:
+        every = f"every {config.save_every} iterations" if config.save_every else "at the end"
+        callback(Notice(f"a preview of {preview_photo} goes to {out.preview} {every}"))
+
+    def on_event(event) -> None:
+        callback(event)
+        if isinstance(event, Preview) and out.preview is not None:
+            save_image(event.image, out.preview, {"painterly:iteration": str(event.step)})
+
+    result = train(
+        photos,
+        styles,
+        style_records(specs),
+        config,
+        opts,
+        encoder,
+        device,
+        checkpoint=out.checkpoint,
+        resume=resume,
+        preview=preview,
+        callback=on_event,
+    )
+    with saving():
+        model_file.save_model(out.model, result.net, result.info)
+        if preview is not None and out.preview is not None:
+            iteration = {"painterly:iteration": str(result.info.iterations)}
+            save_image(paint(result.net, preview, "cpu"), out.preview, iteration)
+    result.skipped_before = skipped_before
+    return result
+
+
 def _loss_options(opts: Options) -> dict:
     keep = (
         "content_weight",
@@ -388,7 +468,7 @@ def paint(net: TransformerNet, photo: Image.Image, device: torch.device | str) -
         net.train(was_training)
 
 
-def preview_photo(path: str | os.PathLike, side: int) -> Image.Image:
+def preview_photo_of(path: str | os.PathLike, side: int) -> Image.Image:
     """The held-out photo for previews, its long side ``side`` px at most."""
     img = load_image(path)
     return resize(img, fit_size(*img.size, side)) if max(img.size) > side else img

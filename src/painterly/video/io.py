@@ -24,11 +24,11 @@ from PIL import Image
 
 from painterly import files
 from painterly.errors import PainterlyError
+from painterly.files import images_in
 from painterly.image import MIN_SIDE, fit_size, load_image, resize
 
 # Output containers by suffix; all of them take H.264 and AAC.
 VIDEO_SUFFIXES = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov", ".mkv": "matroska"}
-FRAME_SUFFIXES = (".png", ".jpg", ".jpeg", ".webp", ".tif", ".tiff", ".bmp")
 VIDEO_CODEC: Final = "libx264"  # Final: its literal type picks add_stream's video overload
 
 
@@ -121,7 +121,7 @@ def _constant_rate(path: Path, times: list[float], rate: Fraction | None) -> Fra
 
 
 def _open_folder(path: Path, start: float, duration: float, max_frames: int, fps: float) -> Clip:
-    names = sorted(p for p in path.iterdir() if p.suffix.lower() in FRAME_SUFFIXES)
+    names = images_in(path)
     if not names:
         raise VideoError(f"{path} has no frames; put .png or .jpg files in it (sorted by name)")
     first = int(round(start * fps))
