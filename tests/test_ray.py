@@ -433,7 +433,7 @@ def test_video_in_chunks_matches_the_local_frames_it_owns(cluster, tmp_path):
     args.append("--keep-frames")
     code, err = finish(cli("video", *args))
     assert code == 0, err
-    frame = tmp_path / "kept.frames" / "chunk00001" / "000004.png"
+    frame = tmp_path / "kept.frames" / "chunk00001" / "frame_000005.png"
     whole = frame.read_bytes()
     pixels = np.asarray(Image.open(frame))
     frame.write_bytes(whole[: len(whole) // 2])

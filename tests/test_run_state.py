@@ -1,11 +1,12 @@
-"""The records resumable runs keep (the Ray batch's manifest, ``video --ray``'s
-``ray.json``, ``video``'s ``run.json``): of the right format but damaged, each is one
+"""The records resumable runs keep (the Ray batch's manifest, the run folders'
+``run.json``): of the right format but damaged, each is one
 line that names the file and says how to start over, never a traceback. Property tests
 throw any JSON and any bytes at them."""
 
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from hypothesis import HealthCheck, example, given, settings
@@ -13,7 +14,7 @@ from hypothesis import strategies as st
 
 from painterly.cluster.plan import MANIFEST, Manifest
 from painterly.errors import PainterlyError
-from painterly.runstate import open_run_folder
+from painterly.runstate import frame_name, frame_number, open_run_folder
 
 
 @pytest.mark.parametrize(
@@ -46,14 +47,14 @@ def test_a_manifest_that_is_not_json_is_one_line(tmp_path):
 @pytest.mark.parametrize("garbage", ["{", "[]", "null", "7", ""])
 def test_a_damaged_run_record_is_one_line_on_resume(tmp_path, garbage):
     folder = tmp_path / "out.mp4.frames"
-    open_run_folder(folder, "ray.json", {"frames": 3}, resume=False, overwrite=False)
-    (folder / "ray.json").write_text(garbage)
+    open_run_folder(folder, "run.json", {"frames": 3}, resume=False, overwrite=False)
+    (folder / "run.json").write_text(garbage)
     with pytest.raises(PainterlyError) as err:
-        open_run_folder(folder, "ray.json", {"frames": 3}, resume=True, overwrite=False)
-    assert "ray.json" in str(err.value) and "--overwrite" in str(err.value)
+        open_run_folder(folder, "run.json", {"frames": 3}, resume=True, overwrite=False)
+    assert "run.json" in str(err.value) and "--overwrite" in str(err.value)
     # Starting afresh is still possible.
-    open_run_folder(folder, "ray.json", {"frames": 3}, resume=False, overwrite=True)
-    assert json.loads((folder / "ray.json").read_text()) == {"frames": 3}
+    open_run_folder(folder, "run.json", {"frames": 3}, resume=False, overwrite=True)
+    assert json.loads((folder / "run.json").read_text()) == {"frames": 3}
 
 
 # --------------------------------------------------------------------------- fuzzing
@@ -94,3 +95,16 @@ def test_any_bytes_as_a_run_record_resume_or_one_line(tmp_path_factory, raw):
         open_run_folder(folder, "run.json", {"frames": 3}, resume=True, overwrite=False)
     except PainterlyError as err:
         assert "\n" not in str(err)
+
+
+@given(st.integers(0, 999_997))  # six digits: 11 hours at 24 frames/s
+def test_frame_names_sort_as_frames_and_read_back(index):
+    assert frame_number(Path(frame_name(index))) == index
+    assert frame_name(index) < frame_name(index + 1)
+
+
+@pytest.mark.parametrize(
+    "name", ["frame_000000.png", "frame_1.png", "x_000001.png", "frame_00000a.png"]
+)
+def test_other_names_are_not_frames(name):
+    assert frame_number(Path(name)) is None

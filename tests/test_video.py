@@ -284,7 +284,7 @@ def test_a_killed_run_resumes_without_redoing_frames(tmp_path):
     slow = ["--weights", "offline", "--size", "64", "--first-steps", "6", "--steps", "12"]
     child = subprocess.Popen([*argv, *slow, "--quiet"], stderr=subprocess.PIPE)
     deadline = time.monotonic() + 120
-    while not (store / "000001.png").exists() and time.monotonic() < deadline:
+    while not (store / "frame_000002.png").exists() and time.monotonic() < deadline:
         time.sleep(0.05)
     child.send_signal(signal.SIGKILL)
     child.wait()

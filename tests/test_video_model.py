@@ -106,7 +106,9 @@ def test_a_stopped_model_run_resumes_to_the_same_frames(tmp_path, model):
     store = FrameStore(tmp_path / "cut")
     cut = paint_clip(clip, model, store, should_stop=stop_after_three)
     assert cut.interrupted and len(cut.frames) == 3
-    assert sorted(p.name for p in store.frames.iterdir()) == [f"{i:06d}.png" for i in range(3)]
+    assert sorted(p.name for p in store.frames.iterdir()) == [
+        f"frame_{i:06d}.png" for i in range(1, 4)
+    ]
     stamps = {p.name: p.stat().st_mtime_ns for p in store.frames.iterdir()}
     with pytest.raises(Exception, match="--resume"):
         paint_clip(clip, model, store)

@@ -1,12 +1,14 @@
 """The files a resumable run keeps about itself, read and checked in one place.
 
-A run that can be resumed (``painterly video``, ``video --ray``, ``batch --ray``) keeps
-a record beside its output: the settings it was started with, or what it has made. The
-record is JSON that a person can open, and so can damage: every reader goes through
-:func:`read_record`, which checks the file's structure and types and says in one line
-what is wrong and how to start over, and :func:`open_run_folder` applies one rule for
-"the same run" (the same settings, inputs named by their content hashes) and one
-behaviour for ``--resume`` and ``--overwrite``.
+A run that can be resumed (``painterly video``, ``video --ray``, ``batch --ray``,
+``train``) keeps a record beside its output: the settings it was started with, or what
+it has made. The record is JSON that a person can open, and so can damage: every reader
+goes through :func:`read_record`, which checks the file's structure and types and says
+in one line what is wrong and how to start over. :func:`changed_setting` is the one rule
+for "the same run" (the same settings, inputs named by their content hashes), used by
+the run folders and by training's checkpoints; :func:`open_run_folder` the one
+behaviour for ``--resume`` and ``--overwrite``. A clip's frames are kept in a
+:class:`RunFolder` (``OUTPUT.frames/``), named by :func:`frame_name` wherever they lie.
 """
 
 from __future__ import annotations
@@ -55,6 +57,31 @@ def differences(a: dict, b: dict, prefix: str = "") -> list[str]:
     return out
 
 
+RECORD = "run.json"  # the settings a run folder was started with
+
+
+def frame_name(index: int) -> str:
+    """The file name of frame ``index`` (0-based) wherever frames are kept (a run
+    folder, a chunk, a folder output): ``frame_000001.png`` is the first."""
+    return f"frame_{index + 1:06d}.png"
+
+
+def frame_number(path: Path) -> int | None:
+    """The index :func:`frame_name` gave ``path``, or None if it is not such a name."""
+    digits = path.name.removeprefix("frame_").removesuffix(".png")
+    named = path.name.startswith("frame_") and path.name.endswith(".png")
+    if not (named and digits.isdigit() and len(digits) == 6 and int(digits) > 0):
+        return None
+    return int(digits) - 1
+
+
+def changed_setting(kept: dict, settings: dict) -> str | None:
+    """The first setting (``options.steps``) in which ``settings`` differ from the
+    ``kept`` ones of the run they would continue, or None if it is the same run."""
+    changed = differences(kept, json.loads(json.dumps(settings)))
+    return changed[0] if changed else None
+
+
 def open_run_folder(
     folder: Path, record_name: str, settings: dict, resume: bool, overwrite: bool
 ) -> None:
@@ -81,15 +108,42 @@ def open_run_folder(
         shutil.rmtree(folder)
     if resume and record.is_file():
         fix = "pass --overwrite without --resume to start again"
-        kept = read_record(record, fix)
-        changed = differences(kept, json.loads(json.dumps(settings)))
+        changed = changed_setting(read_record(record, fix), settings)
         if changed:
             raise OptionsError(
-                f"{folder} was made with other settings ({changed[0]} differs); resume with "
+                f"{folder} was made with other settings ({changed} differs); resume with "
                 f"the same input, styles and options, or {fix}"
             )
     folder.mkdir(parents=True, exist_ok=True)
     files.write_json(record, settings)
+
+
+class RunFolder:
+    """``OUTPUT.frames/`` of a resumable video run: :data:`RECORD` (its settings) and
+    ``frames/`` (the finished frames, by :func:`frame_name`); the local and the Ray
+    runs keep their own parts beside them."""
+
+    def __init__(self, folder: Path):
+        self.folder = folder
+        self.frames = folder / "frames"
+
+    @classmethod
+    def beside(cls, output: Path):
+        """The run folder of ``output``: ``OUTPUT.frames/`` next to it."""
+        return cls(output.with_name(output.name + ".frames"))
+
+    def frame(self, index: int) -> Path:
+        return self.frames / frame_name(index)
+
+    def open(self, settings: dict, resume: bool, overwrite: bool) -> int:
+        """Check or start the folder (:func:`open_run_folder`); return how many leading
+        frames are finished."""
+        open_run_folder(self.folder, RECORD, settings, resume, overwrite)
+        self.frames.mkdir(exist_ok=True)
+        done = 0
+        while self.frame(done).exists():
+            done += 1
+        return done
 
 
 def style_files(path: str | os.PathLike) -> list[Path]:

@@ -34,6 +34,7 @@ from painterly.cli.common import (
 )
 from painterly.config import ONE_PHOTO
 from painterly.errors import OptionsError
+from painterly.runstate import frame_name, frame_number
 from painterly.video import LATER_STEPS, VideoConfig
 
 if TYPE_CHECKING:
@@ -370,18 +371,19 @@ def _claim_folder(folder: Path, clip: str, overwrite: bool) -> None:
         raise OptionsError(f"{folder} holds the input frames; write the result elsewhere")
     if folder.exists() and not folder.is_dir():
         raise OptionsError(f"{folder} is a file; give a folder name or a .mp4 output")
-    if folder.is_dir() and any(folder.glob("frame_*.png")) and not overwrite:
-        raise OptionsError(f"{folder} already holds frames; pass --overwrite to replace them")
-    check_writable(folder / "frame_000001.png" if folder.is_dir() else folder)
+    if folder.is_dir() and any(frame_number(p) is not None for p in folder.iterdir()):
+        if not overwrite:
+            raise OptionsError(f"{folder} already holds frames; pass --overwrite to replace them")
+    check_writable(folder / frame_name(0) if folder.is_dir() else folder)
 
 
 def _write_folder(folder: Path, frames: list[Path]) -> None:
     from painterly import files
 
     folder.mkdir(exist_ok=True)
-    for index, frame in enumerate(frames, 1):
-        files.write_bytes(folder / f"frame_{index:06d}.png", frame.read_bytes())
-    for stale in folder.glob("frame_*.png"):  # a longer clip's frames from before
-        number = stale.stem.removeprefix("frame_")
-        if number.isdigit() and int(number) > len(frames):
+    for index, frame in enumerate(frames):
+        files.write_bytes(folder / frame_name(index), frame.read_bytes())
+    for stale in folder.iterdir():  # a longer clip's frames from before
+        number = frame_number(stale)
+        if number is not None and number >= len(frames):
             os.unlink(stale)

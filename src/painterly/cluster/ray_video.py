@@ -2,10 +2,11 @@
 chunks (painterly.cluster.chunks), each chunk a Ray task, their frames kept on disk as
 they come back and cross-faded into the output's frames at the end.
 
-``OUTPUT.frames/`` holds ``ray.json`` (the settings, to resume), ``chunkNNNNN/`` (a
-chunk's stylised frames, by frame number, and ``done.json`` once all are there) and
-``frames/`` (the joined output frames). A stopped run continues with ``--resume`` and
-redoes only the chunks whose frames are not all there as ``done.json`` recorded them.
+``OUTPUT.frames/`` (a :class:`painterly.runstate.RunFolder`) holds ``run.json`` (the
+settings, to resume), ``chunkNNNNN/`` (a chunk's stylised frames, by frame number, and
+``done.json`` once all are there) and ``frames/`` (the joined output frames). A stopped
+run continues with ``--resume`` and redoes only the chunks whose frames are not all there
+as ``done.json`` recorded them.
 """
 
 from __future__ import annotations
@@ -27,25 +28,16 @@ from painterly.cluster import ClusterConfig, ray_batch, worker
 from painterly.cluster.chunks import Chunk, compose, plan
 from painterly.config import refuse_one_photo
 from painterly.image import load_image, save_image
-from painterly.runstate import Digests, open_run_folder
+from painterly.runstate import Digests, RunFolder, frame_name
 from painterly.video import LATER_STEPS, VideoConfig, io
 from painterly.video.run import clip_record
 
 
-class ChunkStore:
+class ChunkStore(RunFolder):
     """``OUTPUT.frames/`` of a ``--ray`` run (see the module's docstring)."""
-
-    def __init__(self, folder: Path):
-        self.folder = folder
-        self.frames = folder / "frames"
 
     def chunk(self, chunk: Chunk) -> Path:
         return self.folder / f"chunk{chunk.index:05d}"
-
-    def open(self, settings: dict, resume: bool, overwrite: bool) -> None:
-        """Check or start the store, by the rule every resumable run follows."""
-        open_run_folder(self.folder, "ray.json", settings, resume, overwrite)
-        self.frames.mkdir(exist_ok=True)
 
     def done(self, chunk: Chunk) -> bool:
         """Whether the chunk's frames are all there as its ``done.json`` recorded them
@@ -55,7 +47,7 @@ class ChunkStore:
             record = json.loads((folder / "done.json").read_text(encoding="utf-8"))
             hashes = record["sha256"]
             return isinstance(hashes, dict) and all(
-                hashes.get(_frame_name(n)) == files.sha256_of(folder / _frame_name(n))
+                hashes.get(frame_name(n)) == files.sha256_of(folder / frame_name(n))
                 for n in range(chunk.start, chunk.stop)
             )
         except (OSError, ValueError, KeyError, TypeError):
@@ -68,26 +60,22 @@ class ChunkStore:
         folder.mkdir(exist_ok=True)
         hashes = {}
         for number, data in zip(range(chunk.start, chunk.stop), frames, strict=True):
-            files.write_bytes(folder / _frame_name(number), data)
-            hashes[_frame_name(number)] = hashlib.sha256(data).hexdigest()
+            files.write_bytes(folder / frame_name(number), data)
+            hashes[frame_name(number)] = hashlib.sha256(data).hexdigest()
         files.write_json(folder / "done.json", {**record, "sha256": hashes})
 
     def join(self, count: int, chunks: list[Chunk]) -> list[Path]:
         """The output frames, cross-faded where chunks overlap; their paths in order."""
 
         def image(chunk: Chunk, number: int) -> Image.Image:
-            return load_image(self.chunk(chunk) / _frame_name(number))
+            return load_image(self.chunk(chunk) / frame_name(number))
 
         paths = []
         for number in range(count):
-            path = self.frames / f"{number:06d}.png"
+            path = self.frame(number)
             save_image(compose(number, chunks, image), path)
             paths.append(path)
         return paths
-
-
-def _frame_name(number: int) -> str:
-    return f"{number:06d}.png"
 
 
 def _png(img: Image.Image) -> bytes:

@@ -18,6 +18,7 @@ import time
 from pathlib import Path
 
 from painterly.errors import PainterlyError
+from painterly.runstate import frame_name
 
 _ENCODERS: dict[str, tuple] = {}  # options (JSON) -> (encoder, why auto fell back)
 
@@ -128,7 +129,7 @@ def stylise_chunk(spec: dict, frames: list[bytes], *styles: bytes) -> dict:
     with tempfile.TemporaryDirectory(prefix="painterly-") as tmp:
         folder = Path(tmp)
         for index, data in enumerate(frames):
-            _place(folder / "in", data, f"{index:06d}.png")
+            _place(folder / "in", data, frame_name(index))
         blend, places = _styles(folder, spec["styles"], styles)
         try:
             clip = io.open_clip(folder / "in", fps=spec["fps"])

@@ -49,7 +49,7 @@ from painterly.image import (
     to_tensor,
 )
 from painterly.optimize import Objective, style_targets
-from painterly.runstate import style_files
+from painterly.runstate import changed_setting, style_files
 
 Tensor = torch.Tensor
 LOSSES = ("total", "content", "style", "tv")
@@ -444,17 +444,12 @@ def _out_of_time(limit: float, start: float, done: int) -> bool:
 
 
 def _check_same(old: dict, new: dict, path) -> None:
-    for part in ("train", "options", "styles", "encoder", "photos"):
-        if old.get(part) != new.get(part):
-            if isinstance(new.get(part), dict):
-                keys = sorted(k for k in new[part] if old.get(part, {}).get(k) != new[part][k])
-                what = ", ".join(keys[:3]) or part
-            else:
-                what = part
-            raise OptionsError(
-                f"{path} was made with other settings ({what} differ); resume with the "
-                "same ones, or start afresh with --overwrite"
-            )
+    changed = changed_setting(old, new)
+    if changed:
+        raise OptionsError(
+            f"{path} was made with other settings ({changed} differs); resume with the "
+            "same ones, or start afresh with --overwrite"
+        )
 
 
 @torch.no_grad()

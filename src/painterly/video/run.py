@@ -30,7 +30,7 @@ from painterly.controls import expand_styles
 from painterly.events import Event, ignore
 from painterly.image import load_image, read_metadata, save_image, to_image
 from painterly.pipeline import Job, optimize_scales, run_parts
-from painterly.runstate import Digests, open_run_folder
+from painterly.runstate import Digests, RunFolder, frame_name
 from painterly.video import FIRST_STEPS, LATER_STEPS, TEMPORAL_WEIGHT, io
 from painterly.video.flow import FlowCache, warp
 from painterly.video.temporal import TemporalLoss, long_term_masks, to_tensor
@@ -67,31 +67,18 @@ class VideoResult:
     records: list[dict] = field(default_factory=list)  # per frame: steps, seconds, losses
 
 
-class FrameStore:
-    """``OUTPUT.frames/``: ``frames/NNNNNN.png`` (finished, with their losses in the PNG's
-    text), ``raw/`` (the optimiser's own pixels, where --preserve-color changes the
+class FrameStore(RunFolder):
+    """``OUTPUT.frames/`` of a local run: ``frames/`` (finished, with their losses in the
+    PNG's text), ``raw/`` (the optimiser's own pixels, where --preserve-color changes the
     output's), ``flow/`` (cached flows) and ``run.json`` (the settings, to resume)."""
 
     def __init__(self, folder: Path):
-        self.folder = folder
-        self.frames, self.raw = folder / "frames", folder / "raw"
-
-    @staticmethod
-    def beside(output: Path) -> FrameStore:
-        return FrameStore(output.with_name(output.name + ".frames"))
-
-    def frame(self, index: int) -> Path:
-        return self.frames / f"{index:06d}.png"
+        super().__init__(folder)
+        self.raw = folder / "raw"
 
     def open(self, settings: dict, resume: bool, overwrite: bool) -> int:
-        """Check or start the store (:func:`painterly.runstate.open_run_folder`); return
-        how many leading frames are finished."""
-        open_run_folder(self.folder, "run.json", settings, resume, overwrite)
-        for folder in (self.frames, self.raw):
-            folder.mkdir(exist_ok=True)
-        done = 0
-        while self.frame(done).exists():
-            done += 1
+        done = super().open(settings, resume, overwrite)
+        self.raw.mkdir(exist_ok=True)
         return done
 
     def save(
@@ -104,13 +91,13 @@ class FrameStore:
     ) -> None:
         """The raw pixels first, then the frame: a frame on disk is a finished frame."""
         if raw is not None:
-            save_image(raw, self.raw / f"{index:06d}.png")
+            save_image(raw, self.raw / frame_name(index))
         text = {**(metadata or {}), "painterly:frame": json.dumps(record)}
         save_image(image, self.frame(index), text)
 
     def previous(self, index: int) -> np.ndarray:
         """Frame ``index``'s optimiser pixels, (H, W, 3) float32 in 0..1."""
-        path = self.raw / f"{index:06d}.png"
+        path = self.raw / frame_name(index)
         return _array(load_image(path if path.exists() else self.frame(index)))
 
     def record(self, index: int) -> dict:
