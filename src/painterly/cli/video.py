@@ -220,12 +220,8 @@ def cmd_video(args: argparse.Namespace) -> int:
         finally:
             progress.close()
         if result.interrupted or stop.asked:
-            print(
-                f"painterly: stopped with {len(result.frames)} of {result.count} frames "
-                f"done, kept in {store.folder}; run the same command with --resume to go on",
-                file=sys.stderr,
-            )
-            return stop.exit_code or EXIT_INTERRUPTED
+            made = f"{len(result.frames)} of {result.count} frames done"
+            return _kept(made, store.folder, stop, interrupted=True)
         with stop.saving():
             write_result(job, result.frames, progress.say)
     seconds = time.perf_counter() - started
@@ -244,22 +240,15 @@ def _video_on_ray(args: argparse.Namespace) -> int:
 
     require_extra("video", "video", VIDEO_MODULES)
     require_extra("video --ray", "ray", RAY_MODULES)
+    from painterly.cluster import ray_video
     from painterly.progress import CountBar, ProgressPrinter
     from painterly.signals import StopSignals
 
-    cluster = cluster_config(args)
-    given = given_options(args)
+    cluster, given = cluster_config(args), given_options(args)
     job = check_video_job(args, given, None)
     printer = ProgressPrinter(quiet=args.quiet)
     bars = []  # the bar of the frames still to make, once the store knows them
     started = time.perf_counter()
-
-    def on_plan(frames: int) -> None:
-        if frames:
-            bars.append(CountBar(frames, args.quiet, unit="frame", desc="ray"))
-
-    from painterly.cluster import ray_video
-
     try:
         with StopSignals(printer.say) as stop:
             run = ray_video.stylize_clip(
@@ -273,23 +262,17 @@ def _video_on_ray(args: argparse.Namespace) -> int:
                 resume=args.resume,
                 overwrite=args.overwrite,
                 should_stop=lambda: stop.asked,
-                on_plan=on_plan,
+                on_plan=lambda n: bars.extend([CountBar(n, args.quiet, unit="frame", desc="ray")]),
                 on_chunk=lambda chunk, ok: bars[0].update(ok, chunk.count),
                 saving=stop.saving,
             )
     finally:
         for bar in bars:
             bar.close()
-    if run.frames is None:
+    if len(run.frames) < run.count:
         for index, error in sorted(run.failures.items()):
             print(f"painterly: failed: chunk {index}: {error}", file=sys.stderr)
-        print(
-            f"painterly: stopped with {len(run.records)} chunks made, kept in {run.folder}; "
-            "run the same command with --resume to go on",
-            file=sys.stderr,
-        )
-        return (stop.exit_code or EXIT_INTERRUPTED) if run.stopped else EXIT_ERROR
-    assert run.folder is not None  # stylize_clip always sets it
+        return _kept(f"{len(run.records)} chunks made", run.folder, stop, run.interrupted)
     write_result(job, run.frames, printer.say)
     seconds = time.perf_counter() - started
     return wind_up(
@@ -299,6 +282,16 @@ def _video_on_ray(args: argparse.Namespace) -> int:
         {"frames": run.count, "seconds": round(seconds, 3), "chunks": run.records},
         f"{run.count} frames in {run.chunks} chunks, {seconds:.1f} s",
     )
+
+
+def _kept(made: str, folder: Path, stop, interrupted: bool) -> int:
+    """A run that stopped short: where its work is kept, and its exit code."""
+    print(
+        f"painterly: stopped with {made}, kept in {folder}; run the same command with "
+        "--resume to go on",
+        file=sys.stderr,
+    )
+    return (stop.exit_code or EXIT_INTERRUPTED) if interrupted else EXIT_ERROR
 
 
 def write_result(job: VideoJob, frames: list[Path], say) -> None:

@@ -30,7 +30,7 @@ from painterly.config import refuse_one_photo
 from painterly.image import load_image, save_image
 from painterly.runstate import Digests, RunFolder, frame_name
 from painterly.video import LATER_STEPS, VideoConfig, io
-from painterly.video.run import clip_record
+from painterly.video.run import VideoResult, clip_record
 
 
 class ChunkStore(RunFolder):
@@ -125,18 +125,15 @@ def run_chunks(
 
 
 @dataclass
-class ClipOnRay:
-    """What :func:`stylize_clip` did: the output's frames (once every chunk is made),
-    each made chunk's record, the chunks that failed (index -> error), and whether it
-    was stopped."""
+class ClipOnRay(VideoResult):
+    """What :func:`stylize_clip` did, as the local run's :class:`VideoResult` says it
+    (the output's frames, empty until every chunk is made; ``interrupted``: stopped;
+    ``records``: each made chunk's), and how many chunks there were, which failed
+    (index -> error) and the run folder that keeps them."""
 
-    frames: list[Path] | None
-    count: int
-    chunks: int
-    records: list[dict] = field(default_factory=list)
+    chunks: int = 0
     failures: dict[int, str] = field(default_factory=dict)
-    stopped: bool = False
-    folder: Path | None = None
+    folder: Path = Path()
 
 
 def stylize_clip(
@@ -185,7 +182,7 @@ def stylize_clip(
     store.open(settings, resume, overwrite)
     skip = {c.index for c in chunks if store.done(c)}
     todo = [c for c in chunks if c.index not in skip]
-    run = ClipOnRay(None, clip.count, len(chunks), folder=store.folder)
+    run = ClipOnRay([], clip.count, False, chunks=len(chunks), folder=store.folder)
     if todo:
         spec = {"options": overrides, "fps": float(clip.rate), **temporal}
         ray_batch.connect(address)
@@ -211,8 +208,8 @@ def stylize_clip(
                 on_chunk(chunk, ok)
         finally:
             ray_batch.shutdown()
-        run.stopped = should_stop()
-        if run.stopped or run.failures:
+        run.interrupted = should_stop()
+        if run.interrupted or run.failures:
             return run
     run.frames = store.join(clip.count, chunks)
     return run
