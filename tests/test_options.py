@@ -69,7 +69,7 @@ def test_every_field_has_a_kind_and_its_default_passes_its_own_parser():
         kind = f.metadata["kind"]
         assert isinstance(kind, settings.Kind) and f.metadata["help"], f.name
         assert settings.parse_value(f.name, f.default, of=Options) == f.default, f.name
-    from painterly.web.app import form_fields
+    from painterly.web.form import form_fields
 
     schema = {item["name"]: item for item in form_fields()}
     assert schema["optimizer"]["choices"] == ["lbfgs", "adam"]

@@ -39,48 +39,31 @@ import sys
 import time
 from collections.abc import Sequence
 from contextlib import asynccontextmanager
-from dataclasses import asdict
 from importlib import resources
 from pathlib import Path
-from typing import Any
 
-import torch
 import uvicorn
 from fastapi import FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, Response
-from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 from starlette.requests import ClientDisconnect
 from starlette.responses import StreamingResponse
 
 import painterly
-from painterly.api import make_options, resolve_device
-from painterly.config import PRESETS, Options, option_fields
-from painterly.encoders import all_layer_names, pretrained_cached, weights_choices
-from painterly.errors import ModelError, OptionsError
-from painterly.image import MIN_SIDE
+from painterly.errors import OptionsError
 from painterly.paintings import PAINTINGS
 from painterly.paintings import path as painting_path
-from painterly.pipeline import output_size
-from painterly.settings import Kind, kind_of, parse_value
-from painterly.web.jobs import CURVES, TERMINAL, Job, JobManager, QueueFull, Runner
+from painterly.web.form import options_schema
+from painterly.web.jobs import TERMINAL, Job, JobManager, QueueFull, Runner
 from painterly.web.limits import LOOPBACK, Guard, Limits, allowed_hosts, server_config
-from painterly.web.models import MODEL_FIELDS, ModelShelf
+from painterly.web.models import ModelShelf
+from painterly.web.requests import JobRequest, job_of
 from painterly.web.uploads import (
-    ACCEPT_MIME,
-    ACCEPTED_FORMATS,
-    ID_RE,
     UploadRejected,
     UploadStore,
     clean_name,
-    new_id,
 )
-
-# What the page shows at once: the controls people reach for; the rest under "More".
-MAIN_FIELDS = ("size", "steps", "weights", "seed", "strength", "style_loss", "preserve_color")
-SLIDERS = ("strength",)  # 0..1, shown as a slider
-"""Shown at once; every other field of Options goes under "More settings"."""
 
 EVENT_POLL_S = 0.1
 KEEP_ALIVE_S = 15.0
@@ -105,174 +88,6 @@ def default_data_dir() -> Path:
     if os.environ.get("XDG_DATA_HOME"):
         return Path(os.environ["XDG_DATA_HOME"]).expanduser() / "painterly" / "web"
     return Path.home() / ".local" / "share" / "painterly" / "web"
-
-
-# --------------------------------------------------------------------------- the form
-
-
-def _choices() -> dict[str, list[str]]:
-    """Values of the text fields the page offers, as menus.
-
-    A text field reaches the core only through one of these lists: ``weights`` and
-    ``init`` also take file paths in the CLI, and no path may come from a request. The
-    fixed lists come from :func:`form_fields`; the devices, layers and
-    weight sets from this machine and the encoders. A text or list field missing here
-    is not offered by the page at all.
-    """
-    devices = ["auto", "cpu"]
-    devices += ["cuda"] if torch.cuda.is_available() else []
-    devices += ["mps"] if torch.backends.mps.is_available() else []
-    layers = all_layer_names()
-    fixed = {f["name"]: f["choices"] for f in form_fields() if f.get("choices")}
-    return {
-        **fixed,
-        "weights": weights_choices(),
-        "device": devices,
-        # VGG's names, then the offline encoder's own (VGG names also work with it).
-        "content_layer": layers,
-        "style_layers": layers,
-    }
-
-
-def form_fields() -> list[dict]:
-    """Each option as a form shows it: name, kind, whether it may be empty, help, the
-    choices it offers and its range. Choices that depend on the machine or the encoders
-    (devices present, layer names, weight sets) are the caller's to fill in."""
-    out = []
-    for f in option_fields():
-        kind: Kind = f.metadata["kind"]
-        item = {"name": f.name, "kind": kind.name, "nullable": kind.nullable}
-        item["help"] = f.metadata["help"]
-        if kind.choices:
-            item["choices"] = list(kind.choices)
-        if kind.low is not None:
-            item["min"] = 0 if kind.zero else kind.low
-        if kind.high is not None:
-            item["max"] = kind.high
-        out.append(item)
-    return out
-
-
-_FORM_KIND = {"ints": "list", "floats": "list", "layers": "list", "int": "int", "float": "float"}
-
-
-def _kind(f) -> str:
-    """How the page shows a field: bool, int, float, list or str (a menu)."""
-    kind = kind_of(f.name, Options).name
-    return "bool" if kind == "bool" else _FORM_KIND.get(kind, "str")
-
-
-_LABEL_WORDS = {"tv": "TV", "lbfgs": "L-BFGS"}
-
-
-def _label(name: str) -> str:
-    words = [_LABEL_WORDS.get(w, w) for w in name.split("_")]
-    return " ".join(words)[0].upper() + " ".join(words)[1:]
-
-
-def _web_fields() -> list:
-    choices = _choices()
-    return [
-        f
-        for f in option_fields()
-        if f.name != "preset" and (_kind(f) not in ("str", "list") or f.name in choices)
-    ]
-
-
-def options_schema(limits: Limits) -> dict:
-    """What the page builds its form from: fields, presets and limits."""
-    choices = _choices()
-    out = []
-    form = {item["name"]: item for item in form_fields()}
-    for f in _web_fields():
-        item = {
-            "name": f.name,
-            "label": _label(f.name),
-            "kind": _kind(f),
-            "nullable": form[f.name]["nullable"],
-            "help": form[f.name]["help"],
-            "main": f.name in MAIN_FIELDS,
-            "slider": f.name in SLIDERS,
-        }
-        item.update({k: form[f.name][k] for k in ("min", "max") if k in form[f.name]})
-        if f.name in choices:
-            item["choices"] = choices[f.name]
-        if f.name in ("size", "height"):
-            item.update(min=MIN_SIDE, max=limits.max_side)
-        elif f.name == "steps":
-            item.update(max=limits.max_steps)
-        out.append(item)
-    out.sort(key=lambda item: not item["main"])  # main fields first, in the dataclass order
-    return {
-        "fields": out,
-        "presets": {name: _jsonable(asdict(p)) for name, p in PRESETS.items()},
-        # Without cached pretrained weights a run would fall back to the offline encoder
-        # (or try a download first): show its own preset, so that the form shows what runs.
-        "default_preset": "default" if pretrained_cached("vgg19") else "offline",
-        "model_fields": list(MODEL_FIELDS),
-        "limits": asdict(limits),
-        "accept": ACCEPT_MIME,
-        # Constants the page shares with the server, served rather than copied:
-        "formats": list(ACCEPTED_FORMATS.values()),  # the images it reads, as shown
-        "terminal_statuses": list(TERMINAL),  # a job in one of these has ended
-        "loss_parts": list(CURVES),  # the losses each point of a job's history carries
-        "id_pattern": ID_RE.pattern,  # of upload and job ids
-        "version": painterly.__version__,
-    }
-
-
-def _jsonable(data: dict) -> dict:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in data.items()}
-
-
-def parse_options(raw: dict[str, Any], base: Options) -> dict[str, Any]:
-    """The fields of ``raw`` (JSON from the form) that differ from ``base``, typed.
-
-    OptionsError names the field as the page labels it.
-    """
-    by_name = {f.name: f for f in _web_fields()}
-    choices = _choices()
-    changed = {}
-    for name, value in raw.items():
-        f = by_name.get(name)
-        if f is None:
-            raise OptionsError(f"unknown option '{name}'")
-        label, kind = _label(name), _kind(f)
-        if value is None or value == "":
-            value = parse_value(name, None, label, of=Options)  # None, or "needs a value"
-        elif kind in ("bool", "int", "float"):
-            if kind != "bool" and (isinstance(value, bool) or not isinstance(value, int | float)):
-                raise OptionsError(f"{label} must be a number")
-            value = parse_value(name, value, label, of=Options)
-        elif kind == "list":
-            items = value.split(",") if isinstance(value, str) else value
-            if not isinstance(items, list) or not all(isinstance(v, str) for v in items):
-                raise OptionsError(f"{label} must be a list of names")
-            value = parse_value(name, [v for v in items if v.strip()], label, of=Options)
-            bad = [v for v in value if v not in choices[name]]
-            if bad:
-                raise OptionsError(f"{label}: '{bad[0]}' is not one of {', '.join(choices[name])}")
-        elif not isinstance(value, str) or value not in choices[name]:
-            raise OptionsError(f"{label} must be one of {', '.join(choices[name])}")
-        if value != getattr(base, name):
-            changed[name] = value
-    return changed
-
-
-# --------------------------------------------------------------------------- requests
-
-
-class StyleRef(BaseModel):
-    id: str
-    weight: float = Field(default=1.0, ge=0, le=1000)
-
-
-class JobRequest(BaseModel):
-    content: str
-    styles: list[StyleRef] = Field(default_factory=list)
-    model: str | None = Field(default=None, max_length=200)  # a fast model's id, or paintings
-    preset: str = "default"
-    options: dict[str, Any] = Field(default_factory=dict)
 
 
 def _static(name: str) -> bytes:
@@ -406,88 +221,14 @@ def create_app(
         except UploadRejected as err:
             raise HTTPException(err.status, str(err)) from None
 
-    def check_size(content: dict, opts: Options) -> None:
-        w, h = output_size((content["width"], content["height"]), opts)
-        if max(w, h) > limits.max_side:
-            raise HTTPException(
-                422,
-                f"the result would be {w}x{h} px; this server makes at most "
-                f"{limits.max_side} px on the long side, so set a smaller Size",
-            )
-
-    def model_job(req: JobRequest, content: dict) -> Job:
-        """A job for the fast model ``req.model``: the model carries the style, so only
-        the fields of MODEL_FIELDS apply."""
-        assert req.model is not None  # called only for a request that names a model
-        if req.styles:
-            raise HTTPException(422, "a fast model carries its own style: send no paintings")
-        try:
-            _, info = shelf.find(req.model)
-            other = sorted(set(req.options) - set(MODEL_FIELDS))
-            if other:
-                raise OptionsError(f"{_label(other[0])} does not apply to a fast model")
-            opts = make_options(**parse_options(req.options, PRESETS["default"]))
-            device = resolve_device(opts.device)
-        except (OptionsError, ModelError) as err:
-            raise HTTPException(422, str(err)) from None
-        check_size(content, opts)
-        return Job(
-            id=new_id(),
-            device=str(device),
-            content={"id": content["id"], "name": content["name"]},
-            styles=[],
-            options={name: getattr(opts, name) for name in MODEL_FIELDS},
-            model={"id": req.model, "styles": [s["name"] for s in info.styles]},
-        )
-
     @app.post("/api/jobs", status_code=201)
     def create_job(req: JobRequest) -> dict:
-        if len(req.styles) > limits.max_styles:
-            raise HTTPException(422, f"use at most {limits.max_styles} paintings")
-        uploads.touch([req.content, *(s.id for s in req.styles)])  # evicted last
-        try:
-            content = uploads.info(req.content)
-            styles = [dict(uploads.info(s.id), weight=s.weight) for s in req.styles]
-        except KeyError:
-            raise HTTPException(
-                404, "an uploaded image is gone; add the photo and paintings again"
-            ) from None
-        if req.model is not None:
-            job = model_job(req, content)
-        else:
-            job = painting_job(req, content, styles)
+        job = job_of(req, uploads, limits, shelf)
         try:
             manager.submit(job)
         except QueueFull as err:
             raise HTTPException(503, str(err)) from None
         return manager.snapshot(job)
-
-    def painting_job(req: JobRequest, content: dict, styles: list[dict]) -> Job:
-        if not styles:
-            raise HTTPException(422, "add at least one painting, or choose a fast model")
-        if sum(s["weight"] for s in styles) <= 0:
-            raise HTTPException(422, "give at least one painting a weight above 0")
-        try:
-            if req.preset not in PRESETS:
-                raise OptionsError(
-                    f"unknown preset '{req.preset}'; choose one of {', '.join(PRESETS)}"
-                )
-            changed = parse_options(req.options, PRESETS[req.preset])
-            opts = make_options(preset=req.preset, **changed)
-            device = resolve_device(opts.device)
-        except OptionsError as err:
-            raise HTTPException(422, str(err)) from None
-        if opts.steps > limits.max_steps:
-            raise HTTPException(422, f"Steps: this server runs at most {limits.max_steps}")
-        check_size(content, opts)
-        return Job(
-            id=new_id(),
-            device=str(device),
-            content={"id": content["id"], "name": content["name"]},
-            styles=[{"id": s["id"], "name": s["name"], "weight": s["weight"]} for s in styles],
-            options={"preset": req.preset, **changed},
-            total_steps=opts.steps,
-        )
 
     @app.get("/api/jobs")
     def list_jobs() -> list[dict]:
