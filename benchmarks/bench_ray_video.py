@@ -3,7 +3,7 @@ benchmarks/bench_video.py, for several chunk overlaps against one unbroken run.
 
 The clip is bench_video's (a pan over a photo, a disc crossing it). Each configuration
 stylises it as ``video --ray`` does, chunk by chunk through the worker's own function
-(:func:`painterly.cluster.worker.stylise_chunk`, here in this process: Ray only places
+(:func:`painterly.cluster.worker.stylize_chunk`, here in this process: Ray only places
 the chunks) and joins the chunks with :func:`painterly.cluster.chunks.compose`;
 ``sequential`` is one chunk of the whole clip, what ``painterly video`` makes. For each
 it prints the warping error of consecutive frames (mean squared difference of frame t
@@ -38,10 +38,10 @@ from painterly.video.flow import flow, reliable  # noqa: E402
 from painterly.video.temporal import warping_error  # noqa: E402
 
 
-def stylise(frames: list[bytes], chunks, spec: dict, style: bytes) -> list[np.ndarray]:
+def stylize(frames: list[bytes], chunks, spec: dict, style: bytes) -> list[np.ndarray]:
     made = {}
     for chunk in chunks:
-        result = worker.stylise_chunk(
+        result = worker.stylize_chunk(
             {**spec, "key": chunk.index}, frames[chunk.start : chunk.stop], style
         )
         if "error" in result:
@@ -103,7 +103,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     started = time.perf_counter()
     whole = plan(args.frames, args.frames, 0)
-    sequential = errors(stylise(frames, whole, spec, style))
+    sequential = errors(stylize(frames, whole, spec, style))
     print(
         json.dumps(
             {
@@ -119,7 +119,7 @@ def main() -> None:
     for overlap in args.overlaps:
         started = time.perf_counter()
         chunks = plan(args.frames, args.chunk, overlap)
-        got = errors(stylise(frames, chunks, spec, style))
+        got = errors(stylize(frames, chunks, spec, style))
         joins = join_pairs(chunks)
         inside = [e for t, e in enumerate(got) if t not in joins]
         row = {

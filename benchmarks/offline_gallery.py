@@ -55,7 +55,7 @@ def output_path(folder: Path, encoder: str, content: Path, style: Path) -> Path:
     return folder / f"{encoder}__{content.stem}__{style.stem}.png"
 
 
-def stylise_all(size: int, steps: int, seed: int, device: str, folder: Path) -> list[dict]:
+def stylize_all(size: int, steps: int, seed: int, device: str, folder: Path) -> list[dict]:
     """Run every pair with both encoders (skipping outputs that exist); the run log."""
     folder.mkdir(parents=True, exist_ok=True)
     log_path = folder / "runs.json"
@@ -136,7 +136,7 @@ def main() -> None:
     parser.add_argument("--box", type=int, default=256, help="cell size of the grid in px")
     args = parser.parse_args()
     folder = args.outputs / f"{args.size}px_{args.steps}steps_seed{args.seed}"
-    stylise_all(args.size, args.steps, args.seed, args.device, folder)
+    stylize_all(args.size, args.steps, args.seed, args.device, folder)
     grid(folder, args.box, args.grid)
     print(f"grid: {args.grid}\noutputs: {folder}")
 

@@ -46,7 +46,7 @@ def corr(a: torch.Tensor, b: torch.Tensor) -> float:
     return float(np.corrcoef(a.flatten().numpy(), b.flatten().numpy())[0, 1])
 
 
-def stylise(content, style, **kw):
+def stylize(content, style, **kw):
     return painterly.run(content, style, encoder=tiny_encoder(), **{**FAST, **kw})
 
 
@@ -74,8 +74,8 @@ def test_match_colors_moves_mean_and_covariance_onto_the_target():
 
 def test_luminance_preservation_keeps_the_photos_chroma_and_a_plain_run_does_not():
     photo = rainbow()
-    kept = stylise(photo, stripes(), preserve_color="luminance").image
-    plain = stylise(photo, stripes()).image
+    kept = stylize(photo, stripes(), preserve_color="luminance").image
+    plain = stylize(photo, stripes()).image
     ref = yiq(photo, kept.size)
     kept_c = [corr(yiq(kept)[i], ref[i]) for i in (1, 2)]
     plain_c = [corr(yiq(plain)[i], ref[i]) for i in (1, 2)]
@@ -85,21 +85,21 @@ def test_luminance_preservation_keeps_the_photos_chroma_and_a_plain_run_does_not
 
 def test_histogram_matching_brings_the_photos_palette_not_the_paintings():
     photo = rainbow()
-    out = stylise(photo, stripes(), preserve_color="histogram").image
+    out = stylize(photo, stripes(), preserve_color="histogram").image
     mean = to_tensor(out).mean((0, 2, 3))
     photo_mean, style_mean = to_tensor(photo).mean((0, 2, 3)), to_tensor(stripes()).mean((0, 2, 3))
     assert (mean - photo_mean).norm() < 0.5 * (mean - style_mean).norm()
 
 
-def test_color_only_keeps_the_photos_luminance_and_takes_other_colours():
+def test_color_only_keeps_the_photos_luminance_and_takes_other_colors():
     photo = rainbow()
-    out = stylise(photo, stripes(), color_only=True).image
+    out = stylize(photo, stripes(), color_only=True).image
     ref = yiq(photo, out.size)
     assert corr(yiq(out)[0], ref[0]) > 0.98
     assert min(corr(yiq(out)[i], ref[i]) for i in (1, 2)) < 0.9
 
 
-def test_colour_options_are_checked():
+def test_color_options_are_checked():
     with pytest.raises(OptionsError, match="preserve_color"):
         Options(preserve_color="sepia")
     with pytest.raises(OptionsError, match="pick one"):
@@ -118,7 +118,7 @@ def test_strength_mapping_is_monotonic_with_the_preset_balance_in_the_middle():
 
 def test_higher_strength_lowers_the_style_loss_and_raises_the_content_loss():
     # A style weight that suits the tiny encoder, so that neither loss is saturated.
-    runs = [stylise(blob(), stripes(), style_weight=1.0, strength=s) for s in (0.25, 0.5, 0.75)]
+    runs = [stylize(blob(), stripes(), style_weight=1.0, strength=s) for s in (0.25, 0.5, 0.75)]
     losses = [r.metrics["losses"] for r in runs]
     style = [x["style"] for x in losses]
     content = [x["content"] for x in losses]
@@ -127,8 +127,8 @@ def test_higher_strength_lowers_the_style_loss_and_raises_the_content_loss():
 
 
 def test_style_layer_weights_change_the_result_and_are_checked():
-    even = stylise(blob(), stripes(), **MOVES).image
-    first = stylise(blob(), stripes(), **MOVES, style_layer_weights=(1, 0, 0, 0, 0)).image
+    even = stylize(blob(), stripes(), **MOVES).image
+    first = stylize(blob(), stripes(), **MOVES, style_layer_weights=(1, 0, 0, 0, 0)).image
     assert even.tobytes() != first.tobytes()
     assert Options.make(style_layer_weights="1,0.5,0,0,0").style_layer_weights == (1, 0.5, 0, 0, 0)
     with pytest.raises(OptionsError, match="one per layer"):
@@ -141,9 +141,9 @@ def test_style_layer_weights_change_the_result_and_are_checked():
 
 
 def test_blend_one_to_zero_equals_the_single_style_run():
-    single = stylise(blob(), stripes(), **MOVES).image
-    blended = stylise(blob(), [stripes(), greens()], **MOVES, style_blend=(1, 0)).image
-    pairs = stylise(blob(), [(stripes(), 1.0), (greens(), 0.0)], **MOVES).image
+    single = stylize(blob(), stripes(), **MOVES).image
+    blended = stylize(blob(), [stripes(), greens()], **MOVES, style_blend=(1, 0)).image
+    pairs = stylize(blob(), [(stripes(), 1.0), (greens(), 0.0)], **MOVES).image
     assert blended.tobytes() == single.tobytes() == pairs.tobytes()
     assert single.tobytes() != resize(blob(), single.size).tobytes()  # it did stylise
 
@@ -155,10 +155,10 @@ def test_a_folder_is_one_style_with_equal_weights(tmp_path):
     greens().save(folder / "b.jpg", quality=100)
     (folder / "notes.txt").write_text("not an image")
     b = Image.open(folder / "b.jpg").convert("RGB")
-    from_folder = stylise(blob(), folder, **MOVES).image
-    explicit = stylise(blob(), [stripes(), b], **MOVES).image
+    from_folder = stylize(blob(), folder, **MOVES).image
+    explicit = stylize(blob(), [stripes(), b], **MOVES).image
     assert from_folder.tobytes() == explicit.tobytes()
-    assert from_folder.tobytes() != stylise(blob(), stripes(), **MOVES).image.tobytes()
+    assert from_folder.tobytes() != stylize(blob(), stripes(), **MOVES).image.tobytes()
 
 
 def test_malformed_style_specs_exit_2_with_one_line(tmp_path, capsys, content_path, style_path):
@@ -193,7 +193,7 @@ def test_style_colors_init_has_the_styles_channel_statistics():
     assert torch.allclose(init.std((0, 2, 3)), style.std((0, 2, 3)), rtol=0.05)
     again = style_color_noise(content.shape, [(style, 1.0)], 0)
     assert torch.equal(init, again)  # seeded
-    stylise(blob(), stripes(), steps=3, init="style-colors")  # and it runs end to end
+    stylize(blob(), stripes(), steps=3, init="style-colors")  # and it runs end to end
 
 
 # --- masks --------------------------------------------------------------------------
@@ -236,7 +236,7 @@ def test_protected_region_keeps_the_photo(tmp_path):
     protect = tmp_path / "protect.png"
     halves(left=(255, 255, 255), right=(0, 0, 0)).save(protect)
     photo = rainbow()
-    out = stylise(photo, stripes(), protect=str(protect)).image
+    out = stylize(photo, stripes(), protect=str(protect)).image
     got, want = to_tensor(out)[0], to_tensor(resize(photo, out.size))[0]
     w = got.shape[-1]
     assert torch.allclose(got[:, :, : w // 3], want[:, :, : w // 3], atol=2 / 255)
@@ -249,13 +249,13 @@ def test_bad_masks_give_clear_errors(tmp_path):
     halves(right=(0, 255, 0)).save(odd)
     both = [stripes(), greens()]
     with pytest.raises(OptionsError, match="aspect ratio"):
-        stylise(blob(), both, mask=str(square), mask_styles="#f00=0,#00f=1")
+        stylize(blob(), both, mask=str(square), mask_styles="#f00=0,#00f=1")
     with pytest.raises(OptionsError, match="does not map.*#00ff00"):
-        stylise(blob(), both, mask=str(odd), mask_styles="#f00=0,#00f=1")
+        stylize(blob(), both, mask=str(odd), mask_styles="#f00=0,#00f=1")
     with pytest.raises(OptionsError, match="there are 2 styles"):
-        stylise(blob(), both, mask=str(odd), mask_styles="#f00=0,#0f0=2")
+        stylize(blob(), both, mask=str(odd), mask_styles="#f00=0,#0f0=2")
     with pytest.raises(OptionsError, match="should look like"):
-        stylise(blob(), both, mask=str(odd), mask_styles="red=0")
+        stylize(blob(), both, mask=str(odd), mask_styles="red=0")
 
 
 # --- reproducibility ----------------------------------------------------------------

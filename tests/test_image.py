@@ -182,7 +182,7 @@ def _swapped_primaries_profile() -> bytes:
     return bytes(raw)
 
 
-def test_srgb_profile_keeps_colours(tmp_path):
+def test_srgb_profile_keeps_colors(tmp_path):
     img = Image.new("RGB", (W, H), (10, 200, 30))
     path = _save(img, tmp_path / "srgb.png", icc_profile=_srgb_bytes())
     assert np.abs(_pixels(pim.load_image(path))[0, 0] - [10, 200, 30]).max() <= 1

@@ -112,11 +112,11 @@ def test_nearest_brings_the_paintings_own_features_closer_than_gram():
     """Judged by how far each pixel's colour is from the painting's two colours: the
     Gram keeps proportions and mixes, nearest neighbours take the painting's own."""
     near, gram = small().image, small(style_loss="gram").image
-    colours = torch.tensor([[220, 40, 30], [30, 60, 200]]) / 255
+    colors = torch.tensor([[220, 40, 30], [30, 60, 200]]) / 255
 
     def off_palette(img):
         px = to_tensor(img)[0].flatten(1).t()
-        return float(torch.cdist(px, colours).min(1).values.mean())
+        return float(torch.cdist(px, colors).min(1).values.mean())
 
     assert off_palette(near) < off_palette(gram)
 

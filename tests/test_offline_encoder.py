@@ -82,7 +82,7 @@ def test_every_layer_stays_well_scaled_at_any_size(net0, hw):
     assert max(rms.values()) / min(rms.values()) < 10  # no layer drowns the others
 
 
-def test_content_branch_is_blind_to_colour_brightness_and_contrast(net0):
+def test_content_branch_is_blind_to_color_brightness_and_contrast(net0):
     rgb = photo_like(64, 96)
     base = net0(PREPROCESSING.to_input(rgb), LUMA_LAYERS)
     swapped = rgb[:, [1, 0, 2]]  # red <-> green: another colour, the same luminance

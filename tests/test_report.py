@@ -278,7 +278,7 @@ def test_log_chart_leaves_out_what_a_log_scale_cannot_show():
     assert "zero" in svg  # still in the legend
 
 
-def test_heatmap_maps_range_onto_colour_map_ends():
+def test_heatmap_maps_range_onto_color_map_ends():
     img = report.heatmap(np.array([[0.0, 1.0], [2.0, -5.0]]), 0.0, 1.0, report.VIRIDIS, cell=3)
     assert img.size == (6, 6)
     px = np.asarray(img)

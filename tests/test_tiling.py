@@ -132,11 +132,11 @@ def test_tiled_and_untiled_runs_agree():
     # Overlaps cross-fade two syntheses, which can cost some contrast: measured 0.99x
     # with this encoder (1.0x to 2.5x over six encoders drawn at random).
     assert b < 1.5 * a  # and nearly as well as the untiled run
-    colour_a = np.asarray(whole.image, np.float32).mean(axis=(0, 1))
-    colour_b = np.asarray(tiled.image, np.float32).mean(axis=(0, 1))
+    color_a = np.asarray(whole.image, np.float32).mean(axis=(0, 1))
+    color_b = np.asarray(tiled.image, np.float32).mean(axis=(0, 1))
     # Two syntheses of the stripes differ in mean colour by some grey levels however they
     # are made: measured 11.0, 12.4 and 10.8 here with L-BFGS memories of 10, 25 and 50.
-    assert np.abs(colour_a - colour_b).max() < 16  # no colour drift across tiles
+    assert np.abs(color_a - color_b).max() < 16  # no colour drift across tiles
 
 
 def test_a_memory_budget_too_small_is_refused_before_running(

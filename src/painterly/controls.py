@@ -98,14 +98,14 @@ def prepare(
     styles, groups = expand_styles(style_items, opts.style_blend)
     guide = masks.load_guide(opts.mask, opts.mask_styles, opts.protect, content, groups)
     photo = content
-    content, styles, recolour = color.prepare(content, styles, opts.preserve_color, opts.color_only)
+    content, styles, recolor = color.prepare(content, styles, opts.preserve_color, opts.color_only)
     if guide is None or guide.protect is None:
-        return content, styles, guide, recolour
+        return content, styles, guide, recolor
 
     def finish(rgb: torch.Tensor) -> torch.Tensor:
         size = (rgb.shape[-1], rgb.shape[-2])
         keep = guide.protect_at(size).to(rgb.device)
         original = to_tensor(resize(photo, size)).to(rgb.device)
-        return keep * original + (1 - keep) * recolour(rgb)
+        return keep * original + (1 - keep) * recolor(rgb)
 
     return content, styles, guide, finish

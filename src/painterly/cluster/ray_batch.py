@@ -146,7 +146,7 @@ def style_specs(styles: list[tuple[str, float]]) -> list[dict]:
 
 
 def spec_of(task: Task, options: dict, threads: int) -> dict:
-    """What :func:`painterly.cluster.worker.stylise` needs besides the files' bytes."""
+    """What :func:`painterly.cluster.worker.stylize` needs besides the files' bytes."""
     return {
         "key": task.key,
         "content": task.content,
@@ -229,7 +229,7 @@ def run_tasks(
 ) -> Iterator[tuple[Task, dict]]:
     """Run ``tasks`` on the cluster (see :func:`schedule`)."""
     on_gpus = slots(cpus)[1]
-    task_of = remote(worker.stylise, cpus, on_gpus)
+    task_of = remote(worker.stylize, cpus, on_gpus)
     shared = Shared()
     threads = 1 if on_gpus else cpus
 

@@ -112,7 +112,7 @@ def run_chunks(
 ) -> Iterator[tuple[tuple[Chunk, list[bytes]], dict]]:
     """Run each (chunk, frames) of ``work`` as a task (see ray_batch.schedule)."""
     on_gpus = ray_batch.slots(cpus)[1]
-    task_of = ray_batch.remote(worker.stylise_chunk, cpus, on_gpus)
+    task_of = ray_batch.remote(worker.stylize_chunk, cpus, on_gpus)
     shared = ray_batch.Shared()
     spec = {**spec, "styles": ray_batch.style_specs(styles), "threads": 1 if on_gpus else cpus}
 

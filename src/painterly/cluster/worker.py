@@ -70,7 +70,7 @@ def _error(err: PainterlyError, places: list[tuple[str, str]]) -> str:
     return message
 
 
-def stylise(spec: dict, content: bytes, *styles: bytes) -> dict:
+def stylize(spec: dict, content: bytes, *styles: bytes) -> dict:
     """One output. ``spec``: ``key``, ``content`` (its path on the driver), ``styles``
     (``path``, ``weight``, ``folder``: whether it is a folder, ``files``: the names of
     the files it stands for), ``options`` (painterly.run's keywords) and ``threads``
@@ -108,13 +108,13 @@ def stylise(spec: dict, content: bytes, *styles: bytes) -> dict:
     }
 
 
-def stylise_chunk(spec: dict, frames: list[bytes], *styles: bytes) -> dict:
+def stylize_chunk(spec: dict, frames: list[bytes], *styles: bytes) -> dict:
     """One chunk of a clip (painterly.cluster.chunks): ``frames`` are its frames as PNG
-    files at the output size, stylised as ``painterly video`` does a clip of their own.
+    files at the output size, stylized as ``painterly video`` does a clip of their own.
     ``spec``: ``key``, ``styles`` and ``threads`` as for :func:`stylise`, ``options``
     (the stylize options), ``fps``, ``first_steps``, ``temporal_weight``, ``long_term``.
 
-    Returns ``key``, ``frames`` (the stylised frames as PNG files), ``records`` (each
+    Returns ``key``, ``frames`` (the stylized frames as PNG files), ``records`` (each
     frame's steps, time and losses), ``node``, ``host`` and ``seconds``; ``error``
     instead of the frames on bad input."""
     import torch
@@ -147,10 +147,10 @@ def stylise_chunk(spec: dict, frames: list[bytes], *styles: bytes) -> dict:
             )
         except PainterlyError as err:
             return {**out, "error": _error(err, places), "seconds": time.perf_counter() - started}
-        stylised = [path.read_bytes() for path in result.frames]
+        stylized = [path.read_bytes() for path in result.frames]
     return {
         **out,
-        "frames": stylised,
+        "frames": stylized,
         "records": result.records,
         "seconds": time.perf_counter() - started,
     }

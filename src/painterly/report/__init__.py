@@ -18,7 +18,7 @@ touches the network's weights; the report says so, and shows why.
 
 Modules: :mod:`~painterly.report.runs` (:func:`explain`: the runs),
 :mod:`~painterly.report.page` (the HTML, from the prose in ``templates/``),
-:mod:`~painterly.report.charts` (SVG) and :mod:`~painterly.report.colours` (heat maps).
+:mod:`~painterly.report.charts` (SVG) and :mod:`~painterly.report.colors` (heat maps).
 This module holds the report's defaults and imports the rest (and torch) on first use, so
 that the CLI can show them in ``--help`` without loading torch.
 """
@@ -79,11 +79,11 @@ _LAZY = {
     "SECTIONS": "page",
     "log_chart_svg": "charts",
     "pipeline_svg": "charts",
-    "DIVERGING": "colours",
-    "VIRIDIS": "colours",
-    "colour_bar": "colours",
-    "data_uri": "colours",
-    "heatmap": "colours",
+    "DIVERGING": "colors",
+    "VIRIDIS": "colors",
+    "color_bar": "colors",
+    "data_uri": "colors",
+    "heatmap": "colors",
 }
 
 __all__ = ["RECON_WEIGHT", "REPORT_SIZE", "REPORT_STEPS", *_LAZY]

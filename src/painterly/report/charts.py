@@ -44,7 +44,7 @@ def log_chart_svg(
 ) -> str:
     """Line chart on a log y axis as an inline SVG string.
 
-    ``series`` maps a label to (values at steps 1..N, colour); labels in ``dashed`` are
+    ``series`` maps a label to (values at steps 1..N, color); labels in ``dashed`` are
     drawn dashed. Values <= 0 or not finite cannot be drawn on a log scale and are left out
     (a gap in the line), and so are values more than ``decades`` powers of ten below the
     largest: a loss that starts at 1e-11 would otherwise squash everything else.
@@ -93,18 +93,18 @@ def log_chart_svg(
         f'text-anchor="middle">{html.escape(xlabel)}</text>'
     )
     stride = max(1, n // 400)  # a few hundred points per line is plenty at this width
-    for label, (vals, colour) in series.items():
+    for label, (vals, color) in series.items():
         dash = ' stroke-dasharray="6 4"' if label in dashed else ""
         for run_pts in _segments(vals, stride, floor):
             pts = " ".join(f"{sx(i):.1f},{sy(v):.1f}" for i, v in run_pts)
             out.append(
-                f'<polyline points="{pts}" fill="none" stroke="{colour}" stroke-width="1.8" '
+                f'<polyline points="{pts}" fill="none" stroke="{color}" stroke-width="1.8" '
                 f'stroke-linejoin="round"{dash}><title>{html.escape(label)}</title></polyline>'
             )
     out.append("</svg>")
     legend = "".join(
-        f'<span class="key"><i style="background:{colour}"></i>{html.escape(label)}</span>'
-        for label, (_, colour) in series.items()
+        f'<span class="key"><i style="background:{color}"></i>{html.escape(label)}</span>'
+        for label, (_, color) in series.items()
     )
     return "".join(out) + f'<div class="legend">{legend}</div>'
 

@@ -32,13 +32,13 @@ from painterly.losses import gram_mean
 from painterly.pipeline import style_size
 from painterly.report import RECON_WEIGHT, sources
 from painterly.report.charts import SERIES_COLOURS, log_chart_svg, num, pipeline_svg
-from painterly.report.colours import (
+from painterly.report.colors import (
     DIVERGING,
     VIRIDIS,
-    colour_bar,
+    color_bar,
     data_uri,
     heatmap,
-    layer_colour,
+    layer_color,
 )
 
 GRAM_CHANNELS = 64  # the Gram heat maps show this many channels (a 64 x 64 corner)
@@ -248,7 +248,7 @@ class Page:
         }
         n = len(self.style_layers)
         per_layer = {
-            layer: ([h[f"style:{layer}"] for h in hist], layer_colour(i, n))
+            layer: ([h[f"style:{layer}"] for h in hist], layer_color(i, n))
             for i, layer in enumerate(self.style_layers)
         }
         unit = (
@@ -553,8 +553,8 @@ def _gallery(pics: list[Picture], kind: str) -> str:
 def _scales() -> str:
     """The two colour scales under the heat maps: magnitude and signed difference."""
     return (
-        f'<div class="scale"><span>0</span><img src="{data_uri(colour_bar(VIRIDIS))}" '
+        f'<div class="scale"><span>0</span><img src="{data_uri(color_bar(VIRIDIS))}" '
         'alt="colour scale">'
         f'<span>high</span><span class="gap"></span><span>−</span><img src="'
-        f'{data_uri(colour_bar(DIVERGING))}" alt="difference scale"><span>+</span></div>'
+        f'{data_uri(color_bar(DIVERGING))}" alt="difference scale"><span>+</span></div>'
     )

@@ -44,12 +44,12 @@ def heatmap(values: np.ndarray, vmin: float, vmax: float, lut: np.ndarray, cell:
     return img
 
 
-def colour_bar(lut: np.ndarray, width: int = 256, height: int = 10) -> Image.Image:
+def color_bar(lut: np.ndarray, width: int = 256, height: int = 10) -> Image.Image:
     row = np.linspace(0, 255, width).astype(np.int64)
     return Image.fromarray(np.repeat(lut[row][None], height, 0))
 
 
-def layer_colour(i: int, count: int) -> str:
+def layer_color(i: int, count: int) -> str:
     """The line colour of layer ``i`` of ``count``: viridis, shallow (dark) to deep."""
     r, g, b = VIRIDIS[int(round(30 + 190 * i / max(count - 1, 1)))]
     return f"#{r:02x}{g:02x}{b:02x}"
