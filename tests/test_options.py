@@ -326,3 +326,29 @@ def test_metrics_and_images_are_written_by_the_one_writer(
     )
     assert code == 0, err
     assert written == ["out.png", "m.json"] and json.loads(metrics.read_text())["steps"] == 1
+
+
+def test_a_repeatable_flag_keeps_each_item_whole():
+    from painterly.cli import build_parser
+    from painterly.cli.common import given_settings
+    from painterly.web.config import ServeConfig
+
+    args = build_parser().parse_args(["serve", "--models", "a,b", "--models", "c"])
+    assert ServeConfig(**given_settings(args, ServeConfig)).models == ("a,b", "c")
+    assert (
+        ServeConfig(**given_settings(build_parser().parse_args(["serve"]), ServeConfig)).models
+        == ()
+    )
+
+
+@pytest.mark.parametrize(
+    "argv, flag",
+    [
+        (["stylize", "a.png", "b.png", "-o", "c.png", "--save-every", "-1"], "--save-every"),
+        (["batch", "a.png", "--style", "b.png", "-o", "d", "--batch-size", "-1"], "--batch-size"),
+        (["serve", "--port", "70000"], "--port"),
+    ],
+)
+def test_command_settings_are_checked_by_their_declarations(capsys, argv, flag):
+    code, _, err = run_cli(capsys, *argv)
+    one_line_error(code, err, flag, "out of range")

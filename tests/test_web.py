@@ -28,6 +28,7 @@ from webserver import PacedRun, png_bytes
 
 import painterly
 from painterly.cli import build_parser
+from painterly.cli.common import given_settings
 from painterly.config import PRESETS, option_fields
 from painterly.encoders.cache import cache_dir
 from painterly.encoders.registry import REGISTRY
@@ -35,6 +36,7 @@ from painterly.errors import OptionsError
 from painterly.events import Progress, Stop
 from painterly.web import Limits, jobs, uploads
 from painterly.web.app import STATIC, listen
+from painterly.web.config import ServeConfig
 from painterly.web.models import MODEL_FIELDS
 
 TERMINAL = ("done", "cancelled", "failed")
@@ -439,7 +441,8 @@ def test_requests_for_other_host_names_and_cross_site_posts_are_refused(images):
 
 def test_serve_binds_loopback_by_default_and_stops_on_ctrl_c(tmp_path):
     args = build_parser().parse_args(["serve"])
-    assert (args.host, args.port) == ("127.0.0.1", 8000)
+    settings = ServeConfig(**given_settings(args, ServeConfig))
+    assert (settings.host, settings.port) == ("127.0.0.1", 8000)
 
     proc = subprocess.Popen(
         [sys.executable, "-m", "painterly", "serve", "--port", "0", "--data-dir", tmp_path],

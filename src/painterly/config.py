@@ -18,7 +18,15 @@ import dataclasses
 from dataclasses import dataclass, fields
 
 from painterly.errors import OptionsError
-from painterly.settings import check_value, flag, option, parse_all, parse_number, show
+from painterly.settings import (
+    check_fields,
+    check_value,
+    flag,
+    option,
+    parse_all,
+    parse_number,
+    show,
+)
 
 BOOK_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
 STYLE_LOSSES = ("gram", "nearest")  # what --style-loss may be (nearest.py)
@@ -204,6 +212,36 @@ class Options:
     def replace(self, **changes) -> Options:
         """A copy with ``changes`` (raw values, parsed as in :meth:`make`); this one stays."""
         return dataclasses.replace(self, **parse_all(changes, Options))
+
+
+@dataclass(frozen=True)
+class StylizeConfig:
+    """What ``stylize`` writes besides the result (its Options are separate)."""
+
+    save_every: int = option(
+        0,
+        "also save the image every N steps as OUTPUT_stepN.ext (0: only the result)",
+        "int",
+        low=0,
+        high=MAX_STEPS,
+        metavar="N",
+    )
+
+    def __post_init__(self) -> None:
+        check_fields(self)
+
+
+@dataclass(frozen=True)
+class BatchConfig:
+    """How ``batch`` groups its images (their Options are separate)."""
+
+    batch_size: int = option(
+        0, "at most N images at once (0: as many as fit in memory)", "int", low=0,
+        high=10**6, metavar="N",
+    )  # fmt: skip
+
+    def __post_init__(self) -> None:
+        check_fields(self)
 
 
 def _check_together(o: Options) -> None:

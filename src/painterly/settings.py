@@ -41,8 +41,10 @@ class Kind:
     ``name`` is one of ``int``, ``float``, ``bool``, ``str`` (free text), ``choice`` (one
     of ``choices``), ``path`` (a file, or one of ``choices``), ``layer`` (a layer name),
     ``bytes`` (a memory size such as 8G), or a comma-separated list: ``ints``,
-    ``floats``, ``layers``. Numbers (and list items) must lie in ``low..high``; ``zero``
-    also allows 0 (meaning "automatic") below ``low``; ``items`` bounds a list's length.
+    ``floats``, ``layers``, ``texts``; ``repeat``: a list given one item per flag
+    (``--models A --models B``), for items that may hold a comma (paths). Numbers (and
+    list items) must lie in ``low..high``; ``zero`` also allows 0 (meaning "automatic")
+    below ``low``; ``items`` bounds a list's length.
     """
 
     name: str
@@ -52,22 +54,26 @@ class Kind:
     nullable: bool = False
     zero: bool = False
     items: tuple[int, int] = (0, 64)
+    repeat: bool = False
 
     @property
     def element(self) -> str:
         """The kind of one item of a list kind (``ints`` -> ``int``)."""
-        return {"ints": "int", "floats": "float", "layers": "layer"}.get(self.name, self.name)
+        names = {"ints": "int", "floats": "float", "layers": "layer", "texts": "str"}
+        return names.get(self.name, self.name)
 
     @property
     def is_list(self) -> bool:
-        return self.name in ("ints", "floats", "layers")
+        return self.name in ("ints", "floats", "layers", "texts")
 
 
-def option(default, help: str, kind: str, *, cli: bool = True, **spec):
+def option(default, help: str, kind: str, *, cli: bool = True, metavar: str | None = None, **spec):
     """A settings field: its default, help text and :class:`Kind` (``spec`` is the
     Kind's range and choices). ``cli=False``: a setting of the library only, which the
-    command line does not offer."""
-    return field(default=default, metadata={"help": help, "kind": Kind(kind, **spec), "cli": cli})
+    command line does not offer; ``metavar``: how help names its value (default: the
+    name's last word, ``--max-memory MEMORY``)."""
+    metadata = {"help": help, "kind": Kind(kind, **spec), "cli": cli, "metavar": metavar}
+    return field(default=default, metadata=metadata)
 
 
 def kind_of(name: str, of: type) -> Kind:

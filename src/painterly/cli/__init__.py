@@ -25,6 +25,7 @@ from painterly.cli.common import (
     OVERWRITE_HELP,
     Parser,
     add_option_flags,
+    add_settings_flags,
     parse_style,
 )
 from painterly.cli.run import cmd_batch, cmd_stylize
@@ -37,9 +38,10 @@ from painterly.cli.tools import (
     cmd_weights,
 )
 from painterly.cli.video import add_video_parser, cmd_video
-from painterly.config import ONE_PHOTO
+from painterly.config import ONE_PHOTO, BatchConfig, StylizeConfig
 from painterly.errors import PainterlyError
 from painterly.settings import named_as_flags
+from painterly.web.config import ServeConfig
 
 __all__ = ["build_parser", "main", "parse_style"]
 
@@ -70,13 +72,7 @@ def _add_stylize(sub) -> None:
     st.add_argument("-o", "--output", required=True, help="output image (.png .jpg .webp .tif)")
     st.add_argument("--overwrite", action="store_true", help=OVERWRITE_HELP)
     add_option_flags(st)
-    st.add_argument(
-        "--save-every",
-        type=int,
-        default=0,
-        metavar="N",
-        help="also save the image every N steps as OUTPUT_stepN.ext",
-    )
+    add_settings_flags(st, StylizeConfig)
     st.add_argument("--metrics", metavar="FILE.json", help="write timings and losses as JSON")
     st.add_argument("--quiet", action="store_true", help="no progress bar")
 
@@ -106,13 +102,7 @@ def _add_batch(sub) -> None:
     ba.add_argument(
         "--format", default="png", choices=("png", "jpg", "webp", "tif"), help="(default: png)"
     )
-    ba.add_argument(
-        "--batch-size",
-        type=int,
-        default=0,
-        metavar="N",
-        help="at most N images at once (default 0: as many as fit in memory)",
-    )
+    add_settings_flags(ba, BatchConfig)
     add_option_flags(ba, skip=ONE_PHOTO)
     ba.add_argument("--metrics", metavar="FILE.json", help="write timings and losses as JSON")
     ba.add_argument("--quiet", action="store_true", help="no progress bar")
@@ -134,34 +124,7 @@ def _add_weights(sub) -> None:
 def _add_serve(sub) -> None:
     """``painterly serve``: the web app (painterly.web)."""
     serve = sub.add_parser("serve", help="open the web page: upload, paint and watch it form")
-    serve.add_argument(
-        "--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)"
-    )
-    serve.add_argument(
-        "--port", type=int, default=8000, help="port to listen on (default: 8000; 0: any free)"
-    )
-    serve.add_argument(
-        "--data-dir",
-        metavar="DIR",
-        help="where uploads and results go (default: $PAINTERLY_DATA/web, else "
-        "~/.local/share/painterly/web)",
-    )
-    serve.add_argument(
-        "--models",
-        metavar="DIR",
-        action="append",
-        default=[],
-        help="a folder of fast models to offer beside the presets, besides those "
-        "`painterly models` lists (repeatable)",
-    )
-    serve.add_argument(
-        "--allowed-host",
-        metavar="NAME",
-        action="append",
-        default=[],
-        help="a host name the page may be opened by, besides the loopback names and the "
-        "--host address (repeatable); other names are refused, against DNS rebinding",
-    )
+    add_settings_flags(serve, ServeConfig)
 
 
 def _silence_stdout() -> None:

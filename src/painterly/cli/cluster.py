@@ -66,7 +66,7 @@ def cmd_batch_ray(args: argparse.Namespace) -> int:
     from painterly.progress import CountBar, ProgressPrinter
     from painterly.signals import StopSignals
 
-    if args.batch_size not in (0, 1):
+    if getattr(args, "batch_size", 0) not in (0, 1):
         raise OptionsError("--batch-size does not apply with --ray: each output is one task")
     cluster = cluster_config(args)
     given = given_options(args)

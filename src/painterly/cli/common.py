@@ -43,8 +43,12 @@ def flag_type(name: str, label: str | None = None, of: type = Options):
     and checks of its kind. ``label`` names a flag of a command's own that takes the same
     kind of value."""
 
+    repeat = kind_of(name, of).repeat
+
     def parse(text: str):
         try:
+            if repeat:  # one item of the list, whole (a comma in a path is the path's)
+                return parse_value(name, [text], label, of=of)[0]
             return parse_value(name, text, label, of=of)
         except OptionsError as err:
             raise argparse.ArgumentTypeError(str(err)) from None
@@ -79,7 +83,8 @@ def add_settings_flags(
         help_text = (helps or {}).get(f.name, f.metadata["help"])
         if shown not in ("", "None"):  # an empty list or no value says nothing more
             help_text += f" (default: {shown})"
-        if kind_of(f.name, of).name == "bool":
+        kind = kind_of(f.name, of)
+        if kind.name == "bool":
             parser.add_argument(
                 flag,
                 action=argparse.BooleanOptionalAction,
@@ -90,15 +95,17 @@ def add_settings_flags(
             parser.add_argument(
                 flag,
                 type=flag_type(f.name, of=of),
+                action="append" if kind.repeat else "store",
                 default=argparse.SUPPRESS,
-                help=help_text,
-                metavar=f.name.split("_")[-1].upper(),
+                help=help_text + (" (repeatable)" if kind.repeat else ""),
+                metavar=f.metadata.get("metavar") or f.name.split("_")[-1].upper(),
             )
 
 
 def given_settings(args: argparse.Namespace, of: type) -> dict:
     """The fields of ``of`` whose flags were given, as parsed."""
-    return {f.name: getattr(args, f.name) for f in fields(of) if hasattr(args, f.name)}
+    given = {f.name: getattr(args, f.name) for f in fields(of) if hasattr(args, f.name)}
+    return {k: tuple(v) if isinstance(v, list) else v for k, v in given.items()}
 
 
 def option_defaults() -> dict[str, str]:

@@ -15,6 +15,7 @@ from painterly.cli.common import (
     closing_line,
     distinct_outputs,
     given_options,
+    given_settings,
     input_files,
     metrics_path_of,
     output_folder,
@@ -22,6 +23,7 @@ from painterly.cli.common import (
     stoppable,
     write_metrics,
 )
+from painterly.config import BatchConfig, StylizeConfig
 from painterly.errors import OptionsError, PainterlyError
 
 
@@ -45,10 +47,8 @@ def _stylize_outputs(args: argparse.Namespace, inputs: list[str]) -> tuple[Path,
     metrics_path = metrics_path_of(args)
     if metrics_path:
         claim_output(metrics_path, inputs, args.overwrite)
-    if args.save_every < 0:
-        raise OptionsError("--save-every must be >= 0")
     distinct_outputs([output, metrics_path] if metrics_path else [output])
-    if args.save_every:  # another run's snapshots would be mixed with this one's
+    if getattr(args, "save_every", 0):  # another run's snapshots would be mixed with this one's
         pattern = f"{glob.escape(output.stem)}_step*{glob.escape(output.suffix)}"
         for earlier in sorted(output.parent.glob(pattern)):
             if not earlier.is_dir():  # a folder there costs its snapshot, with a warning
@@ -88,7 +88,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
                 args.content,
                 styles,
                 callback=stoppable(on_event, stop),
-                preview_every=args.save_every,
+                preview_every=StylizeConfig(**given_settings(args, StylizeConfig)).save_every,
                 **given,
             )
         finally:
@@ -144,15 +144,14 @@ def cmd_batch(args: argparse.Namespace) -> int:
     from painterly.signals import StopSignals
 
     given = given_options(args)
-    if args.batch_size < 0:
-        raise OptionsError("--batch-size must be 0 (as many as fit) or more")
+    batching = BatchConfig(**given_settings(args, BatchConfig))
     outdir, items, outputs, metrics_path = _batch_outputs(args, input_files(args, given))
     printer = ProgressPrinter(quiet=args.quiet)
     start = time.perf_counter()
     with StopSignals(printer.say) as stop:
         try:
             results = run_batch(
-                items, callback=stoppable(printer, stop), max_batch=args.batch_size, **given
+                items, callback=stoppable(printer, stop), max_batch=batching.batch_size, **given
             )
         finally:
             printer.close()

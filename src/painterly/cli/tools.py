@@ -168,7 +168,8 @@ def cmd_serve(args: argparse.Namespace) -> int:  # `painterly serve`, see web/ap
     # compiles them): tell a person at a terminal that something is happening.
     if sys.stderr.isatty():
         print("painterly: starting the web app...", file=sys.stderr, flush=True)
-    from painterly.web import serve
+    from painterly.web.app import serve
+    from painterly.web.config import ServeConfig
 
-    serve(args.host, args.port, args.data_dir, tuple(args.allowed_host), args.models)
+    serve(ServeConfig(**given_settings(args, ServeConfig)))
     return EXIT_OK

@@ -54,6 +54,7 @@ import painterly
 from painterly.errors import OptionsError
 from painterly.paintings import PAINTINGS
 from painterly.paintings import path as painting_path
+from painterly.web.config import ServeConfig
 from painterly.web.form import options_schema
 from painterly.web.jobs import TERMINAL, Job, JobManager, QueueFull, Runner
 from painterly.web.limits import LOOPBACK, Guard, Limits, allowed_hosts, server_config
@@ -324,17 +325,13 @@ def listen(host: str, port: int) -> socket.socket:
     return sock
 
 
-def serve(
-    host: str = "127.0.0.1",
-    port: int = 8000,
-    data_dir: str | None = None,
-    allowed_host: tuple[str, ...] = (),
-    models: Sequence[str] = (),
-) -> None:
+def serve(settings: ServeConfig | None = None) -> None:
     """Serve the page until Ctrl-C. Binds ``127.0.0.1`` unless told otherwise; offers
-    the cache's fast models and those in the folders ``models``."""
-    data = Path(data_dir).expanduser() if data_dir else default_data_dir()
-    folders = [Path(m).expanduser() for m in models]
+    the cache's fast models and those in the folders ``settings.models``."""
+    settings = settings or ServeConfig()
+    host, port, allowed_host = settings.host, settings.port, settings.allowed_host
+    data = Path(settings.data_dir).expanduser() if settings.data_dir else default_data_dir()
+    folders = [Path(m).expanduser() for m in settings.models]
     for folder in folders:
         if not folder.is_dir():
             raise OptionsError(f"--models {folder} is not a folder of fast models")
