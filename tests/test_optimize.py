@@ -11,6 +11,8 @@ import torch
 from synthetic import blob, stripes, tiny_encoder
 
 import painterly
+import painterly.api
+import painterly.pipeline
 from painterly.config import NEEDS_PRETRAINED, PRESETS
 from painterly.errors import OptionsError
 from painterly.events import Notice, Progress, Started
@@ -163,14 +165,13 @@ def test_a_preset_of_pretrained_features_is_refused_without_them(name):
 def test_time_limit_is_shared_over_the_scales_by_their_work():
     opts = painterly.api.make_options(time_limit=10.0, steps=30, size=512)
     sizes, steps = painterly.pipeline.scale_plan((512, 256), opts)
-    ends = painterly.pipeline.deadlines(sizes, steps, opts, start=100.0)
+    parts = painterly.pipeline.run_parts((512, 256), opts)
+    ends = painterly.pipeline.deadlines(parts, opts.time_limit, start=100.0)
     assert len(ends) == len(sizes) > 1 and ends[-1] == pytest.approx(110.0)
     work = [n * w * h for (w, h), n in zip(sizes, steps, strict=True)]
     shares = np.diff([100.0, *ends]) / 10.0
     np.testing.assert_allclose(shares, np.array(work) / sum(work))
-    assert painterly.pipeline.deadlines(sizes, steps, opts.replace(time_limit=0), 0) == [
-        None
-    ] * len(sizes)
+    assert painterly.pipeline.deadlines(parts, 0, 0) == [None] * len(sizes)
 
 
 def test_time_limit_ends_a_long_run_at_every_scale_with_the_asked_size():

@@ -135,25 +135,21 @@ def run_parts(out_size: tuple[int, int], opts: Options, images: int = 1) -> list
     return [(n, w * h * images) for (w, h), n in zip(sizes, steps, strict=True)]
 
 
-def planned_work(sizes: Sequence[tuple[int, int]], steps: Sequence[int]) -> list[int]:
-    """Each scale's share of a run's cost: its steps x its pixels."""
-    return [n * w * h for (w, h), n in zip(sizes, steps, strict=True)]
-
-
 def deadlines(
-    sizes: Sequence[tuple[int, int]], steps: Sequence[int], opts: Options, start: float
+    parts: Sequence[tuple[int, int]], time_limit: float, start: float
 ) -> list[float | None]:
-    """When each scale must end under ``--time-limit``: the time is shared out in
-    proportion to each scale's planned work (steps x pixels). The deadlines are absolute,
-    so time a scale leaves unused passes on to the next."""
-    if not opts.time_limit:
-        return [None] * len(sizes)
-    work = planned_work(sizes, steps)
+    """When each scale (``parts``: steps and pixels, :func:`run_parts`) must end under
+    ``--time-limit``: the time is shared out in proportion to each scale's planned work
+    (steps x pixels). The deadlines are absolute, so time a scale leaves unused passes on
+    to the next."""
+    if not time_limit:
+        return [None] * len(parts)
+    work = [steps * pixels for steps, pixels in parts]
     done = 0.0
     out: list[float | None] = []
     for part in work:
         done += part
-        out.append(start + opts.time_limit * done / sum(work))
+        out.append(start + time_limit * done / sum(work))
     return out
 
 
@@ -255,8 +251,8 @@ def optimize_scales(
     torch.manual_seed(opts.seed)
     sizes, plan = scale_plan(out_size, opts)
     start = time.perf_counter()
-    ends = deadlines(sizes, plan, opts, start)
     parts = run_parts(out_size, opts, len(jobs))
+    ends = deadlines(parts, opts.time_limit, start)
     run = _Run(
         jobs,
         opts,
