@@ -3,13 +3,19 @@
 ``plan`` names each output after its inputs' content and the options and keeps the
 manifest of what is done; ``worker`` is what a Ray worker runs for one output;
 ``ray_batch`` is the driver's side (connecting, scheduling, retries). Ray itself is
-imported only by ``ray_batch`` and inside the worker's function, so painterly without
+imported only by ``ray_batch``, ``ray_video`` and inside the worker's functions, so painterly without
 the ``ray`` extra never needs it. :class:`ClusterConfig` holds the settings of a run on a
 cluster, declared like :class:`painterly.config.Options`.
+
+From Python: ``painterly.cluster.run_batch`` (the counterpart of
+:func:`painterly.batch.run_batch`) and ``painterly.cluster.stylize_clip`` (of
+:func:`painterly.video.run.stylize_clip`, with the same :class:`VideoResult`), imported
+with Ray on first use.
 """
 
 from __future__ import annotations
 
+import importlib
 from dataclasses import dataclass
 
 from painterly.errors import OptionsError
@@ -43,3 +49,14 @@ class ClusterConfig:
         check_fields(self)
         if self.ray_overlap >= self.ray_chunk:
             raise OptionsError(f"{flag('ray_overlap')} must be less than {flag('ray_chunk')}")
+
+
+_LAZY = {"run_batch": "ray_batch", "stylize_clip": "ray_video"}
+
+
+def __getattr__(name: str):
+    if name in _LAZY:
+        value = getattr(importlib.import_module(f"painterly.cluster.{_LAZY[name]}"), name)
+        globals()[name] = value
+        return value
+    raise AttributeError(f"module 'painterly.cluster' has no attribute {name!r}")
