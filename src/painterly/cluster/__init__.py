@@ -3,9 +3,9 @@
 ``plan`` names each output after its inputs' content and the options and keeps the
 manifest of what is done; ``worker`` is what a Ray worker runs for one output;
 ``ray_batch`` is the driver's side (connecting, scheduling, retries). Ray itself is
-imported only by ``ray_batch``, ``ray_video`` and inside the worker's functions, so painterly without
-the ``ray`` extra never needs it. :class:`ClusterConfig` holds the settings of a run on a
-cluster, declared like :class:`painterly.config.Options`.
+imported only by ``ray_batch``, ``ray_video`` and inside the worker's functions, so
+painterly without the ``ray`` extra never needs it. :class:`ClusterConfig` holds the
+settings of a run on a cluster, declared like :class:`painterly.config.Options`.
 
 From Python: ``painterly.cluster.run_batch`` (the counterpart of
 :func:`painterly.batch.run_batch`) and ``painterly.cluster.stylize_clip`` (of
