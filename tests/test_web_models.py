@@ -67,7 +67,8 @@ def test_models_of_the_cache_and_the_served_folders_are_listed(served, folder, t
     assert "later" in [m["id"] for m in server.json("GET", "/api/models")[1]]
     # The form knows which of its fields apply to a model.
     _, schema = server.json("GET", "/api/options")
-    assert schema["model_fields"] == ["size", "height", "preserve_color", "device"]
+    assert schema["model_fields"] == ["size", "height", "tile", "device", "preserve_color"]
+    assert set(schema["model_fields"]) <= {f["name"] for f in schema["fields"]}
 
 
 def test_a_model_job_paints_the_photo_like_painterly_apply(served, folder, tmp_path):

@@ -34,6 +34,7 @@ from painterly.cli.common import (
 )
 from painterly.config import ONE_PHOTO
 from painterly.errors import OptionsError
+from painterly.fast.config import MODEL_OPTIONS
 from painterly.runstate import frame_name, frame_number
 from painterly.video import LATER_STEPS, VideoConfig
 
@@ -129,10 +130,6 @@ class VideoProgress:
         self.printer.close()
 
 
-# What a fast model's one pass can take; the rest of the stylize options are for optimising.
-MODEL_OPTIONS = {"size", "height", "preserve_color", "device", "max_memory"}
-
-
 @dataclass
 class VideoJob:
     """What ``painterly video`` was asked, checked: the files it reads, where it writes,
@@ -156,7 +153,7 @@ def check_video_job(args: argparse.Namespace, given: dict, model: Path | None) -
     if model is not None:
         if args.styles:
             raise OptionsError("a --model carries its own style; give no paintings with it")
-        refused = sorted(set(given) - MODEL_OPTIONS)
+        refused = sorted(set(given) - set(MODEL_OPTIONS))
         if refused:
             flag = "--" + refused[0].replace("_", "-")
             raise OptionsError(f"{flag} is for optimising; it does not apply with --model")
@@ -341,12 +338,8 @@ def _paint_with_model(args, job: VideoJob, model, store, given, progress, stop):
         job.clip,
         model,
         store,
-        size=given.get("size"),
-        height=given.get("height"),
         blend=job.video.blend,
-        preserve_color=given.get("preserve_color", "none"),
-        device=resolve_device(given.get("device", "auto")),
-        max_memory=given.get("max_memory", "auto"),
+        **{**given, "device": resolve_device(given.get("device", "auto"))},
         resume=args.resume,
         overwrite=args.overwrite,
         callback=progress,

@@ -84,6 +84,11 @@ class TrainConfig:
         check_fields(self)
 
 
+# The stylize options that mean something to a fast model: the output's size and how the
+# pass runs (ApplyConfig's fields); the model carries the style, encoder and losses.
+MODEL_OPTIONS = ("size", "height", "tile", "max_memory", "device", "preserve_color")
+
+
 @dataclass(frozen=True)
 class ApplyConfig:
     """How a model paints a photo (painterly.fast.apply)."""

@@ -58,6 +58,7 @@ def paint_clip(
     blend: float = BLEND,
     preserve_color: str = "none",
     device: torch.device | str = "cpu",
+    tile: int = 0,
     max_memory: str = "auto",
     resume: bool = False,
     overwrite: bool = False,
@@ -99,7 +100,12 @@ def paint_clip(
         try:
             painted = _array(
                 paint(
-                    net, frame, device=device, max_memory=max_memory, preserve_color=preserve_color
+                    net,
+                    frame,
+                    device=device,
+                    tile=tile,
+                    max_memory=max_memory,
+                    preserve_color=preserve_color,
                 )
             )
         except KeyboardInterrupt:  # a second Ctrl-C: the frame in progress is not kept

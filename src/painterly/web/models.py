@@ -14,11 +14,12 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from painterly.errors import ModelError
+from painterly.fast.config import MODEL_OPTIONS
 from painterly.fast.model_file import ModelInfo, list_models, read_info
 
-MODEL_FIELDS = ("size", "height", "preserve_color", "device")
-"""The form's fields that mean something to a fast model (as to ``painterly apply``);
-the model itself carries the style, the encoder and the losses."""
+MODEL_FIELDS = tuple(name for name in MODEL_OPTIONS if name != "max_memory")
+"""The form's fields that mean something to a fast model (painterly.fast.config's
+MODEL_OPTIONS, less the memory budget, which is the server's to choose)."""
 
 
 class ModelShelf:
