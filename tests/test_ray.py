@@ -145,7 +145,7 @@ def test_a_local_instance_survives_a_killed_worker_and_ends_with_a_killed_driver
     out.mkdir()
     proc = local_batch(contents, styles, out, "worker", ray_alone)
     wait_for_outputs(proc, out, 3)
-    busy = [pid for pid in ray_processes("ray::stylise") if pid in tagged("worker")]
+    busy = [pid for pid in ray_processes("ray::stylize") if pid in tagged("worker")]
     assert busy, "no busy worker process to kill"
     os.kill(busy[0], signal.SIGKILL)
     code, err = finish(proc)
@@ -294,7 +294,7 @@ def test_a_worker_process_killed_mid_batch_costs_a_retry_not_the_run(cluster, ph
     reference = local_reference(contents, styles, tmp_path / "local")
     proc = cli(*batch_args(contents, styles, out), "--ray", made.address)
     deadline = time.monotonic() + 120
-    while not (busy := ray_processes("ray::stylise")) or len(list(out.glob("*.png"))) < 3:
+    while not (busy := ray_processes("ray::stylize")) or len(list(out.glob("*.png"))) < 3:
         assert proc.poll() is None, finish(proc)
         assert time.monotonic() < deadline, "no three outputs within two minutes"
         time.sleep(0.05)  # polls another process's files: there is no event to wait on
