@@ -37,9 +37,7 @@ print(json.dumps({"ms_per_step": r.metrics["ms_per_step"], "threads": threads}))
 @contextmanager
 def burning(count: int):
     """``count`` processes spinning on the CPU until the block ends."""
-    burners = [
-        subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)
-    ]
+    burners = [subprocess.Popen([sys.executable, "-c", "while True: pass"]) for _ in range(count)]
     try:
         yield
     finally:

@@ -185,3 +185,36 @@ def test_time_limit_ends_a_long_run_at_every_scale_with_the_asked_size():
     assert result.image.size == (96, 64)
     assert len(result.metrics["scales"]) == 3 and not result.interrupted
     assert 3 <= result.metrics["steps"] < 1_000_000
+
+
+def test_threads_hold_for_the_run_and_are_given_back():
+    import torch
+    from synthetic import blob, stripes, tiny_encoder
+
+    before, seen = torch.get_num_threads(), []
+
+    def during(event):
+        if isinstance(event, Progress):
+            seen.append(torch.get_num_threads())
+
+    wanted = 1 if before != 1 else 2
+    painterly.run(
+        blob(), stripes(), encoder=tiny_encoder(), size=48, steps=3, threads=wanted,
+        callback=during,
+    )  # fmt: skip
+    assert seen and set(seen) == {wanted}
+    assert torch.get_num_threads() == before
+
+
+def test_the_command_line_asks_openmp_to_wait_without_spinning():
+    import os
+    import subprocess
+    import sys
+
+    probe = "import os, painterly.cli; print(os.environ['OMP_WAIT_POLICY'])"
+    env = {k: v for k, v in os.environ.items() if k != "OMP_WAIT_POLICY"}
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "PASSIVE", out.stderr
+    env["OMP_WAIT_POLICY"] = "ACTIVE"  # the user's choice is kept
+    out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
+    assert out.stdout.strip() == "ACTIVE", out.stderr

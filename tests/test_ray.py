@@ -64,6 +64,15 @@ def test_an_address_where_nothing_listens_is_one_line(tmp_path, capsys):
     assert list(out.iterdir()) == []  # not even a manifest
 
 
+def test_threads_are_the_clusters_to_set(tmp_path, capsys):
+    blob().save(tmp_path / "a.png")
+    photo = str(tmp_path / "a.png")
+    argv = ["batch", photo, "--style", photo, "-o", str(tmp_path / "out"), "--threads", "1"]
+    code = main([*argv, "--ray", "127.0.0.1:9"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1 and "--ray-cpus" in err, err
+
+
 @pytest.fixture
 def ray_alone():
     """A Ray folder (RAY_TMPDIR) of the test's own, so that a local instance started

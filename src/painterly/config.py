@@ -102,6 +102,13 @@ class Options:
         choices=("auto", "fp32", "tf32", "bf16"),
     )
     cuda_graph: bool = option(True, "replay each step as a CUDA graph on GPUs", "bool")
+    threads: int = option(
+        0,
+        "CPU threads for the maths (0: PyTorch's choice, one per core)",
+        "int",
+        low=0,
+        high=1024,
+    )
     seed: int = option(0, "seed for noise and the offline encoder", "int", low=0, high=MAX_SEED)
     content_weight: float = _weight(1.0, "weight of the content loss")
     style_weight: float = _weight(1e4, "weight of the style loss")
@@ -212,6 +219,16 @@ class Options:
     def replace(self, **changes) -> Options:
         """A copy with ``changes`` (raw values, parsed as in :meth:`make`); this one stays."""
         return dataclasses.replace(self, **parse_all(changes, Options))
+
+
+# Options that change how fast a run goes, not what it makes: left out of the records a
+# resumed run is compared with, so that a run may continue with other --threads.
+SPEED_ONLY = ("threads",)
+
+
+def identity(options: dict) -> dict:
+    """``options`` (Options' fields as a dict) less :data:`SPEED_ONLY`."""
+    return {k: v for k, v in options.items() if k not in SPEED_ONLY}
 
 
 @dataclass(frozen=True)

@@ -30,6 +30,7 @@ from painterly.memory import available_bytes, step_bytes, step_estimator
 from painterly.optimize import Objective, Outcome, optimize, style_targets
 from painterly.precision import numerics, resolve_precision
 from painterly.settings import parse_bytes
+from painterly.threads import cpu_threads
 from painterly.tiling import (
     ALIGN,
     largest_tile,
@@ -264,17 +265,18 @@ def optimize_scales(
         dict(preview_every=preview_every, progress_every=progress_every, device_name=str(device)),
     )
     outcomes: list[Outcome] = []
-    for index, (size, steps, deadline) in enumerate(zip(sizes, plan, ends, strict=True)):
-        try:
-            previous = outcomes[-1].rgb if outcomes else None
-            where = f"scale {index + 1} of {len(sizes)} ({size[0]}x{size[1]})"
-            outcomes.append(run.scale(index, size, steps, deadline, previous, where))
-        except KeyboardInterrupt:  # between steps: keep the scales already done
-            if not outcomes:
-                raise
-            outcomes[-1] = replace(outcomes[-1], interrupted=True)
-        if outcomes and outcomes[-1].interrupted:
-            break
+    with cpu_threads(opts.threads):
+        for index, (size, steps, deadline) in enumerate(zip(sizes, plan, ends, strict=True)):
+            try:
+                previous = outcomes[-1].rgb if outcomes else None
+                where = f"scale {index + 1} of {len(sizes)} ({size[0]}x{size[1]})"
+                outcomes.append(run.scale(index, size, steps, deadline, previous, where))
+            except KeyboardInterrupt:  # between steps: keep the scales already done
+                if not outcomes:
+                    raise
+                outcomes[-1] = replace(outcomes[-1], interrupted=True)
+            if outcomes and outcomes[-1].interrupted:
+                break
     return [list(scales) for scales in zip(*(o.split() for o in outcomes), strict=True)]
 
 

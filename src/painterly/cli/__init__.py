@@ -14,7 +14,13 @@ import argparse
 import os
 import sys
 
-from painterly import __version__, files
+# OpenMP threads that spin while they wait for work take the cores from other processes
+# and from each other on a busy machine; waiting passively is as fast on a quiet one
+# (benchmarks/results/bench_threads_cpu.jsonl). Set before torch loads OpenMP; a value
+# the user set is kept.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+from painterly import __version__, files  # noqa: E402
 from painterly.cli import fast
 from painterly.cli.cluster import add_ray_flags
 from painterly.cli.common import (

@@ -56,6 +56,8 @@ def add_ray_flags(parser: argparse.ArgumentParser, video: bool = False) -> None:
 
 def cluster_config(args: argparse.Namespace) -> ClusterConfig:
     """The --ray-* settings given, checked."""
+    if hasattr(args, "threads"):
+        raise OptionsError("--threads does not apply with --ray: each task has --ray-cpus")
     return ClusterConfig(**given_settings(args, ClusterConfig))
 
 

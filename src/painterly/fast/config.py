@@ -31,6 +31,7 @@ TRAIN_OPTIONS = (
     "style_layers",
     "style_loss",
     "style_layer_weights",
+    "threads",
     "style_blend",
     "style_scale",
     "pooling",

@@ -32,7 +32,7 @@ from PIL import Image, UnidentifiedImageError
 
 from painterly import __version__, files, nearest
 from painterly.clock import RunClock
-from painterly.config import Options
+from painterly.config import Options, identity
 from painterly.controls import expand_styles
 from painterly.errors import ImageError, OptionsError, PainterlyError
 from painterly.events import Callback, Notice, Preview, Progress, Started, Stop, ignore
@@ -50,6 +50,7 @@ from painterly.image import (
 )
 from painterly.optimize import Objective, style_targets
 from painterly.runstate import changed_setting, style_files
+from painterly.threads import cpu_threads
 
 Tensor = torch.Tensor
 LOSSES = ("total", "content", "style", "tv")
@@ -199,7 +200,7 @@ def settings_of(
         same.pop(key)
     settings = {
         "train": same,
-        "options": asdict(opts),
+        "options": identity(asdict(opts)),
         "styles": styles,
         "encoder": encoder,
         "photos": photos,
@@ -393,19 +394,20 @@ def train_model(
         if isinstance(event, Preview) and out.preview is not None:
             save_image(event.image, out.preview, {"painterly:iteration": str(event.step)})
 
-    result = train(
-        photos,
-        styles,
-        style_records(specs),
-        config,
-        opts,
-        encoder,
-        device,
-        checkpoint=out.checkpoint,
-        resume=resume,
-        preview=preview,
-        callback=on_event,
-    )
+    with cpu_threads(opts.threads):
+        result = train(
+            photos,
+            styles,
+            style_records(specs),
+            config,
+            opts,
+            encoder,
+            device,
+            checkpoint=out.checkpoint,
+            resume=resume,
+            preview=preview,
+            callback=on_event,
+        )
     with saving():
         model_file.save_model(out.model, result.net, result.info)
         if preview is not None and out.preview is not None:

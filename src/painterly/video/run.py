@@ -25,7 +25,7 @@ from PIL import Image
 from painterly import __version__, color
 from painterly.api import _style_list, make_options, make_result, model_start, resolve_run
 from painterly.clock import RunClock
-from painterly.config import Options, refuse_one_photo
+from painterly.config import Options, identity, refuse_one_photo
 from painterly.controls import expand_styles
 from painterly.events import Event, ignore
 from painterly.image import load_image, read_metadata, save_image, to_image
@@ -138,7 +138,7 @@ def stylize_clip(
     digests = Digests()  # the run is the same only if its inputs' contents are
     settings = {
         **clip_record(clip, size, styles, digests),
-        "options": asdict(opts),
+        "options": identity(asdict(opts)),
         "first_steps": first_steps,
         "temporal_weight": temporal_weight,
         "long_term": list(offsets[1:]),
