@@ -175,16 +175,35 @@ def test_time_limit_is_shared_over_the_scales_by_their_work():
 
 
 def test_time_limit_ends_a_long_run_at_every_scale_with_the_asked_size():
-    start = time.perf_counter()
+    start, notices = time.perf_counter(), []
+
+    def heard(event):
+        if isinstance(event, Notice):
+            notices.append(event.message)
+
     result = painterly.run(
         blob(96, 64), stripes(), encoder=tiny_encoder(), size=96, min_size=48,
-        steps=1_000_000, time_limit=1.5,
+        steps=1_000_000, time_limit=1.5, callback=heard,
     )  # fmt: skip
     elapsed = time.perf_counter() - start
     assert elapsed < 30  # a million steps would take hours
     assert result.image.size == (96, 64)
     assert len(result.metrics["scales"]) == 3 and not result.interrupted
     assert 3 <= result.metrics["steps"] < 1_000_000
+    # It says so: steps done of planned, in all and per scale.
+    done = result.metrics["steps_per_scale"]
+    said = [n for n in notices if "stopped the run short" in n]
+    assert len(said) == 1 and f"{sum(done)} of 1000000 steps" in said[0], notices
+    assert all(f"scale {i + 1}: {n} of " in said[0] for i, n in enumerate(done)), said
+
+
+def test_a_time_limit_that_is_not_reached_says_nothing():
+    notices = []
+    painterly.run(
+        blob(), stripes(), encoder=tiny_encoder(), size=48, steps=4, time_limit=600,
+        callback=lambda e: notices.append(e) if isinstance(e, Notice) else None,
+    )  # fmt: skip
+    assert not [n for n in notices if "short" in n.message], notices
 
 
 def test_threads_hold_for_the_run_and_are_given_back():

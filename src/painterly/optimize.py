@@ -42,6 +42,7 @@ class Outcome:
     # ^ a batch's (history, final) of each image; empty for a single image
     stalled: bool = False  # some image (or tile) ended with no evaluation below its first
     precision: str = "fp32"  # what the objective was computed in
+    out_of_time: bool = False  # its deadline (--time-limit) ended it before its steps
 
     def split(self) -> list[Outcome]:
         """One Outcome per image, each with its own losses (a single image: itself)."""
@@ -338,6 +339,7 @@ def optimize(
         each=each,
         stalled=stalled,
         precision=precision,
+        out_of_time=deadline is not None and len(history) < opts.steps and not interrupted,
     )
 
 

@@ -29,7 +29,7 @@ from painterly.image import MIN_SIDE, fit_size, load_image, resize, to_tensor
 from painterly.memory import available_bytes, step_bytes, step_estimator
 from painterly.optimize import Objective, Outcome, optimize, style_targets
 from painterly.precision import numerics, resolve_precision
-from painterly.settings import parse_bytes
+from painterly.settings import flag, parse_bytes
 from painterly.threads import cpu_threads
 from painterly.tiling import (
     ALIGN,
@@ -277,7 +277,21 @@ def optimize_scales(
                 outcomes[-1] = replace(outcomes[-1], interrupted=True)
             if outcomes and outcomes[-1].interrupted:
                 break
+    if any(o.out_of_time for o in outcomes):
+        callback(Notice(_cut_short(opts.time_limit, [o.steps for o in outcomes], plan)))
     return [list(scales) for scales in zip(*(o.split() for o in outcomes), strict=True)]
+
+
+def _cut_short(time_limit: float, done: Sequence[int], plan: Sequence[int]) -> str:
+    """What the time limit cost: steps done of planned, in all and per scale."""
+    done = [*done, *[0] * (len(plan) - len(done))]  # scales not reached: none done
+    each = ", ".join(
+        f"scale {i + 1}: {n} of {p}" for i, (n, p) in enumerate(zip(done, plan, strict=True))
+    )
+    return (
+        f"{flag('time_limit')} {time_limit:g} s stopped the run short: {sum(done)} of "
+        f"{sum(plan)} steps ({each})"
+    )
 
 
 @dataclass

@@ -335,4 +335,5 @@ def optimize_tiled(
         interrupted=outcomes[-1].interrupted,
         stalled=any(o.stalled for o in outcomes),
         precision=outcomes[-1].precision,
+        out_of_time=any(o.out_of_time for o in outcomes),
     )
