@@ -335,3 +335,55 @@ def test_running_out_of_memory_where_tiles_cannot_help_is_one_line(
     err = refusal_with(capsys, 1, "apply", model, photo, "-o", tmp_path / "o.png")
     assert err.startswith("painterly: error: out of memory") and "--size" in err
     assert not (tmp_path / "o.png").exists()
+
+
+# --- under-trained models -------------------------------------------------------------
+
+
+def test_a_run_cut_short_is_marked_under_trained_and_every_user_says_so(trained, tmp_path, capsys):
+    argv, _ = trained
+    model = tmp_path / "m.safetensors"
+    painted = tmp_path / "painted.png"
+    blob().save(tmp_path / "photo.png")
+    # Complete: nothing is said.
+    assert model_file.read_info(model).under_trained == ""
+    capsys.readouterr()
+    assert main(["apply", str(model), str(tmp_path / "photo.png"), "-o", str(painted)]) == 0
+    assert "under-trained" not in capsys.readouterr().err
+
+    # A time limit far short of the plan: saved, marked, and said at every use.
+    cut = [*argv, "--iterations", "1000000", "--time-limit", "1", "--overwrite"]
+    assert main(cut) == 0
+    err = capsys.readouterr().err
+    assert "under-trained (stopped after" in err and "of 1000000 iterations" in err, err
+    info = model_file.read_info(model)
+    assert info.under_trained.startswith("stopped after") and info.planned == 1_000_000
+    argv_apply = ["apply", str(model), str(tmp_path / "photo.png"), "-o", str(painted)]
+    assert main([*argv_apply, "--overwrite"]) == 0
+    assert "warning: m is under-trained (stopped after" in capsys.readouterr().err
+
+    from painterly.web.models import ModelShelf
+
+    listed = ModelShelf([tmp_path]).listing()
+    assert [m["under_trained"] for m in listed if m["id"] == "m"] == [info.under_trained]
+
+
+def test_a_loss_that_has_not_fallen_marks_a_finished_run_under_trained():
+    from painterly.fast.train import JUDGE_AFTER, MIN_DROP, under_trained
+
+    flat = [{"total": 1.0}] * JUDGE_AFTER
+    falling = [{"total": 1.0 - 0.9 * i / JUDGE_AFTER} for i in range(JUDGE_AFTER)]
+    barely = [{"total": 1.0 - (MIN_DROP / 2) * i / JUDGE_AFTER} for i in range(JUDGE_AFTER)]
+    assert "fell only 0%" in under_trained(JUDGE_AFTER, JUDGE_AFTER, flat)
+    assert under_trained(JUDGE_AFTER, JUDGE_AFTER, falling) == ""
+    assert "fell only" in under_trained(JUDGE_AFTER, JUDGE_AFTER, barely)
+    assert under_trained(3, 3, flat[:3]) == ""  # too short to judge by its loss
+    assert under_trained(7, 2000, flat[:7]) == "stopped after 7 of 2000 iterations"
+
+
+def test_a_model_file_without_the_record_reads_as_finished(model, tmp_path):
+    old = with_metadata(
+        model, tmp_path / "old.safetensors", planned_iterations=None, under_trained=None
+    )
+    info = model_file.read_info(old)
+    assert info.under_trained == "" and info.planned == 0 and info.warning("old") == ""

@@ -339,6 +339,8 @@ def run_model(
     if out_size != img.size:
         img = resize(img, out_size)
     where = resolve_device(device)
+    if info.under_trained:
+        callback(Notice(info.warning(model.stem)))
     callback(Started(total_steps=0, size=out_size, encoder=info.encoder, device=str(where)))
     painted = paint(
         net, img, device=where, tile=tile, max_memory=max_memory, preserve_color=preserve_color

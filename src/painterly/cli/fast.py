@@ -169,11 +169,11 @@ def _train_closing(args, config: TrainConfig, result, out, stop) -> int:
     m = result.metrics
     if len(result.skipped) > result.skipped_before:  # more found undecodable while training
         print(f"painterly: skipped {len(result.skipped)} unreadable photo(s)", file=sys.stderr)
-    if not result.interrupted and m["iterations"] < config.iterations:
+    if result.info.under_trained and not result.interrupted:
         print(
-            f"painterly: warning: --time-limit stopped training after {m['iterations']} of "
-            f"{config.iterations} iterations; the model may be under-trained (continue "
-            "with --resume)",
+            f"painterly: warning: {out.model.stem} is under-trained "
+            f"({result.info.under_trained}); it is saved marked so, and apply, video and "
+            "the web page say so when they use it (continue with --resume)",
             file=sys.stderr,
         )
     return closing_line(
@@ -218,12 +218,22 @@ def cmd_apply(args: argparse.Namespace) -> int:
         raise OptionsError(f"{out} is not an existing folder; for {len(photos)} photos give one")
     outputs = [claim_output(check_output_path(n), inputs, args.overwrite) for n in names]
     distinct_outputs(outputs)
+    warn_if_under_trained(model)
     for photo, output in zip(photos, outputs, strict=True):
         result = run_model(photo, model, **asdict(config))
         save_image(result.image, output, result.metadata)
         seconds = result.metrics["seconds"]
         print(f"painterly: wrote {output} ({seconds:.2f} s)", file=sys.stderr)
     return EXIT_OK
+
+
+def warn_if_under_trained(model: Path) -> None:
+    """One line on stderr before a command paints with an under-trained model."""
+    from painterly.fast.model_file import read_info
+
+    warning = read_info(model).warning(model.stem)
+    if warning:
+        print(f"painterly: warning: {warning}", file=sys.stderr)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -236,9 +246,10 @@ def cmd_models(args: argparse.Namespace) -> int:
         if info is None:
             print(f"{path.stem}\t(unreadable)")
         else:
+            state = f"\tUNDER-TRAINED: {info.under_trained}" if info.under_trained else ""
             print(
                 f"{path.stem}\tstyles {info.style_names}\twidth {info.width}\t"
-                f"{info.iterations} iterations\t{info.encoder}"
+                f"{info.iterations} iterations\t{info.encoder}{state}"
             )
     return EXIT_OK
 

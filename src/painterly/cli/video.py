@@ -200,9 +200,10 @@ def cmd_video(args: argparse.Namespace) -> int:
     given = given_options(args)
     model = None
     if args.model:
-        from painterly.cli.fast import _model_path
+        from painterly.cli.fast import _model_path, warn_if_under_trained
 
         model = _model_path(args.model)
+        warn_if_under_trained(model)
     job = check_video_job(args, given, model)
     output = job.output
     store = FrameStore.beside(output)

@@ -44,6 +44,8 @@ class ModelInfo:
     options: dict
     iterations: int
     version: str
+    planned: int = 0  # the iterations training was asked for (0: not recorded)
+    under_trained: str = ""  # why the model is not finished ("": it is), see train.py
 
     def metadata(self) -> dict[str, str]:
         """For the safetensors header and for the images a model paints."""
@@ -55,6 +57,8 @@ class ModelInfo:
             "encoder": self.encoder,
             "options": json.dumps(self.options, sort_keys=True),
             "iterations": str(self.iterations),
+            "planned_iterations": str(self.planned or self.iterations),
+            "under_trained": self.under_trained,
             "painterly_version": self.version,
         }
 
@@ -65,6 +69,16 @@ class ModelInfo:
             "painterly:model": model_name,
             **{f"painterly:model:{k}": v for k, v in self.metadata().items()},
         }
+
+    def warning(self, name: str) -> str:
+        """What to tell a user of model ``name`` who is about to paint with it: "" for a
+        finished model."""
+        if not self.under_trained:
+            return ""
+        return (
+            f"{name} is under-trained ({self.under_trained}); its results will be poor "
+            "until `painterly train ... --resume` finishes it"
+        )
 
     @property
     def style_names(self) -> str:
@@ -202,6 +216,11 @@ def _info(metadata: dict[str, str], path: Path) -> ModelInfo:
             options=_json(metadata, "options", dict),
             iterations=_whole(metadata, "iterations", 0, 2**62),
             version=_text(metadata, "painterly_version"),
+            # Files written before these were recorded hold neither.
+            planned=_whole(metadata, "planned_iterations", 0, 2**62)
+            if "planned_iterations" in metadata
+            else 0,
+            under_trained=metadata.get("under_trained", "")[:200],
         )
     except (KeyError, ValueError, TypeError) as err:
         raise ModelError(f"{path} has damaged metadata ({type(err).__name__}: {err})") from None

@@ -54,6 +54,10 @@ from painterly.threads import cpu_threads
 
 Tensor = torch.Tensor
 LOSSES = ("total", "content", "style", "tv")
+# A finished model's training loss fell by at least MIN_DROP from its first tenth of
+# iterations to its last, judged once there are JUDGE_AFTER iterations to judge by.
+MIN_DROP = 0.2
+JUDGE_AFTER = 100
 CACHE_PHOTOS = 4096  # decoded photos kept in memory (each at most 2 crops on its short side)
 
 
@@ -314,6 +318,7 @@ def train(
     if not stepping:
         save(done)
     net.eval().requires_grad_(False)
+    reason = under_trained(done, config.iterations, history)
     info = model_file.ModelInfo(
         width=config.width,
         blocks=config.blocks,
@@ -322,6 +327,8 @@ def train(
         options={**asdict(config), "loss": _loss_options(opts)},
         iterations=done,
         version=__version__,
+        planned=config.iterations,
+        under_trained=reason,
     )
     metrics = {
         "iterations": done,
@@ -335,6 +342,7 @@ def train(
         "photos": len(photos),
         "skipped": list(photos.skipped),
         "interrupted": interrupted,
+        "under_trained": reason,
         "history": history,
         "version": __version__,
     }
@@ -415,6 +423,22 @@ def train_model(
             save_image(paint(result.net, preview, "cpu"), out.preview, iteration)
     result.skipped_before = skipped_before
     return result
+
+
+def under_trained(done: int, planned: int, history: list[dict]) -> str:
+    """Why a model trained for ``done`` of ``planned`` iterations, with this loss
+    ``history``, is not finished; "" if it is. Short of its plan (a time limit, Ctrl-C),
+    or, over a run long enough to tell (JUDGE_AFTER), a training loss that has not fallen
+    by MIN_DROP from its first tenth to its last."""
+    if done < planned:
+        return f"stopped after {done} of {planned} iterations"
+    if len(history) >= JUDGE_AFTER:
+        tenth = len(history) // 10
+        first = sum(h["total"] for h in history[:tenth]) / tenth
+        last = sum(h["total"] for h in history[-tenth:]) / tenth
+        if first > 0 and last > (1 - MIN_DROP) * first:
+            return f"its loss fell only {1 - last / first:.0%} over {done} iterations"
+    return ""
 
 
 def _loss_options(opts: Options) -> dict:

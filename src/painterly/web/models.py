@@ -44,6 +44,7 @@ class ModelShelf:
                 "width": info.width,
                 "iterations": info.iterations,
                 "version": info.version,
+                "under_trained": info.under_trained,  # why it is not finished; "" if it is
             }
             for model_id, (_, info) in self._found().items()
             if info is not None

@@ -78,7 +78,10 @@ export function addModels(models) {
   const chosen = preset.value;
   const presets = el("optgroup", { label: "Presets" }, ...preset.querySelectorAll("option"));
   const fast = el("optgroup", { label: "Fast models" }, ...models.map((m) =>
-    el("option", { value: `model:${m.id}`, text: `${m.id} · ${m.styles.join(" + ")}` })));
+    el("option", {
+      value: `model:${m.id}`,
+      text: `${m.id} · ${m.styles.join(" + ")}${m.under_trained ? " · under-trained" : ""}`,
+    })));
   preset.replaceChildren(presets, fast);
   preset.value = chosen;
 }
@@ -98,7 +101,8 @@ function showMode() {
   }
   $("preset-help").textContent = model
     ? `Trained on ${model.styles.join(" + ")} · width ${model.width} · ` +
-      `${model.iterations} iterations · ${model.encoder} encoder. Paints in one pass.`
+      `${model.iterations} iterations · ${model.encoder} encoder. Paints in one pass.` +
+      (model.under_trained ? ` Under-trained (${model.under_trained}): its results will be poor.` : "")
     : "Sets every value below; change any of them after.";
   updateStart();
 }
