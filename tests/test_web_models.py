@@ -60,6 +60,7 @@ def test_models_of_the_cache_and_the_served_folders_are_listed(served, folder, t
         "width": 4,
         "iterations": 3,
         "version": models[0]["version"],
+        "under_trained": "",
     }
     assert not any(str(tmp_path) in str(m) for m in models)  # no server paths go out
     # A model trained while the server runs shows up at the next request.
