@@ -313,3 +313,13 @@ def test_a_model_can_be_trained_toward_the_nearest_neighbour_style(tmp_path, pho
     assert not _same(_weights(a), _weights(g))
     _, info = model_file.load_model(a)
     assert info.options["loss"]["style_loss"] == "nearest"
+
+
+def test_training_sizes_left_unset_are_chosen_for_the_device():
+    from painterly.fast.config import TrainConfig
+
+    cpu, gpu = TrainConfig().for_device("cpu"), TrainConfig().for_device("cuda")
+    assert (cpu.width, cpu.batch_size) == (16, 2)
+    assert (gpu.width, gpu.batch_size) == (32, 4)
+    given = TrainConfig(width=8, batch_size=3)
+    assert given.for_device("cpu") == given == given.for_device("cuda")

@@ -6,7 +6,7 @@ stays light."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from painterly.config import MAX_SEED, MAX_SIDE
 from painterly.settings import check_fields, option
@@ -17,6 +17,8 @@ DEFAULT_BLOCKS = 5
 MAX_WIDTH = 256  # the largest network that training makes and that a model file may name
 MAX_BLOCKS = 32
 MAX_BATCH = 256  # crops per iteration: more only fills the memory
+CPU_BATCH = 2  # the 30-minute CPU recipe's (docs/fast-models.md)
+GPU_BATCH = 4  # the paper's
 
 # Options fields that mean something to training (the losses and the encoder).
 TRAIN_OPTIONS = (
@@ -47,15 +49,24 @@ class TrainConfig:
     """How a model is trained (the losses are in :class:`painterly.config.Options`)."""
 
     iterations: int = option(2000, "training iterations", "int", low=1, high=10**9)
-    batch_size: int = option(4, "crops per iteration", "int", low=1, high=MAX_BATCH)
+    batch_size: int = option(
+        0,
+        f"crops per iteration (0: {CPU_BATCH} on a CPU, {GPU_BATCH} on a GPU)",
+        "int",
+        low=1,
+        high=MAX_BATCH,
+        zero=True,
+    )
     # MIN_SIDE (painterly.image): the encoder's deepest level needs a few pixels
     crop: int = option(256, "side of the training crops in px", "int", low=32, high=4096)
     width: int = option(
-        DEFAULT_WIDTH,
-        f"channels of the first layer ({DEFAULT_WIDTH}: the paper's; {SMALL_WIDTH} or 8: faster)",
+        0,
+        f"channels of the first layer (0: {SMALL_WIDTH} on a CPU, {DEFAULT_WIDTH} on a GPU, "
+        "the paper's; 8: faster still)",
         "int",
         low=1,
         high=MAX_WIDTH,
+        zero=True,
     )
     blocks: int = option(DEFAULT_BLOCKS, "residual blocks", "int", low=0, high=MAX_BLOCKS)
     learning_rate: float = option(1e-3, "Adam's step size", "float", low=1e-9, high=1)
@@ -83,6 +94,16 @@ class TrainConfig:
 
     def __post_init__(self) -> None:
         check_fields(self)
+
+    def for_device(self, device_type: str) -> TrainConfig:
+        """This config with the sizes left at 0 chosen for the device: the 30-minute CPU
+        recipe of docs/fast-models.md on a CPU, the paper's network and batch elsewhere."""
+        on_cpu = device_type == "cpu"
+        return replace(
+            self,
+            width=self.width or (SMALL_WIDTH if on_cpu else DEFAULT_WIDTH),
+            batch_size=self.batch_size or (CPU_BATCH if on_cpu else GPU_BATCH),
+        )
 
 
 # The stylize options that mean something to a fast model: the output's size and how the

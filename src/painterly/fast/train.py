@@ -235,6 +235,7 @@ def train(
     every iteration (``step`` counts from the start of the whole run, resumed or not),
     and a Preview of ``preview`` painted every ``save_every`` iterations.
     """
+    config = config.for_device(device.type)  # widths and batches left at 0
     settings = settings_of(config, opts, style_info, encoder.name, photos.signature())
     net = make_network(config.width, config.blocks, config.seed).to(device).train()
     optimizer = torch.optim.Adam(net.parameters(), lr=config.learning_rate)
@@ -389,6 +390,7 @@ def train_model(
     photos = Photos(images, config.crop, config.jitter)
     preview = preview_photo_of(preview_photo, 512) if preview_photo else None
     opts, encoder, device, _ = resolve_run(None, overrides, callback, None)
+    config = config.for_device(device.type)
     styles = style_tensors(specs, opts, config.crop)
     skipped_before = len(photos.skipped)
     if photos.skipped:
