@@ -17,6 +17,9 @@ share nothing with either objective:
   the image consist of the painting's local structures? Pixels, no network at all.
 * **structure**: correlation of the Sobel edge magnitudes of the output and the photo
   (1.0: every edge where it was).
+* **specks**: the share of the photo's flat pixels (local contrast low) that the output
+  paints as a dark speck: at least 0.15 darker than the median of the 15 px around it.
+  Pixels, no network: the small dark squares Gram matching leaves on a flat sky.
 
 Prints one row per pair and objective, then the geometric means, and writes a strip per
 pair (photo, painting, each objective) to ``--outputs``.
@@ -41,7 +44,7 @@ from painterly import losses
 from painterly.api import run
 from painterly.config import BOOK_STYLE_LAYERS, PRESETS, STYLE_LOSSES
 from painterly.encoders import load_encoder
-from painterly.image import fit_size, load_image, resize, to_tensor
+from painterly.image import fit_size, load_image, resize, to_image, to_tensor
 
 try:  # run as a script from the repository root or from benchmarks/
     from offline_heldout import edge_correlation
@@ -136,6 +139,24 @@ def geomean(values) -> float:
     return math.exp(sum(math.log(max(v, 1e-12)) for v in values) / len(values))
 
 
+def specks(out: torch.Tensor, photo: torch.Tensor) -> float:
+    """Share of the photo's flat pixels painted as a dark speck (see the docstring)."""
+    from PIL import ImageFilter
+
+    def luma(t: torch.Tensor) -> Image.Image:
+        return to_image(t).convert("L")
+
+    lo, ref = luma(out), luma(photo)
+    y = torch.tensor(list(lo.getdata()), dtype=torch.float32) / 255
+    around = torch.tensor(list(lo.filter(ImageFilter.MedianFilter(15)).getdata())) / 255
+    spread = torch.tensor(list(ref.filter(ImageFilter.MaxFilter(9)).getdata())) / 255
+    spread -= torch.tensor(list(ref.filter(ImageFilter.MinFilter(9)).getdata())) / 255
+    flat = spread < 0.08
+    if not flat.any():
+        return 0.0
+    return float(((around - y > 0.15) & flat).sum() / flat.sum())
+
+
 def score(out: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor, judges) -> dict:
     grams, swds = [], []
     for j in judges:
@@ -148,6 +169,7 @@ def score(out: torch.Tensor, photo: torch.Tensor, painting: torch.Tensor, judges
         "swd": geomean(swds),
         "patch": patch_distance(out, painting) / patch_distance(photo, painting),
         "edges": edge_correlation(out, photo),
+        "specks": specks(out, photo),
     }
 
 
@@ -181,7 +203,8 @@ def main() -> None:
     parser.add_argument(
         "--configs",
         default=",".join(f"{k}@0.5" for k in STYLE_LOSSES),
-        help="comma-separated STYLE_LOSS@STRENGTH[@CONTENT_LAYER] to compare",
+        help="comma-separated STYLE_LOSS@STRENGTH[@CONTENT_LAYER][@OPTION=A/B/C] to "
+        "compare (an option's list items separated by /)",
     )
     parser.add_argument("--outputs", type=Path, default=Path("/tmp/painterly-style-loss"))
     parser.add_argument("--json", type=Path, help="append the rows to this JSON-lines file")
@@ -197,10 +220,14 @@ def main() -> None:
         opts = PRESETS["offline"].replace(size=args.size, steps=args.steps)
         strip = []
         for kind in kinds:
-            style_loss, strength, *layer = kind.split("@")
+            style_loss, strength, *more = kind.split("@")
             mine = opts.replace(style_loss=style_loss, strength=float(strength))
-            if layer:
-                mine = mine.replace(content_layer=layer[0])
+            for part in more:
+                name, is_option, value = part.partition("=")
+                if is_option:
+                    mine = mine.replace(**{name: value.replace("/", ",")})
+                else:
+                    mine = mine.replace(content_layer=part)
             start = time.perf_counter()
             result = run(photo_path, paint_path, mine, encoder=encoder)
             seconds = time.perf_counter() - start

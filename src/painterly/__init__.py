@@ -5,20 +5,14 @@ imported on first use, and torch with it, so that ``painterly --help`` and
 ``--version`` start without loading torch.
 """
 
-import importlib
-
 __version__ = "0.1.0"
 
 from painterly.config import PRESETS, Options  # noqa: E402
+from painterly.lazy import lazy_names  # noqa: E402
 
 _LAZY = {"Result": "api", "run": "api", "stylize": "api", "run_batch": "batch"}
 
 __all__ = ["Options", "PRESETS", "Result", "run", "run_batch", "stylize", "__version__"]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"painterly.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'painterly' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)

@@ -76,6 +76,15 @@ def option(default, help: str, kind: str, *, cli: bool = True, metavar: str | No
     return field(default=default, metadata=metadata)
 
 
+def like(of: type, name: str, help: str | None = None):
+    """A settings field declared as field ``name`` of the settings class ``of`` is
+    (default, kind, range), with its own ``help`` if given: one declaration for a
+    setting two commands take."""
+    f = cast("type[_Settings]", of).__dataclass_fields__[name]
+    metadata = {**f.metadata, **({"help": help} if help else {})}
+    return field(default=f.default, metadata=metadata)
+
+
 def kind_of(name: str, of: type) -> Kind:
     """The :class:`Kind` of the option ``name`` of the settings class ``of``."""
     # ``of`` is always a settings dataclass (Options, or one whose fields use option()).

@@ -15,10 +15,10 @@ with Ray on first use.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 from painterly.errors import OptionsError
+from painterly.lazy import lazy_names
 from painterly.settings import check_fields, flag, option
 
 
@@ -54,9 +54,4 @@ class ClusterConfig:
 _LAZY = {"run_batch": "ray_batch", "stylize_clip": "ray_video"}
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"painterly.cluster.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'painterly.cluster' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)

@@ -8,8 +8,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, replace
 
-from painterly.config import MAX_SEED, MAX_SIDE
-from painterly.settings import check_fields, option
+from painterly.config import MAX_SEED, Options
+from painterly.settings import check_fields, like, option
 
 DEFAULT_WIDTH = 32  # the paper's
 SMALL_WIDTH = 16  # about 4x fewer operations: the CPU variant
@@ -115,21 +115,12 @@ MODEL_OPTIONS = ("size", "height", "tile", "max_memory", "device", "preserve_col
 class ApplyConfig:
     """How a model paints a photo (painterly.fast.apply)."""
 
-    tile: int = option(
-        0, "tile side in px (0: from --max-memory)", "int", low=64, high=MAX_SIDE, zero=True
+    tile: int = like(Options, "tile", "tile side in px (0: from --max-memory)")
+    max_memory: str = like(
+        Options, "max_memory", "memory a pass may use, e.g. 2G (auto: most of what is free)"
     )
-    max_memory: str = option(
-        "auto", "memory a pass may use, e.g. 2G (auto: most of what is free)", "bytes"
-    )
-    device: str = option(
-        "auto", "auto, cpu, cuda or mps", "choice", choices=("auto", "cpu", "cuda", "mps")
-    )
-    preserve_color: str = option(
-        "none",
-        "none, luminance (keep the photo's colours) or histogram",
-        "choice",
-        choices=("none", "luminance", "histogram"),
-    )
+    device: str = like(Options, "device")
+    preserve_color: str = like(Options, "preserve_color")
 
     def __post_init__(self) -> None:
         check_fields(self)

@@ -25,10 +25,10 @@ that the CLI can show them in ``--help`` without loading torch.
 
 from __future__ import annotations
 
-import importlib
 from dataclasses import dataclass
 
 from painterly.config import MAX_SIDE, MAX_STEPS
+from painterly.lazy import lazy_names
 from painterly.settings import check_fields, option
 
 # Defaults of the report, chosen so that the whole page takes a few minutes on two CPU
@@ -89,9 +89,4 @@ _LAZY = {
 __all__ = ["RECON_WEIGHT", "REPORT_SIZE", "REPORT_STEPS", *_LAZY]
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"painterly.report.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'painterly.report' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)

@@ -6,7 +6,7 @@ endpoints); :func:`serve` runs it with uvicorn, on 127.0.0.1 unless told otherwi
 of these names, so that ``painterly.web.config`` stays light.
 """
 
-import importlib
+from painterly.lazy import lazy_names
 
 _LAZY = {
     "create_app": "app",
@@ -18,9 +18,4 @@ _LAZY = {
 __all__ = list(_LAZY)
 
 
-def __getattr__(name: str):
-    if name in _LAZY:
-        value = getattr(importlib.import_module(f"painterly.web.{_LAZY[name]}"), name)
-        globals()[name] = value
-        return value
-    raise AttributeError(f"module 'painterly.web' has no attribute {name!r}")
+__getattr__ = lazy_names(__name__, _LAZY)
