@@ -36,6 +36,7 @@ import math
 import time
 from pathlib import Path
 
+import numpy as np
 import torch
 from PIL import Image, ImageDraw
 from torch.nn import functional as F
@@ -146,11 +147,14 @@ def specks(out: torch.Tensor, photo: torch.Tensor) -> float:
     def luma(t: torch.Tensor) -> Image.Image:
         return to_image(t).convert("L")
 
+    def values(img: Image.Image, *filters) -> torch.Tensor:
+        for f in filters:
+            img = img.filter(f)
+        return torch.from_numpy(np.asarray(img, dtype=np.float32) / 255)
+
     lo, ref = luma(out), luma(photo)
-    y = torch.tensor(list(lo.getdata()), dtype=torch.float32) / 255
-    around = torch.tensor(list(lo.filter(ImageFilter.MedianFilter(15)).getdata())) / 255
-    spread = torch.tensor(list(ref.filter(ImageFilter.MaxFilter(9)).getdata())) / 255
-    spread -= torch.tensor(list(ref.filter(ImageFilter.MinFilter(9)).getdata())) / 255
+    y, around = values(lo), values(lo, ImageFilter.MedianFilter(15))
+    spread = values(ref, ImageFilter.MaxFilter(9)) - values(ref, ImageFilter.MinFilter(9))
     flat = spread < 0.08
     if not flat.any():
         return 0.0
@@ -206,6 +210,7 @@ def main() -> None:
         help="comma-separated STYLE_LOSS@STRENGTH[@CONTENT_LAYER][@OPTION=A/B/C] to "
         "compare (an option's list items separated by /)",
     )
+    parser.add_argument("--labels", help="comma-separated column labels of --grid, one per config")
     parser.add_argument("--outputs", type=Path, default=Path("/tmp/painterly-style-loss"))
     parser.add_argument("--json", type=Path, help="append the rows to this JSON-lines file")
     args = parser.parse_args()
@@ -262,7 +267,10 @@ def main() -> None:
         strip_widths = [img.width for img in strip]
     if args.grid:
         labels = ["photo", "painting"]
-        labels += [f"--style-loss {k.replace('@', ', strength ')}" for k in kinds]
+        if args.labels:
+            labels += args.labels.split(",")
+        else:
+            labels += [f"--style-loss {k.replace('@', ', strength ')}" for k in kinds]
         grid_sheet(strips, labels, strip_widths).save(args.grid, quality=88)
     print(
         "\n| style loss @ strength | Gram judge | SWD judge | patch judge | structure | seconds |"

@@ -352,3 +352,14 @@ def test_a_repeatable_flag_keeps_each_item_whole():
 def test_command_settings_are_checked_by_their_declarations(capsys, argv, flag):
     code, _, err = run_cli(capsys, *argv)
     one_line_error(code, err, flag, "out of range")
+
+
+def test_other_style_layers_drop_the_presets_layer_weights():
+    from painterly.api import make_options
+
+    offline = make_options(weights_resolved="offline")
+    assert len(offline.style_layer_weights) == len(offline.style_layers)
+    mine = make_options(weights_resolved="offline", style_layers=("level1", "level2"))
+    assert mine.style_layer_weights == ()  # equal weights, not the preset's five
+    both = make_options(style_layers=("level1", "level2"), style_layer_weights=(1, 0.5))
+    assert both.style_layer_weights == (1, 0.5)

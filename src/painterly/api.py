@@ -92,6 +92,9 @@ def make_options(
     base = options or preset(name)
     if weights_resolved == "offline" and options is None and _follows_the_encoder(name):
         base = preset_on_offline(name)
+    if "style_layers" in overrides and "style_layer_weights" not in overrides:
+        # The base's weights are for its own layers: other layers weigh equally.
+        overrides = {**overrides, "style_layer_weights": ()}
     return base.replace(**overrides) if overrides else base
 
 
