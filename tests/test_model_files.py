@@ -387,3 +387,32 @@ def test_a_model_file_without_the_record_reads_as_finished(model, tmp_path):
     )
     info = model_file.read_info(old)
     assert info.under_trained == "" and info.planned == 0 and info.warning("old") == ""
+
+
+def test_training_is_scored_on_held_out_photos_at_every_checkpoint(tmp_path, capsys):
+    style, photos = tmp_path / "style.png", tmp_path / "photos"
+    stripes().save(style)
+    photos.mkdir()
+    for i in range(20):
+        blob(48 + i, 48).save(photos / f"{i:02d}.png")
+    out, metrics = tmp_path / "m.safetensors", tmp_path / "m.json"
+    argv = ["train", str(style), "--images", str(photos), "-o", str(out), *TINY]
+    argv += ["--weights", "offline", "--iterations", "4", "--save-every", "2"]
+    assert main([*argv, "--metrics", str(metrics)]) == 0
+    m = json.loads(metrics.read_text())
+    assert [p.rsplit("/", 1)[-1] for p in m["heldout_photos"]] == ["09.png", "19.png"]
+    assert m["photos"] == 18  # the held-out photos are not trained on
+    assert [it for it, _ in m["heldout"]] == [2, 4] and all(v > 0 for _, v in m["heldout"])
+    assert model_file.read_info(out).heldout == m["heldout"]
+
+
+def test_a_held_out_loss_that_has_not_fallen_marks_the_model():
+    from painterly.fast.train import JUDGE_AFTER, under_trained
+
+    falling = [{"total": 1.0 - 0.9 * i / JUDGE_AFTER} for i in range(JUDGE_AFTER)]
+    flat_curve = [[50, 1.0], [100, 0.95], [JUDGE_AFTER, 0.9]]
+    good_curve = [[50, 1.0], [100, 0.6], [JUDGE_AFTER, 0.4]]
+    assert "held-out loss fell only 10%" in under_trained(
+        JUDGE_AFTER, JUDGE_AFTER, falling, flat_curve
+    )
+    assert under_trained(JUDGE_AFTER, JUDGE_AFTER, falling, good_curve) == ""

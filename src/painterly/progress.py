@@ -76,6 +76,8 @@ class ProgressPrinter:
         elif isinstance(event, Progress) and not self.quiet:
             loss = event.losses
             losses = f"content {loss['content']:.3g} style {loss['style']:.3g} tv {loss['tv']:.3g}"
+            if "heldout" in loss:  # a training run's latest score on its held-out crops
+                losses += f" held-out {loss['heldout']:.3g}"
             if event.run_fraction or event.run_left is not None:
                 if self.bar is None or not self.whole:
                     self._open_job_bar()

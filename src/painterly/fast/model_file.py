@@ -16,7 +16,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeGuard
 
@@ -46,6 +46,7 @@ class ModelInfo:
     version: str
     planned: int = 0  # the iterations training was asked for (0: not recorded)
     under_trained: str = ""  # why the model is not finished ("": it is), see train.py
+    heldout: list = field(default_factory=list)  # [iteration, held-out loss] per checkpoint
 
     def metadata(self) -> dict[str, str]:
         """For the safetensors header and for the images a model paints."""
@@ -59,6 +60,7 @@ class ModelInfo:
             "iterations": str(self.iterations),
             "planned_iterations": str(self.planned or self.iterations),
             "under_trained": self.under_trained,
+            "heldout": json.dumps(self.heldout),
             "painterly_version": self.version,
         }
 
@@ -206,6 +208,18 @@ def _styles(raw: list) -> list[dict]:
     return raw
 
 
+def _curve(metadata: dict[str, str]) -> list:
+    """The held-out curve, [[iteration, loss], ...]; [] where none was recorded."""
+    if "heldout" not in metadata:
+        return []
+    curve = _json(metadata, "heldout", list)
+    if not all(
+        isinstance(p, list) and len(p) == 2 and all(_is_number(v) for v in p) for p in curve
+    ):
+        raise ValueError("heldout is not a list of [iteration, loss] pairs")
+    return curve
+
+
 def _info(metadata: dict[str, str], path: Path) -> ModelInfo:
     try:
         return ModelInfo(
@@ -221,6 +235,7 @@ def _info(metadata: dict[str, str], path: Path) -> ModelInfo:
             if "planned_iterations" in metadata
             else 0,
             under_trained=metadata.get("under_trained", "")[:200],
+            heldout=_curve(metadata),
         )
     except (KeyError, ValueError, TypeError) as err:
         raise ModelError(f"{path} has damaged metadata ({type(err).__name__}: {err})") from None

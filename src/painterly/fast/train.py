@@ -58,6 +58,8 @@ LOSSES = ("total", "content", "style", "tv")
 # iterations to its last, judged once there are JUDGE_AFTER iterations to judge by.
 MIN_DROP = 0.2
 JUDGE_AFTER = 100
+HOLD_OUT = 10  # one photo in ten is held out of training, where there are 20 or more
+HELD_OUT_CROPS = 4
 CACHE_PHOTOS = 4096  # decoded photos kept in memory (each at most 2 crops on its short side)
 
 
@@ -102,6 +104,11 @@ class Photos:
             raise OptionsError(
                 f"--images {folder} has no readable photos (.jpg .png .webp .tif ...)"
             )
+        # With enough photos, every HOLD_OUT-th is kept out of training to score it on.
+        self.held: list[Path] = []
+        if len(self.paths) >= 2 * HOLD_OUT:
+            self.held = self.paths[HOLD_OUT - 1 :: HOLD_OUT]
+            self.paths = [p for p in self.paths if p not in set(self.held)]
         self._cache: dict[int, Image.Image | None] = {}
         self.folder = folder
 
@@ -117,6 +124,23 @@ class Photos:
 
     def __len__(self) -> int:
         return len(self.paths)
+
+    def held_out(self, seed: int, count: int = HELD_OUT_CROPS) -> Tensor:
+        """(count, 3, crop, crop): the crops training is scored on, the same at every
+        checkpoint. From the photos kept out of training where there are enough (see
+        :attr:`held`), else from the training photos: then the score says how far the
+        network has got on fixed crops, not how it does on photos it never saw."""
+        rng = np.random.default_rng([seed, 2**32])  # a generator no iteration uses
+        if not self.held:
+            return self.batch(rng, count)
+        crops = []
+        for i in range(count):
+            img = load_image(self.held[i % len(self.held)])
+            img = resize(img, fit_size(*img.size, round(self.crop * max(img.size) / min(img.size))))
+            w, h = img.size
+            x, y = int(rng.integers(w - self.crop + 1)), int(rng.integers(h - self.crop + 1))
+            crops.append(to_tensor(img.crop((x, y, x + self.crop, y + self.crop))))
+        return torch.cat(crops)
 
     def photo(self, index: int) -> Image.Image:
         """Photo ``index``, or the next readable one after it."""
@@ -283,6 +307,19 @@ def train(
             ) from None
         saved.append(done)
 
+    held = photos.held_out(config.seed).to(device)
+
+    def score() -> float:
+        """The loss on the held-out crops, noted in the history (and the checkpoint)."""
+        with torch.no_grad():
+            objective = Objective(encoder, held, [], opts, grams=grams, pools=pools)
+            objective.refresh(0)  # the same image positions every time
+            value = float(objective(pre.to_input(net(held)))[1]["total"].mean())
+        if history:
+            history[-1]["heldout"] = round(value, 6)
+        return value
+
+    latest = next((h["heldout"] for h in reversed(history) if "heldout" in h), None)
     done, stepping, interrupted = start_iteration, False, False
     try:
         for iteration in range(start_iteration, config.iterations):
@@ -304,9 +341,12 @@ def train(
             elapsed = seconds_before + time.perf_counter() - start
             history.append({"iteration": done, **losses, "seconds": round(elapsed, 3)})
             if config.save_every and done % config.save_every == 0 and done < config.iterations:
+                latest = score()
                 save(done)
                 if preview is not None:
                     callback(Preview(done, paint(net, preview, device)))
+            if latest is not None:
+                losses["heldout"] = latest
             clock.advance(done)
             left = clock.left
             if config.time_limit and left is not None:
@@ -317,9 +357,12 @@ def train(
     except (KeyboardInterrupt, Stop):
         interrupted = True
     if not stepping:
+        if done > start_iteration:
+            score()
         save(done)
     net.eval().requires_grad_(False)
-    reason = under_trained(done, config.iterations, history)
+    curve = [[h["iteration"], h["heldout"]] for h in history if "heldout" in h]
+    reason = under_trained(done, config.iterations, history, curve)
     info = model_file.ModelInfo(
         width=config.width,
         blocks=config.blocks,
@@ -330,6 +373,7 @@ def train(
         version=__version__,
         planned=config.iterations,
         under_trained=reason,
+        heldout=curve,
     )
     metrics = {
         "iterations": done,
@@ -344,6 +388,8 @@ def train(
         "skipped": list(photos.skipped),
         "interrupted": interrupted,
         "under_trained": reason,
+        "heldout": curve,
+        "heldout_photos": [str(p) for p in photos.held],
         "history": history,
         "version": __version__,
     }
@@ -427,13 +473,22 @@ def train_model(
     return result
 
 
-def under_trained(done: int, planned: int, history: list[dict]) -> str:
+def under_trained(
+    done: int, planned: int, history: list[dict], curve: Sequence[Sequence[float]] = ()
+) -> str:
     """Why a model trained for ``done`` of ``planned`` iterations, with this loss
-    ``history``, is not finished; "" if it is. Short of its plan (a time limit, Ctrl-C),
-    or, over a run long enough to tell (JUDGE_AFTER), a training loss that has not fallen
-    by MIN_DROP from its first tenth to its last."""
+    ``history`` and held-out ``curve`` ((iteration, loss) at each checkpoint), is not
+    finished; "" if it is. Short of its plan (a time limit, Ctrl-C); or, over a run long
+    enough to tell (JUDGE_AFTER), a loss that has not fallen by MIN_DROP: the held-out
+    loss from its first checkpoint to its last where there are three, else the training
+    loss from its first tenth of iterations to its last."""
     if done < planned:
         return f"stopped after {done} of {planned} iterations"
+    if done >= JUDGE_AFTER and len(curve) >= 3:
+        first, last = curve[0][1], curve[-1][1]
+        if first > 0 and last > (1 - MIN_DROP) * first:
+            return f"its held-out loss fell only {1 - last / first:.0%} over {done} iterations"
+        return ""
     if len(history) >= JUDGE_AFTER:
         tenth = len(history) // 10
         first = sum(h["total"] for h in history[:tenth]) / tenth
