@@ -110,8 +110,11 @@ def small(**kw):
 
 def test_nearest_brings_the_paintings_own_features_closer_than_gram():
     """Judged by how far each pixel's colour is from the painting's two colours: the
-    Gram keeps proportions and mixes, nearest neighbours take the painting's own."""
-    near, gram = small().image, small(style_loss="gram").image
+    Gram keeps proportions and mixes, nearest neighbours take the painting's own. The
+    two objectives alike in all else: the levels even (the offline preset weighs its
+    deep levels lighter for the Gram loss only)."""
+    even = {"style_layer_weights": (1.0,) * 5}
+    near, gram = small(**even).image, small(style_loss="gram", **even).image
     colors = torch.tensor([[220, 40, 30], [30, 60, 200]]) / 255
 
     def off_palette(img):

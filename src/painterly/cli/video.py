@@ -200,11 +200,14 @@ def cmd_video(args: argparse.Namespace) -> int:
     given = given_options(args)
     model = None
     if args.model:
-        from painterly.cli.fast import _model_path, warn_if_under_trained
+        from painterly.cli.fast import _model_path
 
         model = _model_path(args.model)
-        warn_if_under_trained(model)
     job = check_video_job(args, given, model)
+    if model is not None:
+        from painterly.cli.fast import warn_if_under_trained
+
+        warn_if_under_trained(model)
     output = job.output
     store = FrameStore.beside(output)
     progress = VideoProgress(args.quiet, optimising=not args.model)

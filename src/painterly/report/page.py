@@ -506,7 +506,7 @@ class Page:
         for name in Options.__dataclass_fields__:
             v = getattr(o, name)
             if isinstance(v, tuple):
-                shown = ",".join(v)
+                shown = ",".join(f"{x:g}" if isinstance(x, float) else str(x) for x in v)
             elif isinstance(v, bool):
                 shown = "yes" if v else "no"
             else:
