@@ -4,8 +4,9 @@
 run and gives the previous count back afterwards, so that a library caller's, or the
 web server's next job's, setting is not changed behind its back. The command line also
 asks OpenMP to wait for work without spinning (painterly.cli sets OMP_WAIT_POLICY to
-PASSIVE unless it is set): spinning threads are what made a busy machine several times
-slower than a quiet one (docs/performance.md, benchmarks/bench_threads.py).
+PASSIVE unless it is set): beside two busy processes on 2 cores, spinning threads made
+a run 2.7x slower than on a quiet machine, passive ones 1.9x, about the fair share
+(docs/performance.md, benchmarks/bench_threads.py).
 """
 
 from __future__ import annotations
