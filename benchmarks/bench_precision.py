@@ -85,6 +85,10 @@ def main() -> None:
     parser.add_argument(
         "--steps-only", action="store_true", help="only the best step times at 512x384"
     )
+    parser.add_argument(
+        "--precisions", default="fp32,bf16", help="comma-separated; the first is the base"
+    )
+    parser.add_argument("--pairs", default="0,1,2", help="which bundled pairs, by index")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
@@ -104,11 +108,12 @@ def main() -> None:
     if args.steps_only:
         return
     for enc in args.encoders.split(","):
-        for photo_name, painting_name in PAIRS:
+        for photo_name, painting_name in [PAIRS[int(i)] for i in args.pairs.split(",")]:
             photo = load_image(ROOT / "content" / photo_name)
             painting = load_image(paintings.FOLDER / painting_name)
             base = None
-            for precision in ("fp32", "bf16"):
+            precisions = args.precisions.split(",")
+            for precision in precisions:
                 run_opts = dict(
                     ENCODERS[enc],
                     size=args.size,
@@ -121,7 +126,7 @@ def main() -> None:
                 result = painterly.run(photo, painting, **run_opts)
                 wall = time.perf_counter() - start
                 loss = fp32_loss(result.image, photo, painting, run_opts)
-                base = loss if precision == "fp32" else base
+                base = loss if precision == precisions[0] else base
                 name = f"{enc}_{Path(photo_name).stem}_{precision}.png"
                 save_image(result.image, out / name)
                 row = {

@@ -166,3 +166,16 @@ def test_chollet_first_evaluation_matches_the_books_formulas_in_float64(monkeypa
     assert got["content"] == 0.0  # the book starts from the content image
     assert got["style"] == pytest.approx(style_loss, rel=1e-6)
     assert got["tv"] == pytest.approx(tv, rel=1e-6)
+
+
+@pytest.mark.parametrize(
+    "asked, expected",
+    [("bf16-coarse", ["bf16", "bf16", "fp32"]), ("bf16", ["bf16"] * 3), ("fp32", ["fp32"] * 3)],
+)
+def test_each_scale_runs_in_the_precision_asked(asked, expected):
+    result = painterly.run(
+        blob(96, 64), stripes(), encoder=tiny_encoder(), size=96, min_size=48, steps=12,
+        precision=asked,
+    )  # fmt: skip
+    assert len(result.metrics["scales"]) == 3
+    assert result.metrics["precision_per_scale"] == expected

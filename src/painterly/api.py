@@ -289,6 +289,7 @@ def make_result(
         "steps_per_scale": [o.steps for o in outcomes],
         "interrupted": outcome.interrupted,
         "precision": outcome.precision,
+        "precision_per_scale": [o.precision for o in outcomes],
         "fallback_reason": fallback_reason,
         "version": __version__,
     }

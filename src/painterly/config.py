@@ -97,9 +97,10 @@ class Options:
     )
     precision: str = option(
         "auto",
-        "auto (bf16 on CUDA GPUs, fp32 elsewhere), fp32, tf32 or bf16",
+        "auto (bf16 on CUDA GPUs, fp32 elsewhere), fp32, tf32, bf16, or bf16-coarse "
+        "(bf16 at every scale but the last, which runs in fp32)",
         "choice",
-        choices=("auto", "fp32", "tf32", "bf16"),
+        choices=("auto", "fp32", "tf32", "bf16", "bf16-coarse"),
     )
     cuda_graph: bool = option(True, "replay each step as a CUDA graph on GPUs", "bool")
     threads: int = option(

@@ -263,6 +263,7 @@ def optimize_scales(
         RunProgress(callback, clock or RunClock(parts, start), parts),
         resolve_precision(opts.precision, device, exact=opts.loss_form == "book"),
         dict(preview_every=preview_every, progress_every=progress_every, device_name=str(device)),
+        scales=len(sizes),
     )
     outcomes: list[Outcome] = []
     with cpu_threads(opts.threads):
@@ -306,6 +307,7 @@ class _Run:
     progress: RunProgress
     precision: str  # fp32 from the first stall on, under auto
     run_kwargs: dict
+    scales: int = 1
     _estimator: Callable[[int, int], int] | None = None
 
     def estimate(self, width: int, height: int) -> int:
@@ -314,6 +316,13 @@ class _Run:
             layers = (self.opts.content_layer, *self.opts.style_layers)
             self._estimator = step_estimator(self.encoder.net, layers, self.opts.lbfgs_history)
         return self._estimator(width, height)
+
+    def precision_at(self, index: int) -> str:
+        """The numerics of scale ``index``: under bf16-coarse, bf16 at every scale but
+        the last, which gives the result its fp32 finish."""
+        if self.precision == "bf16-coarse":
+            return "bf16" if index < self.scales - 1 else "fp32"
+        return self.precision
 
     def scale(self, index, size, steps, deadline, previous, where: str) -> Outcome:
         """One scale, redone in smaller tiles after running out of memory and in fp32
@@ -342,10 +351,11 @@ class _Run:
         while True:
             tiled = tile and jobs[0].guide is None  # masks need the whole image at once
             self.progress.begin_scale(index, tile_count(size[1], size[0], tile) if tiled else 1)
-            scale_opts = opts.replace(steps=steps, precision=self.precision)
+            precision = self.precision_at(index)
+            scale_opts = opts.replace(steps=steps, precision=precision)
             kwargs = dict(self.run_kwargs, callback=self.progress, deadline=deadline)
             try:
-                with numerics(self.precision, device):  # targets as the features are computed
+                with numerics(precision, device):  # targets as the features are computed
                     outcome = _optimize_scale(
                         self.encoder, inputs, scale_opts, jobs[0], tiled and tile, kwargs
                     )
@@ -356,16 +366,15 @@ class _Run:
                 continue
             if not outcome.stalled or outcome.interrupted:
                 return outcome
-            if opts.precision == "auto" and self.precision != "fp32":
+            if opts.precision == "auto" and precision != "fp32":
                 self.callback(
                     Notice(
-                        f"{where}: no step improved on its start in {self.precision}; "
-                        "redoing it in fp32"
+                        f"{where}: no step improved on its start in {precision}; redoing it in fp32"
                     )  # fmt: skip
                 )
                 self.precision = "fp32"  # for the rest of the run too
                 continue
-            hint = "; --precision fp32 may help" if self.precision != "fp32" else ""
+            hint = "; --precision fp32 may help" if precision != "fp32" else ""
             self.callback(
                 Notice(f"{where}: no step improved on its start, so it is kept as it began{hint}")
             )
