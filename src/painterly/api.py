@@ -12,7 +12,7 @@ import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
-from typing import TypeGuard, cast
+from typing import TYPE_CHECKING, TypeGuard, cast
 
 import torch
 from PIL import Image
@@ -42,6 +42,10 @@ from painterly.image import load_image, resize, to_image, to_tensor
 from painterly.optimize import Outcome
 from painterly.pipeline import Job, optimize_scales, output_size, scale_plan
 from painterly.settings import flag
+
+if TYPE_CHECKING:
+    from painterly.fast.model_file import ModelInfo
+    from painterly.fast.network import TransformerNet
 
 ImageLike = str | os.PathLike | Image.Image
 StyleSpec = ImageLike | tuple[ImageLike, float]
@@ -327,19 +331,22 @@ def run_model(
     device: str = "auto",
     tile: int = 0,
     max_memory: str = "auto",
+    loaded: tuple[TransformerNet, ModelInfo] | None = None,
     callback: Callback = ignore,
 ) -> Result:
     """``photo`` painted by the model file ``model`` (painterly.fast), as a :class:`Result`
     (image, metrics, the model's metadata for the output file): what ``painterly apply``
     and the web app's jobs with a fast model run. ``size`` (long side) or ``height``
     (which wins) resize the photo first, as they size a ``stylize`` result; ``tile`` and
-    ``max_memory`` as in :class:`painterly.fast.config.ApplyConfig`."""
+    ``max_memory`` as in :class:`painterly.fast.config.ApplyConfig`. ``loaded``: the
+    (network, ModelInfo) that ``load_model(model)`` gave a caller painting many photos,
+    so that the file is read once."""
     from painterly.fast.apply import paint
     from painterly.fast.model_file import load_model
 
     model = Path(model)
     start = time.perf_counter()
-    net, info = load_model(model)
+    net, info = loaded or load_model(model)
     img = load_image(photo)
     out_size = output_size(img.size, preset("default").replace(size=size, height=height))
     if out_size != img.size:

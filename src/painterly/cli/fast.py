@@ -203,6 +203,7 @@ def _photo_files(items: list[str]) -> list[Path]:
 
 def cmd_apply(args: argparse.Namespace) -> int:
     from painterly.api import run_model
+    from painterly.fast.model_file import load_model
     from painterly.image import check_output_path, save_image
 
     config = ApplyConfig(**given_settings(args, ApplyConfig))
@@ -218,20 +219,22 @@ def cmd_apply(args: argparse.Namespace) -> int:
         raise OptionsError(f"{out} is not an existing folder; for {len(photos)} photos give one")
     outputs = [claim_output(check_output_path(n), inputs, args.overwrite) for n in names]
     distinct_outputs(outputs)
-    warn_if_under_trained(model)
+    loaded = load_model(model)
+    warn_if_under_trained(model, loaded[1])
     for photo, output in zip(photos, outputs, strict=True):
-        result = run_model(photo, model, **asdict(config))
+        result = run_model(photo, model, loaded=loaded, **asdict(config))
         save_image(result.image, output, result.metadata)
         seconds = result.metrics["seconds"]
         print(f"painterly: wrote {output} ({seconds:.2f} s)", file=sys.stderr)
     return EXIT_OK
 
 
-def warn_if_under_trained(model: Path) -> None:
-    """One line on stderr before a command paints with an under-trained model."""
+def warn_if_under_trained(model: Path, info=None) -> None:
+    """One line on stderr before a command paints with an under-trained model (``info``:
+    its metadata where the caller has read it)."""
     from painterly.fast.model_file import read_info
 
-    warning = read_info(model).warning(model.stem)
+    warning = (info or read_info(model)).warning(model.stem)
     if warning:
         print(f"painterly: warning: {warning}", file=sys.stderr)
 

@@ -38,7 +38,9 @@ def _is_step_path(output: Path, path: Path) -> bool:
     return os.path.realpath(path.parent) == folder and re.fullmatch(name, path.name) is not None
 
 
-def _stylize_outputs(args: argparse.Namespace, inputs: list[str]) -> tuple[Path, Path | None]:
+def _stylize_outputs(
+    args: argparse.Namespace, inputs: list[str], save_every: int
+) -> tuple[Path, Path | None]:
     """The image, the metrics file and the --save-every snapshots ``stylize`` will
     write, claimed and checked before anything slow."""
     from painterly.image import check_output_path
@@ -48,7 +50,7 @@ def _stylize_outputs(args: argparse.Namespace, inputs: list[str]) -> tuple[Path,
     if metrics_path:
         claim_output(metrics_path, inputs, args.overwrite)
     distinct_outputs([output, metrics_path] if metrics_path else [output])
-    if getattr(args, "save_every", 0):  # another run's snapshots would be mixed with this one's
+    if save_every:  # another run's snapshots would be mixed with this one's
         pattern = f"{glob.escape(output.stem)}_step*{glob.escape(output.suffix)}"
         for earlier in sorted(output.parent.glob(pattern)):
             if not earlier.is_dir():  # a folder there costs its snapshot, with a warning
@@ -66,7 +68,8 @@ def cmd_stylize(args: argparse.Namespace) -> int:
     from painterly.signals import StopSignals
 
     given = given_options(args)
-    output, metrics_path = _stylize_outputs(args, input_files(args, given))
+    save_every = StylizeConfig(**given_settings(args, StylizeConfig)).save_every
+    output, metrics_path = _stylize_outputs(args, input_files(args, given), save_every)
     printer = ProgressPrinter(quiet=args.quiet)
     failed_snapshots: list[int] = []
 
@@ -88,7 +91,7 @@ def cmd_stylize(args: argparse.Namespace) -> int:
                 args.content,
                 styles,
                 callback=stoppable(on_event, stop),
-                preview_every=StylizeConfig(**given_settings(args, StylizeConfig)).save_every,
+                preview_every=save_every,
                 **given,
             )
         finally:

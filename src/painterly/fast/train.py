@@ -108,7 +108,7 @@ class Photos:
         self.held: list[Path] = []
         if len(self.paths) >= 2 * HOLD_OUT:
             self.held = self.paths[HOLD_OUT - 1 :: HOLD_OUT]
-            self.paths = [p for p in self.paths if p not in set(self.held)]
+            del self.paths[HOLD_OUT - 1 :: HOLD_OUT]
         self._cache: dict[int, Image.Image | None] = {}
         self.folder = folder
 
@@ -357,7 +357,7 @@ def train(
     except (KeyboardInterrupt, Stop):
         interrupted = True
     if not stepping:
-        if done > start_iteration:
+        if done > start_iteration and "heldout" not in history[-1]:  # not scored at a checkpoint
             score()
         save(done)
     net.eval().requires_grad_(False)
@@ -436,7 +436,6 @@ def train_model(
     photos = Photos(images, config.crop, config.jitter)
     preview = preview_photo_of(preview_photo, 512) if preview_photo else None
     opts, encoder, device, _ = resolve_run(None, overrides, callback, None)
-    config = config.for_device(device.type)
     styles = style_tensors(specs, opts, config.crop)
     skipped_before = len(photos.skipped)
     if photos.skipped:
