@@ -29,7 +29,7 @@ from painterly.settings import (
 )
 
 BOOK_STYLE_LAYERS = ("block1_conv1", "block2_conv1", "block3_conv1", "block4_conv1", "block5_conv1")
-STYLE_LOSSES = ("gram", "nearest")  # what --style-loss may be (nearest.py)
+STYLE_LOSSES = ("gram", "meancov", "nearest")  # what --style-loss may be (losses.py, nearest.py)
 
 MAX_SIDE = 16384  # refuse before allocating: beyond this a run cannot finish on any machine
 MAX_STEPS = 1_000_000
@@ -120,8 +120,9 @@ class Options:
     )
     style_loss: str = option(
         "gram",
-        "gram (channel correlations, the paper's) or nearest (also match the painting's "
-        "own features, which carries strokes)",
+        "gram (channel correlations, the paper's), meancov (the features' mean and "
+        "covariance, by optimal transport) or nearest (also match the painting's own "
+        "features, which carries strokes)",
         "choice",
         choices=STYLE_LOSSES,
     )

@@ -21,6 +21,8 @@ fixed network computes for two different images.
 
 from __future__ import annotations
 
+import weakref
+
 import torch
 from torch.nn import functional as F
 
@@ -145,22 +147,130 @@ def content_loss_relative(
     return _each((_at_least_f32(gen) - target) ** 2) / target_energy
 
 
-def style_loss_relative(gen: Tensor, target_gram: Tensor) -> Tensor:
-    """Squared Gram error relative to the target Gram's energy, per layer."""
-    g = gram_mean(gen)
-    return _each((g - target_gram) ** 2) / energy(target_gram)
+def style_loss_relative(gen: Tensor, target: Tensor, kind: str = "gram") -> Tensor:
+    """The style error of features ``gen`` against their target statistics (see
+    :func:`style_sums`), relative to the target's size, per layer."""
+    return compare_statistics(style_sums(gen, kind) / _positions(gen), target, kind)
 
 
-def style_loss_relative_sums(gen: Tensor, rest: tuple[Tensor, int], target_gram: Tensor) -> Tensor:
+def style_loss_relative_sums(
+    gen: Tensor, rest: tuple[Tensor, int], target: Tensor, kind: str = "gram"
+) -> Tensor:
     """:func:`style_loss_relative` of a whole image of which ``gen`` is one part.
 
-    ``rest`` is (sum of F F^T, number of positions) over the rest of the image, so that
-    a tile is pulled toward the target *together with* the rest, not on its own: a tile
-    of sky does not have to hold every colour of the painting.
+    ``rest`` is (the sums of :func:`style_sums`, number of positions) over the rest of
+    the image, so that a tile is pulled toward the target *together with* the rest, not
+    on its own: a tile of sky does not have to hold every colour of the painting.
     """
-    g_sum, count = rest
-    g = (g_sum + gram(gen)) / (count + gen.shape[-2] * gen.shape[-1])
-    return _each((g - target_gram) ** 2) / energy(target_gram)
+    sums, count = rest
+    stats = (sums + style_sums(gen, kind)) / (count + _positions(gen))
+    return compare_statistics(stats, target, kind)
+
+
+def _positions(f: Tensor) -> int:
+    return f.shape[-2] * f.shape[-1]
+
+
+# --- style statistics: what a style loss compares -----------------------------------------
+
+
+def style_sums(f: Tensor, kind: str = "gram", weight: Tensor | None = None) -> Tensor:
+    """The statistics a style loss compares, summed over positions, (N, C, C) or more.
+
+    ``gram`` and ``nearest``: ``F F^T``. ``meancov``: the same with a constant channel of
+    ones beside the features, ``[[F F^T, F 1], [1^T F^T, n]]`` (N, C+1, C+1), which holds
+    the features' sum and count too, so that the mean and covariance can be recovered
+    after any sum or blend of these (tiles, regions, several paintings). ``weight`` (N, 1,
+    H, W) is the ones channel of a masked region; ``f`` is then already weighted by it.
+    Divided by the positions (the corner for ``meancov``), they are averages.
+    """
+    g = gram(f)
+    if kind != "meancov":
+        return g
+    f32 = _at_least_f32(f)
+    if weight is None:
+        s = f32.sum(dim=(2, 3))
+        count = torch.full_like(s[:, :1], float(_positions(f)))
+    else:
+        w = weight.to(f32.dtype)
+        s = (f32 * w).sum(dim=(2, 3))
+        count = (w**2).sum(dim=(2, 3))
+    top = torch.cat([g, s[:, :, None]], dim=2)
+    bottom = torch.cat([s, count], dim=1)[:, None, :]
+    return torch.cat([top, bottom], dim=1)
+
+
+def compare_statistics(stats: Tensor, target: Tensor, kind: str) -> Tensor:
+    """The relative style error of position-averaged statistics ``stats`` against
+    ``target`` (both from :func:`style_sums`, divided by positions), per image."""
+    if kind == "meancov":
+        return meancov_distance(stats, target)
+    return _each((stats - target) ** 2) / energy(target)
+
+
+def mean_and_covariance(stats: Tensor) -> tuple[Tensor, Tensor]:
+    """The mean (N, C) and covariance (N, C, C) held in averaged ``meancov`` statistics."""
+    c = stats.shape[-1] - 1
+    mean = stats[:, :c, c] / stats[:, c, c, None]
+    second = stats[:, :c, :c] / stats[:, c, c, None, None]
+    return mean, second - mean[:, :, None] * mean[:, None, :]
+
+
+def meancov_distance(stats: Tensor, target: Tensor) -> Tensor:
+    """Squared 2-Wasserstein distance between the Gaussians with the features' mean and
+    covariance and the target's, relative to the target's second moment:
+
+        ( |m - m_t|^2 + tr(S) + tr(S_t) - 2 tr( (R S R)^(1/2) ) ) / ( |m_t|^2 + tr(S_t) )
+
+    with ``R = S_t^(1/2)``. 1.0 is an error as large as the target itself. Where the Gram
+    loss weighs every channel pair's co-firing alike, this is the optimal-transport
+    distance of the two feature distributions (as far as two moments tell): a shift along
+    a direction the painting hardly varies in costs as much as it moves the features.
+
+    ``tr((R S R)^(1/2))`` is the sum of the square roots of the eigenvalues of the
+    symmetric ``R S R``, and only eigenvalues are taken (no eigenvectors), whose gradient
+    is stable when eigenvalues repeat. Done in float64 with autocast off: the eigenvalues
+    of a covariance span many orders of magnitude.
+    """
+    with torch.autocast(stats.device.type, enabled=False):
+        mean, cov = mean_and_covariance(stats.double())
+        t_mean, t_cov, root, scale = _prepared(target)
+        inner = root @ cov @ root
+        eig = torch.linalg.eigvalsh((inner + inner.transpose(1, 2)) / 2)
+        floor = 1e-12 * scale[:, None]
+        cross = eig.clamp_min(floor).sqrt().sum(1)
+        dist = ((mean - t_mean) ** 2).sum(1) + _trace(cov) + _trace(t_cov) - 2 * cross
+        return (dist / scale.clamp_min(1e-12)).to(torch.promote_types(stats.dtype, torch.float32))
+
+
+# A run's targets do not change; their square roots (an eigendecomposition each, a
+# quarter of the loss's time) are kept while the target tensor lives, by its id (a
+# WeakKeyDictionary would compare tensors with ``==``).
+_PREPARED: dict[int, tuple[int, tuple[Tensor, ...]]] = {}
+
+
+@torch.no_grad()
+def _prepared(target: Tensor) -> tuple[Tensor, ...]:
+    """The target's mean, covariance, covariance's square root and second moment."""
+    kept = _PREPARED.get(id(target))
+    if kept is not None and kept[0] == target._version:
+        return kept[1]
+    t_mean, t_cov = mean_and_covariance(target.double())
+    prepared = (t_mean, t_cov, _sqrtm(t_cov), (t_mean**2).sum(1) + _trace(t_cov))
+    if kept is None:
+        weakref.finalize(target, _PREPARED.pop, id(target), None)
+    _PREPARED[id(target)] = (target._version, prepared)
+    return prepared
+
+
+def _trace(m: Tensor) -> Tensor:
+    return torch.diagonal(m, dim1=1, dim2=2).sum(1)
+
+
+def _sqrtm(m: Tensor) -> Tensor:
+    """Square root of symmetric positive semi-definite matrices (N, C, C)."""
+    vals, vecs = torch.linalg.eigh(m)
+    return (vecs * vals.clamp_min(0).sqrt()[:, None, :]) @ vecs.transpose(1, 2)
 
 
 def relaxed_emd(points: Tensor, pool: Tensor) -> Tensor:

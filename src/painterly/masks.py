@@ -26,7 +26,7 @@ from torch.nn import functional as F
 
 from painterly.errors import OptionsError
 from painterly.image import fit_size, load_image, resize, to_tensor
-from painterly.losses import gram
+from painterly.losses import compare_statistics, style_sums
 
 Tensor = torch.Tensor
 
@@ -159,18 +159,21 @@ def load_guide(
     return Guide(labels, n_styles if labels is not None else 1, groups, prot)
 
 
-def masked_gram(f: Tensor, m: Tensor) -> Tensor:
+def masked_gram(f: Tensor, m: Tensor, style_loss: str = "gram") -> Tensor:
     """Gram of features ``f`` (1, C, H, W) weighted by mask ``m`` (1, 1, H, W): the mean of
-    f f^T over the region (weights m^2), comparable with :func:`losses.gram_mean`."""
-    return gram(f * m) / (m**2).sum().clamp_min(1e-8)
+    f f^T over the region (weights m^2), comparable with :func:`losses.gram_mean`. (For
+    ``style_loss`` meancov, the statistics of :func:`losses.style_sums` over the region.)"""
+    return style_sums(f * m, style_loss, weight=m) / (m**2).sum().clamp_min(1e-8)
 
 
-def masked_style_loss(f: Tensor, targets: list[Tensor], masks: list[Tensor]) -> Tensor:
+def masked_style_loss(
+    f: Tensor, targets: list[Tensor], masks: list[Tensor], style_loss: str = "gram"
+) -> Tensor:
     """Relative Gram error of each region against its own style's Gram, weighted by the
     region's area (so a sliver does not count as much as the sky)."""
     areas = [m.mean() for m in masks]
     errs = [
-        ((masked_gram(f, m) - t) ** 2).sum() / (t**2).sum().clamp_min(1e-12)
+        compare_statistics(masked_gram(f, m, style_loss), t, style_loss).sum()
         for t, m in zip(targets, masks, strict=True)
     ]
     # MaskedStyle refuses to run with no region, so there is a mask: the sum is a tensor.
@@ -188,8 +191,15 @@ class MaskedStyle:
     image's features, returns the style loss of each layer."""
 
     def __init__(
-        self, guide: Guide, content_rgb: Tensor, feats: dict[str, Tensor], styles, blend_grams
+        self,
+        guide: Guide,
+        content_rgb: Tensor,
+        feats: dict[str, Tensor],
+        styles,
+        blend_grams,
+        style_loss: str = "gram",
     ):
+        self.style_loss = style_loss
         regions = guide.regions((content_rgb.shape[-1], content_rgb.shape[-2]), "cpu")
         self.targets: list[dict[str, Tensor]] = []
         self.members: list[list] = []  # each kept region's (style, weight) pairs
@@ -211,7 +221,9 @@ class MaskedStyle:
 
     def __call__(self, feats: dict[str, Tensor]) -> dict[str, Tensor]:
         return {
-            n: masked_style_loss(f, [t[n] for t in self.targets], [m[None] for m in self.masks[n]])
+            n: masked_style_loss(
+                f, [t[n] for t in self.targets], [m[None] for m in self.masks[n]], self.style_loss
+            )
             for n, f in feats.items()
             if n in self.masks
         }

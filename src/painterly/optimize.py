@@ -107,7 +107,7 @@ class Objective:
             if guide is not None:  # per-region styles and protected regions (masks.py)
                 feats = encoder.features(pre.to_input(content_rgb), self.style_layers)
                 self.masked = masks.MaskedStyle(
-                    guide, content_rgb, feats, styles, self._blend_grams
+                    guide, content_rgb, feats, styles, self._blend_grams, opts.style_loss
                 )
             self.nearest = None
             if opts.style_loss == "nearest":
@@ -137,7 +137,9 @@ class Objective:
             self.nearest.round = self.nearest.round + 1 if round is None else round
 
     def _blend_grams(self, styles: Sequence[tuple[Tensor, float]]) -> dict[str, Tensor]:
-        return style_targets(self.encoder, styles, self.style_layers, self.book)
+        return style_targets(
+            self.encoder, styles, self.style_layers, self.book, self.opts.style_loss
+        )
 
     def __call__(self, x: Tensor) -> tuple[Tensor, dict[str, Tensor]]:
         """Total loss (summed over a batch) and its parts, unweighted, one per image (N,),
@@ -158,12 +160,14 @@ class Objective:
                 per_layer = self.masked(feats)
             elif self.rest is not None:  # a tile: the whole image's Gram, this tile's part live
                 per_layer = {
-                    n: losses.style_loss_relative_sums(feats[n], self.rest[n], self.grams[n])
+                    n: losses.style_loss_relative_sums(
+                        feats[n], self.rest[n], self.grams[n], self.opts.style_loss
+                    )
                     for n in self.style_layers
                 }
             else:
                 per_layer = {
-                    n: losses.style_loss_relative(feats[n], self.grams[n])
+                    n: losses.style_loss_relative(feats[n], self.grams[n], self.opts.style_loss)
                     for n in self.style_layers
                 }
             if self.nearest is not None:
@@ -192,14 +196,21 @@ def style_targets(
     styles: Sequence[tuple[Tensor, float]],
     layers: Sequence[str],
     book: bool,
+    style_loss: str = "gram",
 ) -> dict[str, Tensor]:
-    """Blend several styles by averaging their Gram matrices with the given weights:
-    ``{layer: (1, C, C)}``, position-averaged unless ``book``."""
-    gram = losses.gram if book else losses.gram_mean
+    """Blend several styles by averaging their Gram matrices (their statistics for
+    ``style_loss``, :func:`losses.style_sums`) with the given weights: ``{layer: (1, C,
+    C)}``, position-averaged unless ``book``. For ``meancov`` the average is the blend's
+    mixture: its mean and second moment are the weighted means of the paintings'."""
 
     def grams(rgb: Tensor) -> dict[str, Tensor]:
         feats = encoder.features(encoder.preprocessing.to_input(rgb), layers)
-        return {name: gram(feats[name]) for name in layers}
+        if book:
+            return {name: losses.gram(feats[name]) for name in layers}
+        return {
+            name: losses.style_sums(f, style_loss) / (f.shape[-2] * f.shape[-1])
+            for name, f in ((n, feats[n]) for n in layers)
+        }
 
     return blend_grams((grams(rgb), weight) for rgb, weight in styles)
 

@@ -409,7 +409,9 @@ def _optimize_scale(encoder, inputs, opts, job: Job, tile: int, run_kwargs) -> O
             w, h = content_t.shape[-1], content_t.shape[-2]
             why = "as --tile asks" if opts.tile else "it does not fit in memory at once"
             run_kwargs["callback"](Notice(f"{w}x{h} in tiles of {tile} px, {why}"))
-            grams = tiled_grams(encoder, style_ts, opts.style_layers, tile)
+            grams = tiled_grams(
+                encoder, style_ts, opts.style_layers, tile, style_loss=opts.style_loss
+            )
             pools = _pools(encoder, [style_ts], opts)
             return optimize_tiled(
                 encoder, content_t, init, grams, opts, tile, pools=pools, **run_kwargs
@@ -417,7 +419,10 @@ def _optimize_scale(encoder, inputs, opts, job: Job, tile: int, run_kwargs) -> O
         objective = Objective(encoder, content_t, style_ts, opts, job.guide, extra=job.extra)
         return optimize(objective, init, opts, **run_kwargs)
     book = opts.loss_form == "book"
-    targets = [style_targets(encoder, styles, opts.style_layers, book) for _, styles, _ in inputs]
+    targets = [
+        style_targets(encoder, styles, opts.style_layers, book, opts.style_loss)
+        for _, styles, _ in inputs
+    ]
     grams = {n: torch.cat([t[n] for t in targets]) for n in opts.style_layers}
     contents = torch.cat([content for content, _, _ in inputs])
     pools = _pools(encoder, [styles for _, styles, _ in inputs], opts)

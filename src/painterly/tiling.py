@@ -192,10 +192,16 @@ def largest_tile(cost: Callable[[int], float], longest: int, budget: int, least:
 
 
 def gram_sums(
-    encoder, rgb: Tensor, layers: Sequence[str], tile: int, halo: int = 64
+    encoder,
+    rgb: Tensor,
+    layers: Sequence[str],
+    tile: int,
+    halo: int = 64,
+    style_loss: str = "gram",
 ) -> dict[str, tuple[Tensor, int]]:
     """Per layer: (sum over positions of F F^T, number of positions) of a whole image,
-    computed tile by tile with ``halo`` px of context, every position counted once."""
+    computed tile by tile with ``halo`` px of context, every position counted once.
+    (The sums of :func:`losses.style_sums` for ``style_loss``.)"""
     pre = encoder.preprocessing
     h, w = rgb.shape[-2:]
     out: dict[str, tuple[Tensor, int]] = {}
@@ -211,7 +217,7 @@ def gram_sums(
                 round((t.y0 - y0) / sy) : round((t.y1 - y0) / sy),
                 round((t.x0 - x0) / sx) : round((t.x1 - x0) / sx),
             ]
-            g, n = losses.gram(inner), inner.shape[-2] * inner.shape[-1]
+            g, n = losses.style_sums(inner, style_loss), inner.shape[-2] * inner.shape[-1]
             out[name] = (out[name][0] + g, out[name][1] + n) if name in out else (g, n)
     return out
 
@@ -222,14 +228,17 @@ def tiled_grams(
     layers: Sequence[str],
     tile: int,
     halo: int = 64,
+    style_loss: str = "gram",
 ) -> dict[str, Tensor]:
-    """Position-averaged Gram matrices of the weighted styles, computed tile by tile;
-    they equal the whole-image Grams up to the context lost beyond ``halo``."""
+    """Position-averaged Gram matrices (statistics for ``style_loss``) of the weighted
+    styles, computed tile by tile; they equal the whole-image Grams up to the context
+    lost beyond ``halo``."""
     from painterly.optimize import blend_grams
 
     def grams(rgb: Tensor) -> dict[str, Tensor]:
         return {
-            n: g / count for n, (g, count) in gram_sums(encoder, rgb, layers, tile, halo).items()
+            n: g / count
+            for n, (g, count) in gram_sums(encoder, rgb, layers, tile, halo, style_loss).items()
         }
 
     return blend_grams((grams(rgb), weight) for rgb, weight in styles)
@@ -273,11 +282,13 @@ def window(t: Tile, height: int, width: int, margin: int) -> tuple[Tile, Tile]:
     return w, Tile(t.y0 - w.y0, t.y1 - w.y0, t.x0 - w.x0, t.x1 - w.x0)
 
 
-def _tile_sums(seen: Window, layers) -> dict[str, tuple[Tensor, int]]:
+def _tile_sums(seen: Window, layers, style_loss: str) -> dict[str, tuple[Tensor, int]]:
     """Per layer: (sum of F F^T, positions) over the tile, seen in its current window."""
     with torch.no_grad():
         feats = seen.features(seen.context, layers)
-    return {n: (losses.gram(f), f.shape[-2] * f.shape[-1]) for n, f in feats.items()}
+    return {
+        n: (losses.style_sums(f, style_loss), f.shape[-2] * f.shape[-1]) for n, f in feats.items()
+    }
 
 
 def optimize_tiled(
@@ -304,11 +315,11 @@ def optimize_tiled(
     outcomes = []
     layers = tuple(grams)
     # Gram sums of the whole current image, kept up to date as tiles are written back.
-    total = gram_sums(encoder, image, layers, tile)
+    total = gram_sums(encoder, image, layers, tile, style_loss=opts.style_loss)
     for t in tile_grid(h, w, tile, overlap):
         win, box = window(t, h, w, margin)
         seen = Window(encoder, pre.to_input(win.crop(image)), box)
-        before = _tile_sums(seen, layers)
+        before = _tile_sums(seen, layers, opts.style_loss)
         rest = {n: (total[n][0] - before[n][0], total[n][1] - before[n][1]) for n in layers}
         objective = Objective(
             seen, win.crop(content_rgb), [], opts, grams=grams, rest=rest, pools=pools
@@ -320,7 +331,9 @@ def optimize_tiled(
         region = t.crop(image)
         region.copy_(region * (1 - weight) + out.rgb * weight)
         t.crop(done).fill_(True)
-        after = _tile_sums(Window(encoder, pre.to_input(win.crop(image)), box), layers)
+        after = _tile_sums(
+            Window(encoder, pre.to_input(win.crop(image)), box), layers, opts.style_loss
+        )
         total = {n: (rest[n][0] + after[n][0], rest[n][1] + after[n][1]) for n in layers}
         outcomes.append(out)
         if out.interrupted:
