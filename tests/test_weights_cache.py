@@ -16,6 +16,7 @@ import time
 import pytest
 from fake_weights import assert_one_line_error, files_under, md5, write_keras_h5
 
+from painterly import download
 from painterly.cli import main
 from painterly.encoders import cache as weights_cache
 from painterly.encoders import load_encoder, resolve_weights
@@ -193,7 +194,7 @@ def test_download_interrupted_leaves_nothing(fake_ws, cache, monkeypatch):
     def interrupt(self, chunk):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr(weights_cache._Hashes, "update", interrupt)
+    monkeypatch.setattr(download.Hashes, "update", interrupt)
     with pytest.raises(KeyboardInterrupt):
         weights_cache.download(fake_ws, progress=False, timeout=5)
     assert files_under(cache) == []

@@ -63,7 +63,13 @@ def _add_train_parser(sub) -> None:
         "the photos under --images, with painterly's losses on the encoder's layers.",
     )
     tr.add_argument("styles", nargs="+", help="painting(s); PATH:WEIGHT blends several")
-    tr.add_argument("--images", required=True, metavar="DIR", help="folder of training photos")
+    tr.add_argument(
+        "--images",
+        required=True,
+        metavar="DIR",
+        help="folder of training photos, or coco: the 5,000 photos of COCO 2017 val "
+        "(778 MB), downloaded into the cache on first use",
+    )
     tr.add_argument(
         "-o",
         "--output",

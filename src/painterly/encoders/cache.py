@@ -15,18 +15,12 @@ records the verdict at once.
 from __future__ import annotations
 
 import contextlib
-import hashlib
-import http.client
 import json
 import os
-import sys
-import urllib.error
-import urllib.request
 from collections.abc import Sequence
 from pathlib import Path
 
-from tqdm import tqdm
-
+from painterly import download as downloads
 from painterly.encoders.formats import load_state_dict
 from painterly.encoders.registry import REGISTRY, WeightSet, registry_entry
 from painterly.errors import WeightsError
@@ -34,8 +28,6 @@ from painterly.files import atomic_writer, cache_dir, write_json
 
 HINT_IMPORT = "`painterly weights import PATH`"
 VERDICTS = "verified.json"  # in the weights folder: which cached files matched their hash
-
-_CHUNK = 1 << 20
 
 
 def _weights_dir() -> Path:
@@ -69,42 +61,21 @@ def weights_cached(name: str) -> bool:
 # --- hashes and verdicts ------------------------------------------------------------------
 
 
-class _Hashes:
-    """md5 and sha256 computed in one streaming pass."""
-
-    def __init__(self) -> None:
-        self.md5 = hashlib.md5(usedforsecurity=False)
-        self.sha256 = hashlib.sha256()
-
-    def update(self, chunk: bytes) -> None:
-        self.md5.update(chunk)
-        self.sha256.update(chunk)
-
-    def mismatch(self, ws: WeightSet) -> str | None:
-        """Why these hashes are not ``ws``'s file, or None if they match."""
-        md5 = self.md5.hexdigest()
-        if ws.md5 is not None and md5 != ws.md5.lower():
-            return f"md5 is {md5}, expected {ws.md5}"
-        sha = self.sha256.hexdigest()
-        prefix = ws.sha256_prefix
-        if prefix is not None and not sha.startswith(prefix.lower()):
-            return f"sha256 starts {sha[: len(prefix)]}, expected {prefix}"
-        return None
-
-    def identifies(self, ws: WeightSet) -> bool:
-        has_hash = ws.md5 is not None or ws.sha256_prefix is not None
-        return has_hash and self.mismatch(ws) is None
+def _mismatch(hashes: downloads.Hashes, ws: WeightSet) -> str | None:
+    """Why these hashes are not ``ws``'s file, or None if they match."""
+    return hashes.mismatch(ws.md5, ws.sha256_prefix)
 
 
-def _hash_file(path: Path) -> _Hashes:
-    hashes = _Hashes()
+def _identifies(hashes: downloads.Hashes, ws: WeightSet) -> bool:
+    has_hash = ws.md5 is not None or ws.sha256_prefix is not None
+    return has_hash and _mismatch(hashes, ws) is None
+
+
+def _hash_file(path: Path) -> downloads.Hashes:
     try:
-        with open(path, "rb") as f:
-            while chunk := f.read(_CHUNK):
-                hashes.update(chunk)
+        return downloads.hash_file(path)
     except OSError as err:
         raise WeightsError(f"cannot read weights file {path} ({err.strerror})") from err
-    return hashes
 
 
 def _stamp(path: Path) -> dict:
@@ -152,7 +123,7 @@ def checked_path(ws: WeightSet) -> Path | None:
     ):
         problem = known.get("problem")
     else:
-        problem = _hash_file(path).mismatch(ws)
+        problem = _mismatch(_hash_file(path), ws)
         _remember(path, ws, stamp, problem)
     if problem:
         raise WeightsError(
@@ -163,53 +134,6 @@ def checked_path(ws: WeightSet) -> Path | None:
 
 
 # --- download -----------------------------------------------------------------------------
-
-
-class _Failed(Exception):
-    """One URL did not yield a good file; the message says why (for the final error)."""
-
-
-def _fetch(url: str, ws: WeightSet, dest: Path, progress: bool, timeout: float) -> None:
-    request = urllib.request.Request(url, headers={"User-Agent": "painterly"})
-    hashes, received = _Hashes(), 0
-    # Raising inside the writer's block discards the temporary file: the cache never holds
-    # a partial or corrupt download under the real name.
-    with atomic_writer(dest) as out:
-        try:
-            # ``timeout`` bounds the connection and every read, so a stalled server fails
-            # instead of hanging; it is not a limit on the whole (548 MB) download.
-            with urllib.request.urlopen(request, timeout=timeout) as resp:
-                length = resp.headers.get("Content-Length")
-                total = int(length) if length and length.isdigit() else None
-                with tqdm(
-                    total=total,
-                    unit="B",
-                    unit_scale=True,
-                    unit_divisor=1024,
-                    desc=ws.filename,
-                    file=sys.stderr,
-                    disable=not progress,
-                ) as bar:
-                    while chunk := resp.read(_CHUNK):
-                        out.write(chunk)
-                        hashes.update(chunk)
-                        received += len(chunk)
-                        bar.update(len(chunk))
-        except urllib.error.HTTPError as err:
-            raise _Failed(f"HTTP {err.code} {err.reason}") from err
-        except urllib.error.URLError as err:
-            raise _Failed(str(err.reason)) from err
-        except TimeoutError as err:
-            raise _Failed(f"timed out after {timeout:g} s") from err
-        except http.client.IncompleteRead as err:
-            raise _Failed(f"connection dropped after {received + len(err.partial)} bytes") from err
-        except (OSError, http.client.HTTPException) as err:
-            raise _Failed(f"{type(err).__name__}: {err}") from err
-        if total is not None and received != total:
-            raise _Failed(f"connection dropped after {received} of {total} bytes")
-        problem = hashes.mismatch(ws)
-        if problem:
-            raise _Failed(problem)
 
 
 def download(
@@ -235,8 +159,15 @@ def download(
     failures = []
     for url in urls:
         try:
-            _fetch(url, ws, dest, progress, timeout)
-        except _Failed as err:
+            downloads.fetch(
+                url,
+                dest,
+                md5=ws.md5,
+                sha256_prefix=ws.sha256_prefix,
+                progress=progress,
+                timeout=timeout,
+            )
+        except downloads.Failed as err:
             failures.append(f"{url}: {err}")
         except OSError as err:  # the cache itself: full disk, read-only folder
             raise WeightsError(f"cannot write {dest} ({err.strerror})") from err
@@ -272,9 +203,9 @@ def import_file(path: str | os.PathLike, name: str | None = None) -> Path:
     load_state_dict(src, claimed.arch if claimed else None)
 
     hashes = _hash_file(src)
-    match = next((ws for ws in REGISTRY.values() if hashes.identifies(ws)), None)
+    match = next((ws for ws in REGISTRY.values() if _identifies(hashes, ws)), None)
     if claimed is not None and match is not claimed:
-        why = f"it is the {match.name} file" if match else hashes.mismatch(claimed)
+        why = f"it is the {match.name} file" if match else _mismatch(hashes, claimed)
         raise WeightsError(
             f"{src} is not the {claimed.name} weights file ({why}); download"
             f" {claimed.filename} again from {claimed.urls[0]}"
@@ -283,10 +214,10 @@ def import_file(path: str | os.PathLike, name: str | None = None) -> Path:
     dest = directory / (match.filename if match else src.name)
     if dest.name == VERDICTS:
         raise WeightsError(f"{src}: the cache keeps its own {VERDICTS}; rename the file")
-    copied = _Hashes()
+    copied = downloads.Hashes()
     try:
         with atomic_writer(dest) as out, open(src, "rb") as f:
-            while chunk := f.read(_CHUNK):
+            while chunk := f.read(downloads.CHUNK):
                 out.write(chunk)
                 copied.update(chunk)
             if copied.sha256.digest() != hashes.sha256.digest():

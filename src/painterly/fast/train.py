@@ -39,6 +39,7 @@ from painterly.events import Callback, Notice, Preview, Progress, Started, Stop,
 from painterly.fast import model_file
 from painterly.fast.config import TrainConfig
 from painterly.fast.network import TransformerNet, make_network
+from painterly.fast.photos import PHOTO_SETS, resolve_images
 from painterly.image import (
     MIN_SIDE,
     fit_size,
@@ -87,7 +88,10 @@ class Photos:
     def __init__(self, folder: str | os.PathLike, crop: int, jitter: float):
         folder = Path(folder)
         if not folder.is_dir():
-            raise OptionsError(f"--images {folder} is not a folder")
+            raise OptionsError(
+                f"--images {folder} is neither a folder nor a photo set's name "
+                f"({', '.join(PHOTO_SETS)})"
+            )
         self.crop, self.jitter = crop, jitter
         self.skipped: list[str] = []
         self.paths: list[Path] = []
@@ -275,7 +279,7 @@ def train(
     pre = encoder.preprocessing
     with torch.no_grad():
         on_device = [(s.to(device), w) for s, w in styles]
-        grams = style_targets(encoder, on_device, opts.style_layers, False)
+        grams = style_targets(encoder, on_device, opts.style_layers, False, opts.style_loss)
         pools = None  # the nearest-neighbour style's painting features: one blend for all
         if opts.style_loss == "nearest":
             pools = [nearest.painting_pools(encoder, on_device, opts.style_layers, opts.seed)]
@@ -433,7 +437,7 @@ def train_model(
     Notices say what is skipped and where the preview goes; the rest as :func:`train`."""
     from painterly.api import resolve_run
 
-    photos = Photos(images, config.crop, config.jitter)
+    photos = Photos(resolve_images(images, callback=callback), config.crop, config.jitter)
     preview = preview_photo_of(preview_photo, 512) if preview_photo else None
     opts, encoder, device, _ = resolve_run(None, overrides, callback, None)
     styles = style_tensors(specs, opts, config.crop)
