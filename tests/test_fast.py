@@ -315,6 +315,15 @@ def test_a_model_can_be_trained_toward_the_nearest_neighbour_style(tmp_path, pho
     assert info.options["loss"]["style_loss"] == "nearest"
 
 
+def test_a_model_can_be_trained_toward_the_mean_and_covariance(tmp_path, photos, style):
+    m, g = tmp_path / "m.safetensors", tmp_path / "g.safetensors"
+    assert _train(style, photos, m, "--iterations", "3", "--style-loss", "meancov") == 0
+    assert _train(style, photos, g, "--iterations", "3", "--style-loss", "gram") == 0
+    assert not _same(_weights(m), _weights(g))
+    _, info = model_file.load_model(m)
+    assert info.options["loss"]["style_loss"] == "meancov"
+
+
 def test_training_sizes_left_unset_are_chosen_for_the_device():
     from painterly.fast.config import TrainConfig
 

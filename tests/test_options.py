@@ -363,7 +363,10 @@ def test_other_style_layers_drop_the_presets_layer_weights():
     assert mine.style_layer_weights == ()  # equal weights, not the preset's five
     both = make_options(style_layers=("level1", "level2"), style_layer_weights=(1, 0.5))
     assert both.style_layer_weights == (1, 0.5)
-    # The preset's lighter deep levels answer the Gram loss: another loss weighs evenly.
+    # The preset's lighter deep levels answer the moment losses' specks (meancov, its own,
+    # and gram); nearest neighbours weigh the levels evenly.
+    assert offline.style_loss == "meancov"
     assert make_options(weights_resolved="offline", style_loss="nearest").style_layer_weights == ()
-    same = make_options(weights_resolved="offline", style_loss="gram")
-    assert same.style_layer_weights == offline.style_layer_weights
+    gram = make_options(weights_resolved="offline", style_loss="gram")
+    assert gram.style_loss == "gram"
+    assert gram.style_layer_weights == offline.style_layer_weights

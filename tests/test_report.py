@@ -320,3 +320,12 @@ def test_the_reports_settings_are_declared_and_checked_like_options():
         ReportConfig(recon_size=5)
     with pytest.raises(OptionsError, match="recon_steps"):
         report.explain(blob(), stripes(), encoder=tiny_encoder(), **{**TINY, "recon_steps": 0})
+
+
+def test_a_meancov_run_shows_the_covariances_its_loss_compares():
+    result = report.explain(
+        blob(96, 64), stripes(96, 64), encoder=tiny_encoder(), style_loss="meancov", **TINY
+    )
+    check_page(result.html, max_bytes=1_000_000)
+    assert "The covariance matrix of layer" in result.html and "2-Wasserstein" in result.html
+    assert "The Gram matrix of layer" not in result.html

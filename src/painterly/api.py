@@ -96,10 +96,11 @@ def make_options(
     base = options or preset(name)
     if weights_resolved == "offline" and options is None and _follows_the_encoder(name):
         base = preset_on_offline(name)
-    other_loss = overrides.get("style_loss", base.style_loss) != base.style_loss
-    if ("style_layers" in overrides or other_loss) and "style_layer_weights" not in overrides:
-        # The base's weights are for its own layers and style loss (the offline preset's
-        # lighter deep levels answer the Gram loss's specks): otherwise levels weigh equally.
+    to_nearest = overrides.get("style_loss", base.style_loss) == "nearest" != base.style_loss
+    if ("style_layers" in overrides or to_nearest) and "style_layer_weights" not in overrides:
+        # The base's weights are for its own layers and for the moment losses (gram,
+        # meancov: the offline preset's lighter deep levels answer their dark specks);
+        # other layers, or nearest neighbours, weigh the levels equally.
         overrides = {**overrides, "style_layer_weights": ()}
     return base.replace(**overrides) if overrides else base
 

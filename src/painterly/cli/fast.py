@@ -29,7 +29,13 @@ from painterly.cli.common import (
     write_metrics,
 )
 from painterly.errors import OptionsError
-from painterly.fast.config import TRAIN_OPTIONS, TRAIN_STRENGTH, ApplyConfig, TrainConfig
+from painterly.fast.config import (
+    TRAIN_OPTIONS,
+    TRAIN_STRENGTH,
+    TRAIN_STYLE_LOSS,
+    ApplyConfig,
+    TrainConfig,
+)
 from painterly.files import images_in
 
 
@@ -86,7 +92,10 @@ def _add_train_parser(sub) -> None:
     add_option_flags(
         tr,
         only=TRAIN_OPTIONS,
-        defaults={"strength": f"{TRAIN_STRENGTH}, or the --preset's"},
+        defaults={
+            "strength": f"{TRAIN_STRENGTH}, or the --preset's",
+            "style_loss": f"{TRAIN_STYLE_LOSS}, or the --preset's",
+        },
         helps={
             "strength": "0..1: how strongly the style is applied; a network learns the "
             "photo's structure from nothing, so training's default is lighter than "
@@ -146,6 +155,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     given = {k: getattr(args, k) for k in TRAIN_OPTIONS if hasattr(args, k)}
     if "preset" not in given:
         given.setdefault("strength", TRAIN_STRENGTH)
+        given.setdefault("style_loss", TRAIN_STYLE_LOSS)
     config = TrainConfig(**given_settings(args, TrainConfig))
     specs = [parse_style(s) for s in args.styles]
     out, metrics_path = _train_outputs(args, specs)

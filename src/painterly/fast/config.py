@@ -42,6 +42,10 @@ TRAIN_OPTIONS = (
 # optimisation (started from the photo) keeps for free: trained at the presets' 0.5 it
 # painted coarse colour fields; at 0.3 its edges follow the photo (docs/fast-models.md).
 TRAIN_STRENGTH = 0.3
+# Training's objective, unless --style-loss or a --preset says otherwise: the Gram loss,
+# at which TRAIN_STRENGTH was measured. (The offline preset's meancov paints more in
+# optimisation; a network trained toward it is a choice, --style-loss meancov.)
+TRAIN_STYLE_LOSS = "gram"
 
 
 @dataclass(frozen=True)

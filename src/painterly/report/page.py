@@ -23,7 +23,7 @@ import numpy as np
 import torch
 from PIL import Image
 
-from painterly import __version__
+from painterly import __version__, losses
 from painterly.api import Result
 from painterly.config import Options
 from painterly.encoders import Encoder, offline
@@ -347,7 +347,16 @@ class Page:
 
     def _gram(self) -> str:
         layer = self.middle_layer
-        grams = {key: gram_mean(f[None])[0] for key, f in self.middle_features.items()}
+        meancov = self.opts.style_loss == "meancov"
+        if meancov:  # what the loss compares: the covariances, beside the means
+            grams = {
+                key: losses.mean_and_covariance(
+                    losses.style_sums(f[None], "meancov") / (f.shape[-2] * f.shape[-1])
+                )[1][0]
+                for key, f in self.middle_features.items()
+            }
+        else:
+            grams = {key: gram_mean(f[None])[0] for key, f in self.middle_features.items()}
         c = grams["painting"].shape[0]
         # The channels the painting uses most (largest diagonal), strongest first, so that
         # the 64 x 64 corner shows the correlations that carry most of the style.
@@ -356,14 +365,16 @@ class Page:
         sub = {k: g[pick][:, pick].numpy() for k, g in grams.items()}
         # Square root for display: a few large (diagonal) entries would otherwise leave
         # every correlation dark. One scale for all three so colours compare.
-        vmax = max(float(np.percentile(np.sqrt(np.maximum(g, 0)), 99.5)) for g in sub.values())
+        # (A covariance has negative entries: its magnitude is shown.)
+        shown = {k: np.sqrt(np.abs(g) if meancov else np.maximum(g, 0)) for k, g in sub.items()}
+        vmax = max(float(np.percentile(g, 99.5)) for g in shown.values())
         cell = max(1, 192 // len(pick))
         pics = [
-            Picture(heatmap(np.sqrt(np.maximum(g, 0)), 0, vmax, VIRIDIS, cell), name)
+            Picture(heatmap(g, 0, vmax, VIRIDIS, cell), name)
             for name, g in (
-                ("photo", sub["photo"]),
-                ("painting (the target)", sub["painting"]),
-                ("result", sub["result"]),
+                ("photo", shown["photo"]),
+                ("painting (the target)", shown["painting"]),
+                ("result", shown["result"]),
             )
         ]
         before = sub["photo"] - sub["painting"]
@@ -384,7 +395,7 @@ class Page:
         ]
         hist = self.main.metrics["history"]
         body = fill(
-            "gram.html",
+            "covariance.html" if meancov else "gram.html",
             {"gallery": _gallery(pics + diffs, "row"), "scales": _scales()},
             layer=layer,
             channels=c,
