@@ -23,6 +23,11 @@ from painterly.fast.photos import PHOTO_SETS, PhotoSetError, fetch_photo_set, re
 NAMES = ["000000000139.jpg", "000000000285.jpg", "000000000632.jpg", "000000000724.jpg"]
 
 
+def kept(cache):
+    """The files in the cache, less the locks that claim what a run writes."""
+    return [p for p in files_under(cache) if p.parent.name != "locks"]
+
+
 def coco_like_zip(extra: dict[str, bytes] | None = None) -> bytes:
     """A zip as COCO publishes it: one ``val2017/`` folder of JPEG files."""
     buf = io.BytesIO()
@@ -118,7 +123,7 @@ def test_a_set_is_downloaded_unpacked_flat_and_the_archive_removed(fake_coco, ca
     folder = resolve_images("coco", callback=notices.append, progress=False)
     assert folder == cache / "photos" / "coco"
     assert sorted(p.name for p in folder.iterdir()) == NAMES
-    assert files_under(cache) == sorted(folder / n for n in NAMES)  # no archive, no .part
+    assert kept(cache) == sorted(folder / n for n in NAMES)  # no archive, no .part
     said = " ".join(n.message for n in notices)
     assert "downloading the coco photo set" in said and str(cache / "photos") in said
     assert "Creative Commons" in said  # the licence, before a byte is fetched
@@ -164,7 +169,7 @@ def test_a_wrong_md5_keeps_nothing(fake_coco, cache):
     with pytest.raises(PhotoSetError) as excinfo:
         fetch_photo_set(wrong, progress=False, timeout=5)
     assert_one_line_error(excinfo, "md5 is", "expected " + "0" * 32)
-    assert files_under(cache) == []
+    assert kept(cache) == []
 
 
 def test_a_missing_file_and_no_server_are_one_line_errors(fake_coco, cache, server):
@@ -173,7 +178,7 @@ def test_a_missing_file_and_no_server_are_one_line_errors(fake_coco, cache, serv
         with pytest.raises(PhotoSetError) as excinfo:
             fetch_photo_set(gone, progress=False, timeout=2)
         assert_one_line_error(excinfo, url, why, "--images")
-    assert files_under(cache) == []
+    assert kept(cache) == []
 
 
 def test_names_in_the_archive_cannot_escape_the_folder(fake_coco, cache, server):
@@ -183,7 +188,7 @@ def test_names_in_the_archive_cannot_escape_the_folder(fake_coco, cache, server)
     )
     folder = fetch_photo_set(ps, progress=False, timeout=5)
     assert sorted(p.name for p in folder.iterdir()) == sorted([*NAMES, "evil.jpg"])
-    assert files_under(cache) == sorted(p for p in folder.iterdir())
+    assert kept(cache) == sorted(p for p in folder.iterdir())
 
 
 def test_too_little_disk_space_is_said_before_downloading(fake_coco, cache, monkeypatch):
@@ -212,3 +217,25 @@ def test_an_unknown_name_is_a_one_line_error(tmp_path, capsys):
     assert main([*argv, "--quiet"]) == 2
     err = capsys.readouterr().err.strip()
     assert "\n" not in err and "neither a folder nor a photo set" in err and "coco" in err
+
+
+def test_a_second_run_does_not_download_beside_the_first(fake_coco, cache):
+    """Another process holding the set's download is said, not raced."""
+    import subprocess
+    import sys
+
+    from painterly.files import OutputBusy
+
+    holder = subprocess.Popen(
+        [sys.executable, "-c", "from painterly.files import claims; import sys; "
+         f"claims.claim({str(cache / 'photos' / 'val2017.zip')!r}); print('held', flush=True); "
+         "sys.stdin.read()"],
+        stdin=subprocess.PIPE, stdout=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    try:
+        assert holder.stdout is not None and holder.stdout.readline() == "held\n"
+        with pytest.raises(OutputBusy, match="another painterly run is writing"):
+            fetch_photo_set(fake_coco, progress=False, timeout=5)
+        assert Handler.ranges == []
+    finally:
+        holder.communicate("")

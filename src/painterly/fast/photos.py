@@ -24,7 +24,7 @@ from tqdm import tqdm
 from painterly import download
 from painterly.errors import PainterlyError
 from painterly.events import Callback, Notice, ignore
-from painterly.files import IMAGE_SUFFIXES, cache_dir
+from painterly.files import IMAGE_SUFFIXES, cache_dir, claims
 
 
 class PhotoSetError(PainterlyError):
@@ -104,6 +104,10 @@ def fetch_photo_set(
             f"cannot create {photos_dir()} ({err.strerror}); set PAINTERLY_CACHE to a "
             "writable folder"
         ) from err
+    # One download and unpacking at a time: a second run waits its turn by saying so.
+    claims.claim(archive)
+    if folder.is_dir():  # the run that held it has just finished
+        return folder
     if not archive.is_file():
         _download(ps, archive, callback, progress, timeout, urls)
     callback(Notice(f"unpacking {ps.photos} photos into {folder}"))
