@@ -1,18 +1,16 @@
 """The mean-and-covariance style loss (``--style-loss meancov``): the 2-Wasserstein
 distance against a NumPy transcription, its statistics under sums, masks and blends,
-and every path it runs on."""
+and every path it runs on (blends, masks, batches: test_nearest.py, for both)."""
 
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
-from synthetic import blob, stripes, tiny_encoder
+from synthetic import blob, stripes
 
 import painterly
 from painterly import losses, masks
-from painterly.batch import run_batch
-from painterly.errors import OptionsError
 from painterly.image import to_tensor
 
 RNG = np.random.default_rng(5)
@@ -125,35 +123,3 @@ def off_palette(rgb: torch.Tensor) -> float:
     """Mean distance of each pixel's colour to the nearer of the stripes' two colours."""
     colors = torch.tensor([[220, 40, 30], [30, 60, 200]]) / 255
     return float(torch.cdist(rgb[0].flatten(1).t(), colors).min(1).values.mean())
-
-
-def test_a_blend_and_masks(tmp_path):
-    from test_controls import assert_halves_took_their_styles, greens, halves
-
-    blend = painterly.run(
-        blob(), [(stripes(), 1.0), (greens(), 1.0)], weights="offline", size=48, steps=20,
-        style_loss="meancov",
-    )  # fmt: skip
-    assert torch.isfinite(to_tensor(blend.image)).all()
-    mask = tmp_path / "mask.png"
-    halves().save(mask)
-    out = painterly.run(
-        blob(), [stripes(), greens()], weights="offline", size=48, steps=20,
-        mask=str(mask), mask_styles="#ff0000=0,#0000ff=1", style_loss="meancov",
-    ).image  # fmt: skip
-    assert_halves_took_their_styles(out)
-
-
-def test_a_batch_gives_each_image_its_own_painting():
-    from test_controls import greens
-
-    items = [(blob(), stripes()), (blob(), greens())]
-    results = run_batch(items, weights="offline", size=48, steps=20, style_loss="meancov")
-    red, green = (to_tensor(r.image)[0].mean((1, 2)) for r in results)
-    assert red[0] > green[0] and green[1] > red[1]
-
-
-def test_the_books_form_has_the_gram_loss_only():
-    with pytest.raises(OptionsError, match="meancov needs .*loss.form relative"):
-        painterly.run(blob(), stripes(), encoder=tiny_encoder(), preset="chollet",
-                      style_loss="meancov")  # fmt: skip

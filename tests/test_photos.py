@@ -8,11 +8,11 @@ import dataclasses
 import hashlib
 import http.server
 import io
-import threading
 import zipfile
 
 import pytest
 from fake_weights import assert_one_line_error, files_under
+from loopback import serving
 from synthetic import blob, stripes
 
 from painterly import download
@@ -87,13 +87,8 @@ def archive():
 @pytest.fixture(scope="module")
 def server(archive):
     Handler.files = {"val2017.zip": archive, "evil.zip": coco_like_zip({"../../evil.jpg": b"x"})}
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with serving(Handler) as url:
+        yield url
 
 
 @pytest.fixture(autouse=True)

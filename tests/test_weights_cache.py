@@ -10,11 +10,11 @@ import json
 import os
 import shutil
 import sys
-import threading
 import time
 
 import pytest
 from fake_weights import assert_one_line_error, files_under, md5, write_keras_h5
+from loopback import serving
 
 from painterly import download
 from painterly.cli import main
@@ -114,13 +114,8 @@ def server(keras16_bytes):
     bad = bytearray(keras16_bytes)
     bad[len(bad) // 2] ^= 0xFF
     Handler.files = {"/good": keras16_bytes, "/badhash": bytes(bad)}
-    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
-    thread.start()
-    yield f"http://127.0.0.1:{httpd.server_address[1]}"
-    httpd.shutdown()
-    httpd.server_close()
-    thread.join(timeout=5)
+    with serving(Handler) as url:
+        yield url
 
 
 @pytest.fixture()
