@@ -128,7 +128,9 @@ def _get(url, out, hashes: Hashes, have: int, progress: bool, timeout: float, de
     start = received = 0
     try:
         with urllib.request.urlopen(request, timeout=timeout) as resp:
-            if have and resp.status == 206 and _range_start(resp) == have:
+            if resp.status == 206 and _range_start(resp) != have:
+                raise Failed(f"the server sent a part from byte {_range_start(resp)}, not {have}")
+            if resp.status == 206:
                 start = have
             elif have:
                 out.seek(0)
