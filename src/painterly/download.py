@@ -61,9 +61,9 @@ class Hashes:
         return None
 
 
-def hash_file(path: Path, hashes: Hashes | None = None) -> Hashes:
-    """The hashes of a file's bytes (added to ``hashes`` if given)."""
-    hashes = hashes or Hashes()
+def hash_file(path: Path) -> Hashes:
+    """The hashes of a file's bytes."""
+    hashes = Hashes()
     with open(path, "rb") as f:
         while chunk := f.read(CHUNK):
             hashes.update(chunk)

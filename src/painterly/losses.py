@@ -150,7 +150,7 @@ def content_loss_relative(
 def style_loss_relative(gen: Tensor, target: Tensor, kind: str = "gram") -> Tensor:
     """The style error of features ``gen`` against their target statistics (see
     :func:`style_sums`), relative to the target's size, per layer."""
-    return compare_statistics(style_sums(gen, kind) / _positions(gen), target, kind)
+    return compare_statistics(style_statistics(gen, kind), target, kind)
 
 
 def style_loss_relative_sums(
@@ -198,6 +198,12 @@ def style_sums(f: Tensor, kind: str = "gram", weight: Tensor | None = None) -> T
     top = torch.cat([g, s[:, :, None]], dim=2)
     bottom = torch.cat([s, count], dim=1)[:, None, :]
     return torch.cat([top, bottom], dim=1)
+
+
+def style_statistics(f: Tensor, kind: str = "gram") -> Tensor:
+    """:func:`style_sums` averaged over positions: what a style target holds (for
+    ``gram``, :func:`gram_mean`)."""
+    return style_sums(f, kind) / _positions(f)
 
 
 def compare_statistics(stats: Tensor, target: Tensor, kind: str) -> Tensor:

@@ -207,10 +207,7 @@ def style_targets(
         feats = encoder.features(encoder.preprocessing.to_input(rgb), layers)
         if book:
             return {name: losses.gram(feats[name]) for name in layers}
-        return {
-            name: losses.style_sums(f, style_loss) / (f.shape[-2] * f.shape[-1])
-            for name, f in ((n, feats[n]) for n in layers)
-        }
+        return {name: losses.style_statistics(feats[name], style_loss) for name in layers}
 
     return blend_grams((grams(rgb), weight) for rgb, weight in styles)
 

@@ -15,7 +15,6 @@ import contextlib
 import os
 import shutil
 import zipfile
-from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path, PurePosixPath
 
@@ -71,16 +70,15 @@ def resolve_images(
     callback: Callback = ignore,
     progress: bool = True,
     timeout: float = 30.0,
-    urls: Sequence[str] | None = None,
 ) -> Path:
     """The folder of photos ``--images`` names: a folder as it is; the name of a set in
     :data:`PHOTO_SETS` (when no such folder exists) its unpacked folder, downloaded and
-    unpacked first if it is not in the cache yet (``urls`` replaces the set's)."""
+    unpacked first if it is not in the cache yet."""
     path = Path(images)
     if path.exists() or str(images) not in PHOTO_SETS:
         return path
     return fetch_photo_set(
-        PHOTO_SETS[str(images)], callback=callback, progress=progress, timeout=timeout, urls=urls
+        PHOTO_SETS[str(images)], callback=callback, progress=progress, timeout=timeout
     )
 
 
@@ -90,7 +88,6 @@ def fetch_photo_set(
     callback: Callback = ignore,
     progress: bool = True,
     timeout: float = 30.0,
-    urls: Sequence[str] | None = None,
 ) -> Path:
     """The unpacked folder of ``ps``, downloaded, checked and unpacked if need be."""
     folder = photos_dir() / ps.name
@@ -109,14 +106,14 @@ def fetch_photo_set(
     if folder.is_dir():  # the run that held it has just finished
         return folder
     if not archive.is_file():
-        _download(ps, archive, callback, progress, timeout, urls)
+        _download(ps, archive, callback, progress, timeout)
     callback(Notice(f"unpacking {ps.photos} photos into {folder}"))
     _unpack(archive, folder, progress)
     archive.unlink(missing_ok=True)
     return folder
 
 
-def _download(ps: PhotoSet, archive: Path, callback, progress, timeout, urls) -> None:
+def _download(ps: PhotoSet, archive: Path, callback, progress, timeout) -> None:
     part = download.partial_path(archive)
     have = part.stat().st_size if part.is_file() else 0
     need = 2 * ps.size - have  # the archive, and the photos unpacked beside it
@@ -133,9 +130,8 @@ def _download(ps: PhotoSet, archive: Path, callback, progress, timeout, urls) ->
             f"into {photos_dir()}; {how}"
         )
     )
-    urls = tuple(ps.urls if urls is None else urls)
     failures = []
-    for url in urls:
+    for url in ps.urls:
         try:
             download.fetch(
                 url,
@@ -151,11 +147,10 @@ def _download(ps: PhotoSet, archive: Path, callback, progress, timeout, urls) ->
             failures.append(f"{url}: {err}")
         except OSError as err:  # the cache itself: full disk, read-only folder
             raise PhotoSetError(f"cannot write {archive} ({err.strerror})") from err
-    kept = download.partial_path(archive)
-    again = " (run again to resume)" if kept.is_file() else ""
+    again = " (run again to resume)" if part.is_file() else ""
     raise PhotoSetError(
         f"could not download the {ps.name} photo set ({'; '.join(failures)}){again}; or "
-        f"download {ps.filename} by hand from {urls[0]}, unpack it and give its folder "
+        f"download {ps.filename} by hand from {ps.urls[0]}, unpack it and give its folder "
         "to --images"
     )
 

@@ -350,9 +350,7 @@ class Page:
         meancov = self.opts.style_loss == "meancov"
         if meancov:  # what the loss compares: the covariances, beside the means
             grams = {
-                key: losses.mean_and_covariance(
-                    losses.style_sums(f[None], "meancov") / (f.shape[-2] * f.shape[-1])
-                )[1][0]
+                key: losses.mean_and_covariance(losses.style_statistics(f[None], "meancov"))[1][0]
                 for key, f in self.middle_features.items()
             }
         else:
