@@ -9,6 +9,7 @@ on a shared machine would. Prints one JSON line per configuration:
 
     python benchmarks/bench_threads.py                       # VGG19 (random weights), 512x384
     python benchmarks/bench_threads.py --weights offline --steps 20
+    python benchmarks/bench_threads.py --policies PASSIVE --threads 2 3 4
 """
 
 from __future__ import annotations
@@ -66,9 +67,10 @@ def main() -> None:
     parser.add_argument("--steps", type=int, default=12)
     parser.add_argument("--burners", type=int, default=2)
     parser.add_argument("--threads", type=int, nargs="+", default=[1, 2])
+    parser.add_argument("--policies", nargs="+", default=["ACTIVE", "PASSIVE"])
     args = parser.parse_args()
     for load in ("quiet", "busy"):
-        for policy in ("ACTIVE", "PASSIVE"):
+        for policy in args.policies:
             for threads in args.threads:
                 with burning(args.burners if load == "busy" else 0):
                     ms = measure(args.photo, threads, policy, args.steps, args.weights)

@@ -237,3 +237,48 @@ def test_the_command_line_asks_openmp_to_wait_without_spinning():
     env["OMP_WAIT_POLICY"] = "ACTIVE"  # the user's choice is kept
     out = subprocess.run([sys.executable, "-c", probe], env=env, capture_output=True, text=True)
     assert out.stdout.strip() == "ACTIVE", out.stderr
+
+
+def test_lbfgs_first_step_moves_each_value_about_one_grey_level():
+    # PyTorch's first L-BFGS step is 1 in total over all values: with the relative losses
+    # the line search then spent several evaluations just growing it.
+    from painterly import optimize as core
+    from painterly.config import Options
+
+    target = torch.linspace(-3, 3, 600).view(1, 3, 10, 20)
+    weights = torch.linspace(0.5, 2.0, 600).view(1, 3, 10, 20)
+    x = torch.zeros(1, 3, 10, 20, requires_grad=True)
+    points: list[torch.Tensor] = []
+
+    def closure():
+        points.append(x.detach().clone())
+        x.grad = None
+        loss = (weights * (x - target) ** 2).sum() * 1e-2
+        loss.backward()
+        return loss
+
+    opts = Options(steps=6, size=None, height=None)
+    core._run_lbfgs(x, closure, opts, [6], lambda: None, 0, lambda: None, first_step=0.5)
+    first_move = (points[1] - points[0]).abs().mean()
+    assert float(first_move) == pytest.approx(0.5, rel=1e-4)
+    # Every later point is the optimiser's own: it converges on the quadratic.
+    assert float((points[-1] - target).abs().max()) < float((points[1] - target).abs().max())
+    # PyTorch's own first step, for contrast: 1 over all 600 values.
+    x.data.zero_()
+    points.clear()
+    core._run_lbfgs(x, closure, opts, [6], lambda: None, 0, lambda: None)
+    assert float((points[1] - points[0]).abs().sum()) == pytest.approx(1.0, rel=1e-3)
+
+
+def test_the_first_step_reaches_a_lower_loss_in_the_same_steps(monkeypatch):
+    from painterly import optimize as core
+
+    def final_loss() -> float:
+        result = painterly.run(
+            blob(64, 48), stripes(64, 48), encoder=tiny_encoder(), size=64, scales=1, steps=8
+        )
+        return result.metrics["losses"]["total"]
+
+    planned = final_loss()
+    monkeypatch.setattr(core, "FIRST_STEP", 0.0)
+    assert planned < final_loss()

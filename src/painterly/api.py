@@ -292,6 +292,7 @@ def make_result(
         "history": history,
         "scales": [list(o.rgb.shape[-1:-3:-1]) for o in outcomes],
         "steps_per_scale": [o.steps for o in outcomes],
+        "seconds_per_scale": [round(o.seconds, 3) for o in outcomes],
         "interrupted": outcome.interrupted,
         "precision": outcome.precision,
         "precision_per_scale": [o.precision for o in outcomes],

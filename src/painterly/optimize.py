@@ -315,7 +315,8 @@ def optimize(
     interrupted = False
     try:
         if opts.optimizer == "lbfgs":
-            _run_lbfgs(x, closure, opts, limit, restore, objective.round, new_round)
+            first = FIRST_STEP * pre.scale / (sum(pre.std) / 3) if opts.loss_form != "book" else 0
+            _run_lbfgs(x, closure, opts, limit, restore, objective.round, new_round, first)
         else:
             _run_adam(x, closure, opts, pre, objective.round, new_round)
     except _BudgetSpent:
@@ -359,12 +360,25 @@ def _past(deadline: float, start: float, history: list) -> bool:
     return now + (now - start) / len(history) > deadline
 
 
+# L-BFGS's first step, as the mean change of a pixel value (0..1 units): one grey level.
+# PyTorch's own first step is 1 in total over all values, which with the relative losses
+# is so small that the line search spent 7-8 evaluations of every scale growing it.
+FIRST_STEP = 1 / 255
+
+
 class _BudgetSpent(Exception):
     """Raised inside the closure when the step budget is used up."""
 
 
 def _run_lbfgs(
-    x: Tensor, closure, opts: Options, limit: list[int], restore, every: int, new_round
+    x: Tensor,
+    closure,
+    opts: Options,
+    limit: list[int],
+    restore,
+    every: int,
+    new_round,
+    first_step: float = 0.0,
 ) -> None:
     """L-BFGS with a strong-Wolfe line search, spending exactly the step budget.
 
@@ -380,12 +394,26 @@ def _run_lbfgs(
     samples) also ends a round there; ``new_round`` changes it.
     """
     round_len = min(r for r in (opts.lbfgs_restart, every, opts.steps) if r)
+    # The optimiser moves u = x / c. L-BFGS and its line search are unchanged by such a
+    # scaling except for the very first step, steepest descent of L1 length 1 (in u),
+    # which becomes c in x: ``first_step`` per value (less if the gradient's L1 norm is
+    # below 1 / c, where PyTorch takes a plain gradient step instead).
+    c = first_step * x.numel() if first_step else 1.0
+    u = (x.detach() / c).requires_grad_(True)
+
+    def moved() -> Tensor:
+        with torch.no_grad():
+            x.copy_(u * c)
+        total = closure()
+        u.grad = x.grad * c
+        return total
+
     for done in range(0, opts.steps, round_len):
         if done and every:
             new_round()
         limit[0] = min(opts.steps, done + round_len)
         opt = torch.optim.LBFGS(
-            [x],
+            [u],
             lr=1.0,
             max_iter=round_len,
             max_eval=round_len,
@@ -397,9 +425,11 @@ def _run_lbfgs(
             line_search_fn="strong_wolfe",
         )
         try:
-            opt.step(closure)
+            opt.step(moved)
         except _BudgetSpent:
             restore()  # spent inside a line search: go back to the best point evaluated
+            with torch.no_grad():
+                u.copy_(x / c)
     limit[0] = opts.steps
 
 
