@@ -405,6 +405,7 @@ def _run_lbfgs(
         with torch.no_grad():
             x.copy_(u * c)
         total = closure()
+        assert x.grad is not None  # the closure's backward() fills it
         u.grad = x.grad * c
         return total
 
