@@ -10,7 +10,7 @@ import torch
 from synthetic import blob, stemmed_tiny_encoder, stripes, tiny_encoder
 
 import painterly
-from painterly import pipeline, precision
+from painterly import optimize, pipeline, precision
 from painterly.api import make_options
 from painterly.encoders import load_encoder
 from painterly.encoders.preprocessing import CAFFE
@@ -80,6 +80,9 @@ def test_a_stall_is_said_and_auto_redoes_the_scale_in_fp32(monkeypatch):
     # As on a GPU, auto picks bf16; the plain tiny encoder has no float32 stem, so in bf16
     # its loss is a staircase in the pixels and L-BFGS cannot move.
     monkeypatch.setattr(pipeline, "resolve_precision", lambda p, d, exact=False: "bf16")
+    # A first step far below bf16's resolution, so that no step leaves the stair it is on
+    # (the default one-grey-level step can jump a stair).
+    monkeypatch.setattr(optimize, "FIRST_STEP", 1e-7)
     events = []
     common = dict(encoder=tiny_encoder(), size=64, scales=1, steps=20, style_weight=1.0)
     result = painterly.run(blob(), stripes(), callback=events.append, **common)
