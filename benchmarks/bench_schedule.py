@@ -21,8 +21,8 @@ from pathlib import Path
 from PIL import Image
 
 import painterly
-from painterly.api import make_options
-from painterly.encoders import arch_of, canonical_layer, deepest, load_encoder
+from painterly.api import resolve_run
+from painterly.events import ignore
 from painterly.image import load_image
 
 HERE = Path(__file__).resolve().parent
@@ -58,11 +58,8 @@ def main() -> None:
     parser.add_argument("--preset", default="default")
     parser.add_argument("--output-dir", default="out/schedule")
     args = parser.parse_args()
-    opts = make_options(preset=args.preset, weights=args.weights)
-    arch = arch_of(args.weights)
-    layers = [canonical_layer(n, arch) for n in (opts.content_layer, *opts.style_layers)]
-    upto = None if args.weights == "offline" else deepest(layers, arch)
-    encoder = load_encoder(args.weights, upto=upto, pooling=opts.pooling, seed=opts.seed)
+    asked = {"preset": args.preset, "weights": args.weights}
+    _, encoder, _, _ = resolve_run(None, asked, ignore, None, progress=False)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     for photo_path, painting in PAIRS[: args.pairs]:

@@ -17,8 +17,8 @@ from pathlib import Path
 
 import painterly
 from painterly import paintings
-from painterly.api import make_options, resolve_device
-from painterly.encoders import arch_of, canonical_layer, deepest, load_encoder
+from painterly.api import resolve_run
+from painterly.events import ignore
 
 EXAMPLES = Path(__file__).resolve().parent.parent / "examples"
 
@@ -36,16 +36,8 @@ def main() -> None:
     parser.add_argument("--min-size", type=int, default=0, help="0: the preset's")
     parser.add_argument("--steps", type=int, default=0, help="0: the preset's")
     args = parser.parse_args()
-    opts = make_options(preset=args.preset, weights=args.weights)
-    arch = arch_of(args.weights)
-    layers = [canonical_layer(n, arch) for n in (opts.content_layer, *opts.style_layers)]
-    encoder = load_encoder(
-        args.weights,
-        upto=deepest(layers, arch),
-        pooling=opts.pooling,
-        seed=opts.seed,
-        device=resolve_device(args.device),
-    )
+    asked = {"preset": args.preset, "weights": args.weights, "device": args.device}
+    opts, encoder, _, _ = resolve_run(None, asked, ignore, None, progress=False)
     out = Path(args.output_dir)
     out.mkdir(parents=True, exist_ok=True)
     m_size, steps = args.min_size or opts.min_size, args.steps or opts.steps
